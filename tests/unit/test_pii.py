@@ -1,0 +1,68 @@
+"""ID number check digits and masking of personal data."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.pii import (
+    id_check_char,
+    id_number_problem,
+    is_mobile,
+    mask_id_number,
+    mask_name,
+    mask_phone,
+    pseudonym,
+)
+
+pytestmark = pytest.mark.unit
+
+# GB 11643's own worked example: 11010519491231002X
+VALID = "11010519491231002X"
+
+
+def test_check_character_of_the_standard_example() -> None:
+    assert id_check_char(VALID[:17]) == "X"
+    assert id_number_problem(VALID) is None
+    assert id_number_problem(VALID.lower()) is None
+
+
+@pytest.mark.parametrize(
+    ("number", "fragment"),
+    [
+        ("110105194912310021", "check character is 1, expected X"),
+        ("11010519491331002X", "not a date"),
+        ("1101051949123100", "not 17 digits"),
+        ("11010519491231002Y", "not 17 digits"),
+    ],
+)
+def test_invalid_numbers_say_why(number: str, fragment: str) -> None:
+    problem = id_number_problem(number)
+    assert problem is not None and fragment in problem
+
+
+def test_masks() -> None:
+    assert mask_phone("13812341234") == "138****1234"
+    assert mask_phone("+86 138-1234-1234") == "138****1234"
+    assert mask_id_number(VALID) == "110105********002X"
+    assert mask_name("张三") == "张*"
+    assert mask_name("欧阳娜娜") == "欧***"
+    assert mask_name("李") == "李*"
+    assert mask_name("") == ""
+
+
+def test_masked_values_do_not_contain_the_hidden_part() -> None:
+    assert "1234" not in mask_phone("13812345678")[:7]
+    assert "19491231" not in mask_id_number(VALID)
+
+
+def test_mobile_numbers() -> None:
+    assert is_mobile("13812341234") and is_mobile("+8613812341234")
+    assert not is_mobile("12812341234") and not is_mobile("0731-8888888")
+
+
+def test_pseudonym_is_stable_salted_and_not_the_value() -> None:
+    a = pseudonym(VALID, "salt-a")
+    assert a == pseudonym(VALID.lower(), "salt-a")
+    assert a != pseudonym(VALID, "salt-b")
+    assert VALID not in a and len(a) == 16
+    assert pseudonym("", "salt-a") == ""
