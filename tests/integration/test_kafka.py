@@ -29,9 +29,7 @@ def test_produce_and_consume_100k_messages(stack: Settings, unique: str) -> None
     topic, count = f"bulk-{unique}", 100_000
     create_topic(stack, topic, 4)
     producer = Producer(
-        stack.kafka_config(
-            **{"linger.ms": 20, "batch.size": 1_000_000, "enable.idempotence": True}
-        )
+        stack.kafka_config(**{"linger.ms": 20, "batch.size": 1_000_000, "enable.idempotence": True})
     )
     failures: list[str] = []
 
@@ -40,7 +38,9 @@ def test_produce_and_consume_100k_messages(stack: Settings, unique: str) -> None
             failures.append(str(err))
 
     for i in range(count):
-        producer.produce(topic, key=str(i % 97), value=f"{i:06d}".encode() * 50, on_delivery=on_delivery)
+        producer.produce(
+            topic, key=str(i % 97), value=f"{i:06d}".encode() * 50, on_delivery=on_delivery
+        )
         if i % 10_000 == 0:
             producer.poll(0)
     assert producer.flush(60) == 0
@@ -68,9 +68,7 @@ def test_produce_and_consume_100k_messages(stack: Settings, unique: str) -> None
                 assert msg.error() is None, msg.error()
                 seen.add(int(msg.value()[:6]))
         consumer.commit(asynchronous=False)
-        committed = consumer.committed(
-            [TopicPartition(topic, p) for p in range(4)], timeout=10
-        )
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)
     finally:
         consumer.close()
     assert len(seen) == count

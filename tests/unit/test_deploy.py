@@ -1,4 +1,4 @@
-"""The production twin (docker-compose.yml, deploy/) uses the same settings as the embedded stack."""
+"""The production twin (docker-compose.yml, deploy/) uses the embedded stack's settings."""
 
 from __future__ import annotations
 

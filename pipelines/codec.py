@@ -1,0 +1,144 @@
+"""Decoding Confluent-framed Avro (magic byte 0, 4-byte schema id, Avro body).
+
+Writer schemas are fetched from the registry once per id and cached; the fetch runs in a
+thread so a Faust agent's event loop never blocks on HTTP. Data is resolved against the
+project's own reader schema (``schemas/avro``), so a producer on an older or newer compatible
+schema version decodes into the shape the pipeline expects.
+
+Every failure is a :class:`~pipelines.errors.DecodeError` with a stable reason code, except
+an unreachable registry, which is transient (:class:`RegistryUnavailable`): the caller
+retries instead of dead-lettering a good event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader
+
+from pipelines.errors import DecodeError, GovstreamError
+
+MAGIC = 0
+HEADER = struct.Struct(">bI")
+
+# reason codes (gov.dead_letters.reason)
+NOT_FRAMED = "not_avro_framed"
+UNKNOWN_SCHEMA = "unknown_schema_id"
+BAD_AVRO = "avro_decode_failed"
+INCOMPATIBLE = "schema_incompatible"
+WRONG_SUBJECT = "wrong_schema_for_topic"
+
+
+class RegistryUnavailable(GovstreamError):
+    """The schema registry did not answer; retry later, do not dead-letter."""
+
+
+def split_frame(data: bytes | None) -> tuple[int, memoryview]:
+    """(schema id, Avro body) of a Confluent-framed message, or DecodeError."""
+    if data is None or len(data) < HEADER.size + 1:
+        raise DecodeError(NOT_FRAMED, f"{0 if data is None else len(data)} bytes is too short")
+    magic, schema_id = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise DecodeError(NOT_FRAMED, f"magic byte is {magic}, expected 0")
+    return schema_id, memoryview(data)[HEADER.size :]
+
+
+def frame(schema_id: int, body: bytes) -> bytes:
+    return HEADER.pack(MAGIC, schema_id) + body
+
+
+SchemaFetcher = Callable[[int], str]
+
+
+def registry_fetcher(registry_url: str) -> SchemaFetcher:
+    """A blocking fetcher of schema text by id over confluent-kafka's SchemaRegistryClient."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    client = SchemaRegistryClient({"url": registry_url})
+
+    def fetch(schema_id: int) -> str:
+        try:
+            schema = client.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise DecodeError(
+                    UNKNOWN_SCHEMA, f"schema id {schema_id} is not registered"
+                ) from exc
+            raise RegistryUnavailable(f"schema registry error: {exc}") from exc
+        except Exception as exc:  # connection refused, timeout
+            raise RegistryUnavailable(f"schema registry unreachable: {exc}") from exc
+        if schema.schema_str is None:
+            raise DecodeError(UNKNOWN_SCHEMA, f"schema id {schema_id} has no schema text")
+        return schema.schema_str
+
+    return fetch
+
+
+class AvroDecoder:
+    """Decode framed Avro into dicts shaped by ``reader_schema``; writer schemas cached by id."""
+
+    def __init__(self, reader_schema: str | dict[str, Any], fetch: SchemaFetcher) -> None:
+        raw = json.loads(reader_schema) if isinstance(reader_schema, str) else reader_schema
+        self.reader = parse_schema(raw)
+        self.reader_name = self.reader.get("name") if isinstance(self.reader, dict) else None
+        self._fetch = fetch
+        self._writers: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def _writer(self, schema_id: int) -> Any:
+        writer = self._writers.get(schema_id)
+        if writer is None:
+            text = self._fetch(schema_id)
+            try:
+                writer = parse_schema(json.loads(text))
+            except Exception as exc:
+                raise DecodeError(
+                    UNKNOWN_SCHEMA, f"schema id {schema_id} is not Avro: {exc}"
+                ) from exc
+            with self._lock:
+                self._writers[schema_id] = writer
+        return writer
+
+    def known(self, data: bytes | None) -> bool:
+        """True when the writer schema of ``data`` is cached (decode needs no registry call)."""
+        try:
+            return split_frame(data)[0] in self._writers
+        except DecodeError:
+            return True  # fails without the registry
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        """Decode, fetching the writer schema if needed (blocking)."""
+        schema_id, body = split_frame(data)
+        writer = self._writer(schema_id)
+        name = writer.get("name") if isinstance(writer, dict) else None
+        if self.reader_name and name and name.split(".")[-1] != self.reader_name.split(".")[-1]:
+            raise DecodeError(
+                WRONG_SUBJECT, f"schema id {schema_id} is {name}, expected {self.reader_name}"
+            )
+        stream = io.BytesIO(body)
+        try:
+            record = schemaless_reader(stream, writer, self.reader)
+        except (EOFError, IndexError, struct.error, UnicodeDecodeError) as exc:
+            raise DecodeError(BAD_AVRO, f"truncated or corrupt Avro body: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__name__ == "SchemaResolutionError":
+                raise DecodeError(INCOMPATIBLE, str(exc)) from exc
+            raise DecodeError(BAD_AVRO, f"{type(exc).__name__}: {exc}") from exc
+        if stream.tell() != len(body):
+            raise DecodeError(BAD_AVRO, f"{len(body) - stream.tell()} trailing bytes after record")
+        if not isinstance(record, dict):
+            raise DecodeError(BAD_AVRO, "not a record")
+        return record
+
+    async def decode_async(self, data: bytes | None) -> dict[str, Any]:
+        """Decode without blocking the event loop on a registry fetch."""
+        if self.known(data):
+            return self.decode(data)
+        return await asyncio.to_thread(self.decode, data)

@@ -1,0 +1,106 @@
+"""Confluent framing and Avro decoding with schema resolution (fetcher is an in-memory dict)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import pytest
+from fastavro import parse_schema, schemaless_writer
+
+from pipelines.codec import (
+    BAD_AVRO,
+    INCOMPATIBLE,
+    NOT_FRAMED,
+    UNKNOWN_SCHEMA,
+    WRONG_SUBJECT,
+    AvroDecoder,
+    frame,
+)
+from pipelines.errors import DecodeError
+
+pytestmark = pytest.mark.unit
+
+V1 = {"type": "record", "name": "Thing", "fields": [{"name": "id", "type": "string"}]}
+V2 = {
+    "type": "record",
+    "name": "Thing",
+    "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "note", "type": ["null", "string"], "default": None},
+    ],
+}
+OTHER = {"type": "record", "name": "Other", "fields": [{"name": "id", "type": "string"}]}
+NEEDS = {
+    "type": "record",
+    "name": "Thing",
+    "fields": [{"name": "id", "type": "string"}, {"name": "must", "type": "int"}],
+}
+
+
+def encode(schema: dict, record: dict) -> bytes:
+    out = io.BytesIO()
+    schemaless_writer(out, parse_schema(schema), record)
+    return out.getvalue()
+
+
+REGISTRY = {1: V1, 2: V2, 3: OTHER}
+
+
+def fetch(schema_id: int) -> str:
+    if schema_id not in REGISTRY:
+        raise DecodeError(UNKNOWN_SCHEMA, f"schema id {schema_id} is not registered")
+    return json.dumps(REGISTRY[schema_id])
+
+
+def test_old_and_new_writers_decode_into_the_reader_shape() -> None:
+    decoder = AvroDecoder(V2, fetch)
+    assert decoder.decode(frame(1, encode(V1, {"id": "a"}))) == {"id": "a", "note": None}
+    assert decoder.decode(frame(2, encode(V2, {"id": "b", "note": "x"}))) == {
+        "id": "b",
+        "note": "x",
+    }
+    old_reader = AvroDecoder(V1, fetch)
+    assert old_reader.decode(frame(2, encode(V2, {"id": "c", "note": "x"}))) == {"id": "c"}
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (None, NOT_FRAMED),
+        (b"", NOT_FRAMED),
+        (b"\x01\x00\x00\x00\x01abc", NOT_FRAMED),
+        (b'{"id": "json"}', NOT_FRAMED),
+        (frame(99, b"\x02a"), UNKNOWN_SCHEMA),
+        (frame(1, b"\x10ab"), BAD_AVRO),  # string length 8, only 2 bytes
+        (frame(1, encode(V1, {"id": "a"}) + b"junk"), BAD_AVRO),
+        (frame(3, encode(OTHER, {"id": "a"})), WRONG_SUBJECT),
+    ],
+)
+def test_bad_input_gets_a_reason(data: bytes | None, reason: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        AvroDecoder(V2, fetch).decode(data)
+    assert info.value.reason == reason
+
+
+def test_reader_needing_a_field_the_writer_lacks_is_incompatible() -> None:
+    with pytest.raises(DecodeError) as info:
+        AvroDecoder(NEEDS, fetch).decode(frame(1, encode(V1, {"id": "a"})))
+    assert info.value.reason == INCOMPATIBLE
+
+
+def test_writer_schema_is_fetched_once_and_async_path_agrees() -> None:
+    calls: list[int] = []
+
+    def counting(schema_id: int) -> str:
+        calls.append(schema_id)
+        return fetch(schema_id)
+
+    decoder = AvroDecoder(V2, counting)
+    data = frame(1, encode(V1, {"id": "a"}))
+    assert not decoder.known(data)
+    first = asyncio.run(decoder.decode_async(data))
+    assert decoder.known(data)
+    assert asyncio.run(decoder.decode_async(data)) == first == {"id": "a", "note": None}
+    assert calls == [1]
