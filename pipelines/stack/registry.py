@@ -1,0 +1,839 @@
+"""The embedded, Confluent-compatible schema registry.
+
+A REST subset of Confluent Schema Registry, enough for confluent-kafka's
+``SchemaRegistryClient``, ``AvroSerializer`` and ``AvroDeserializer`` to work unchanged:
+
+========================================================  ====================================
+``POST /subjects/{s}/versions``                           register (same text → same global id)
+``POST /subjects/{s}``                                    look a schema up in a subject
+``GET /schemas/ids/{id}`` (``/versions``, ``/subjects``)  a schema by its global id
+``GET /schemas/guids/{guid}``, ``GET /schemas/types``
+``GET /subjects``, ``GET /subjects/{s}/versions``
+``GET /subjects/{s}/versions/{v|latest}`` (``/schema``)
+``DELETE /subjects/{s}``, ``DELETE /subjects/{s}/versions/{v}``  soft, or ``?permanent=true``
+``POST /compatibility/subjects/{s}/versions[/{v}]``       ``{"is_compatible": …}``
+``GET|PUT|DELETE /config``, ``GET|PUT|DELETE /config/{s}``
+``GET /mode``, ``GET /``
+========================================================  ====================================
+
+Only ``AVRO`` schemas without references are accepted. State is one JSON file under
+``Settings().data_dir / "registry"``, rewritten atomically on every change, so ids and
+versions survive a restart. ``python -m pipelines.stack.registry`` serves in the foreground.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import socketserver
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pipelines.errors import GovstreamError, PortInUseError, StackError
+from pipelines.settings import Settings, get_settings
+from pipelines.stack.registry_compat import (
+    DEFAULT_LEVEL,
+    AvroSchema,
+    CompatibilityLevel,
+    InvalidSchemaError,
+    compatibility_errors,
+    parse_avro,
+)
+
+log = logging.getLogger("govstream.registry")
+
+CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+ACCEPTED_BODY_TYPES = frozenset(
+    {
+        "application/json",
+        "application/vnd.schemaregistry.v1+json",
+        "application/vnd.schemaregistry+json",
+        "application/octet-stream",
+    }
+)
+SETTING = "GOVSTREAM_SCHEMA_REGISTRY_URL"
+STATE_FILE = "registry.json"
+STATE_FORMAT = 1
+MAX_VERSION = 2**31 - 1
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class RegistryError(GovstreamError):
+    """An error answered to a client as Confluent's ``{"error_code", "message"}`` body."""
+
+    def __init__(self, http_status: int, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.error_code = error_code
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error_code": self.error_code, "message": self.message}
+
+
+class RegistryStoreError(RegistryError):
+    """The registry's state file could not be read or written."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(500, 50001, f"Error in the backend data store: {message}")
+
+
+def subject_not_found(subject: str) -> RegistryError:
+    return RegistryError(404, 40401, f"Subject '{subject}' not found.")
+
+
+def version_not_found(version: int | str) -> RegistryError:
+    return RegistryError(404, 40402, f"Version {version} not found.")
+
+
+def schema_not_found(schema_id: int | str | None = None) -> RegistryError:
+    what = "Schema not found" if schema_id is None else f"Schema {schema_id} not found"
+    return RegistryError(404, 40403, f"{what}.")
+
+
+def invalid_schema(message: str) -> RegistryError:
+    return RegistryError(422, 42201, message)
+
+
+def invalid_version(text: str) -> RegistryError:
+    return RegistryError(
+        422,
+        42202,
+        f"The specified version '{text}' is not a valid version id. Allowed values are "
+        'between [1, 2^31-1] and the string "latest"',
+    )
+
+
+def invalid_level() -> RegistryError:
+    return RegistryError(
+        422,
+        42203,
+        "Invalid compatibility level. Valid values are none, backward, forward, full, "
+        "backward_transitive, forward_transitive, and full_transitive",
+    )
+
+
+def parse_level(value: Any) -> CompatibilityLevel:
+    if not isinstance(value, str):
+        raise invalid_level()
+    try:
+        return CompatibilityLevel(value.upper())
+    except ValueError:
+        raise invalid_level() from None
+
+
+def parse_version(text: str) -> int | None:
+    """A version path segment: a number, or None for ``latest`` (``-1`` too, as Confluent)."""
+    if text == "latest" or text == "-1":
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise invalid_version(text) from None
+    if not 1 <= number <= MAX_VERSION:
+        raise invalid_version(text)
+    return number
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+@dataclass
+class Version:
+    version: int
+    schema_id: int
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class SchemaRequest:
+    """The body of a register / lookup / compatibility request."""
+
+    text: str
+    schema_type: str = "AVRO"
+
+    @classmethod
+    def from_body(cls, body: Any) -> SchemaRequest:
+        if not isinstance(body, dict):
+            raise invalid_schema("Invalid schema: the request body must be a JSON object")
+        text = body.get("schema")
+        if not isinstance(text, str) or not text.strip():
+            raise invalid_schema("Invalid schema: the body needs a non-empty 'schema' string")
+        schema_type = body.get("schemaType") or "AVRO"
+        if not isinstance(schema_type, str) or schema_type.upper() != "AVRO":
+            raise invalid_schema(
+                f"Invalid schema type {schema_type!r}: this registry supports AVRO only"
+            )
+        if body.get("references"):
+            raise invalid_schema("Invalid schema: schema references are not supported")
+        return cls(text, "AVRO")
+
+    def parse(self) -> AvroSchema:
+        try:
+            return parse_avro(self.text)
+        except InvalidSchemaError as exc:
+            raise invalid_schema(str(exc)) from exc
+
+
+class RegistryStore:
+    """Subjects, versions, schemas and configs, persisted to one JSON file. Thread-safe."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / STATE_FILE
+        self._lock = threading.RLock()
+        self._next_id = 1
+        self._schemas: dict[int, dict[str, str]] = {}  # id -> {"schema", "guid"}
+        self._ids_by_text: dict[str, int] = {}
+        self._subjects: dict[str, list[Version]] = {}
+        self._global_level = DEFAULT_LEVEL
+        self._subject_levels: dict[str, CompatibilityLevel] = {}
+        self._parsed: dict[int, AvroSchema] = {}
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryStoreError(f"cannot create {directory}: {exc.strerror}") from exc
+        self._load()
+
+    # persistence ------------------------------------------------------------------------
+
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "next_id": self._next_id,
+            "schemas": {str(i): dict(s) for i, s in sorted(self._schemas.items())},
+            "subjects": {
+                name: [
+                    {"version": v.version, "id": v.schema_id, "deleted": v.deleted}
+                    for v in versions
+                ]
+                for name, versions in sorted(self._subjects.items())
+            },
+            "config": {
+                "global": self._global_level.value,
+                "subjects": {s: lv.value for s, lv in sorted(self._subject_levels.items())},
+            },
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self._next_id = int(state["next_id"])
+        self._schemas = {
+            int(i): {"schema": str(s["schema"]), "guid": str(s["guid"])}
+            for i, s in state["schemas"].items()
+        }
+        self._ids_by_text = {s["schema"]: i for i, s in self._schemas.items()}
+        self._subjects = {
+            name: [Version(int(v["version"]), int(v["id"]), bool(v["deleted"])) for v in versions]
+            for name, versions in state["subjects"].items()
+        }
+        config = state["config"]
+        self._global_level = CompatibilityLevel(config["global"])
+        self._subject_levels = {
+            s: CompatibilityLevel(lv) for s, lv in config.get("subjects", {}).items()
+        }
+        self._parsed = {  # drop parses of ids a rolled-back change had handed out
+            i: parsed
+            for i, parsed in self._parsed.items()
+            if i in self._schemas and self._schemas[i]["schema"] == parsed.canonical
+        }
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            state = json.loads(self.path.read_text(encoding="utf-8"))
+            if state.get("format") != STATE_FORMAT:
+                raise ValueError(f"unknown format {state.get('format')!r}")
+            self._restore(state)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RegistryStoreError(f"cannot read {self.path}: {exc}") from exc
+
+    def _save(self) -> None:
+        text = json.dumps(self._dump(), ensure_ascii=False, indent=1)
+        fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise RegistryStoreError(f"cannot write {self.path}: {exc.strerror}") from exc
+        with contextlib.suppress(OSError):  # make the rename itself durable
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    @contextlib.contextmanager
+    def _change(self) -> Iterator[None]:
+        """Apply a change and persist it; on any failure the state is left as it was."""
+        with self._lock:
+            before = copy.deepcopy(self._dump())
+            try:
+                yield
+                self._save()
+            except BaseException:
+                self._restore(before)
+                raise
+
+    # helpers ----------------------------------------------------------------------------
+
+    def _parsed_schema(self, schema_id: int) -> AvroSchema:
+        parsed = self._parsed.get(schema_id)
+        if parsed is None:
+            parsed = parse_avro(self._schemas[schema_id]["schema"])
+            self._parsed[schema_id] = parsed
+        return parsed
+
+    def _versions(self, subject: str, *, deleted: bool = False) -> list[Version]:
+        """The subject's versions (live only unless ``deleted``); 40401 when there are none."""
+        versions = [v for v in self._subjects.get(subject, []) if deleted or not v.deleted]
+        if not versions:
+            raise subject_not_found(subject)
+        return versions
+
+    def _version(self, subject: str, spec: str, *, deleted: bool = False) -> Version:
+        number = parse_version(spec)
+        versions = self._versions(subject, deleted=deleted)
+        if number is None:
+            return versions[-1]
+        for v in versions:
+            if v.version == number:
+                return v
+        raise version_not_found(number)
+
+    def _registered(self, subject: str, v: Version) -> dict[str, Any]:
+        schema = self._schemas[v.schema_id]
+        return {
+            "subject": subject,
+            "version": v.version,
+            "id": v.schema_id,
+            "guid": schema["guid"],
+            "schema": schema["schema"],
+        }
+
+    def _referenced(self, schema_id: int) -> bool:
+        return any(v.schema_id == schema_id for vs in self._subjects.values() for v in vs)
+
+    def level(self, subject: str | None) -> CompatibilityLevel:
+        """The compatibility level in force for ``subject`` (its own, else the global one)."""
+        with self._lock:
+            if subject is not None and subject in self._subject_levels:
+                return self._subject_levels[subject]
+            return self._global_level
+
+    # schemas ----------------------------------------------------------------------------
+
+    def register(self, subject: str, request: SchemaRequest) -> dict[str, Any]:
+        schema = request.parse()
+        with self._lock:
+            live = [v for v in self._subjects.get(subject, []) if not v.deleted]
+            for v in live:
+                if self._schemas[v.schema_id]["schema"] == schema.canonical:
+                    return {"id": v.schema_id, "guid": self._schemas[v.schema_id]["guid"]}
+            level = self.level(subject)
+            previous = [self._parsed_schema(v.schema_id) for v in live]
+            problems = compatibility_errors(schema, previous, level)
+            if problems:
+                raise RegistryError(
+                    409,
+                    409,
+                    "Schema being registered is incompatible with an earlier schema for "
+                    f'subject "{subject}", details: [{"; ".join(problems)}] '
+                    f"(compatibility {level.value})",
+                )
+            with self._change():
+                schema_id = self._ids_by_text.get(schema.canonical)
+                if schema_id is None:
+                    schema_id = self._next_id
+                    self._next_id += 1
+                    self._schemas[schema_id] = {
+                        "schema": schema.canonical,
+                        "guid": str(uuid.uuid4()),
+                    }
+                    self._ids_by_text[schema.canonical] = schema_id
+                    self._parsed[schema_id] = schema
+                versions = self._subjects.setdefault(subject, [])
+                number = max((v.version for v in versions), default=0) + 1
+                versions.append(Version(number, schema_id))
+            log.info("registered %s version %d as id %d", subject, number, schema_id)
+            return {"id": schema_id, "guid": self._schemas[schema_id]["guid"]}
+
+    def lookup(self, subject: str, request: SchemaRequest, *, deleted: bool) -> dict[str, Any]:
+        schema = request.parse()
+        with self._lock:
+            for v in reversed(self._versions(subject, deleted=deleted)):
+                if self._schemas[v.schema_id]["schema"] == schema.canonical:
+                    return self._registered(subject, v)
+            raise schema_not_found()
+
+    def schema_by_id(self, schema_id: int) -> dict[str, Any]:
+        with self._lock:
+            if schema_id not in self._schemas or not self._referenced(schema_id):
+                raise schema_not_found(schema_id)
+            schema = self._schemas[schema_id]
+            return {"schema": schema["schema"], "guid": schema["guid"]}
+
+    def schema_by_guid(self, guid: str) -> dict[str, Any]:
+        with self._lock:
+            for schema_id, schema in self._schemas.items():
+                if schema["guid"] == guid and self._referenced(schema_id):
+                    return {"schema": schema["schema"], "id": schema_id, "guid": guid}
+            raise schema_not_found(guid)
+
+    def id_versions(self, schema_id: int, *, deleted: bool) -> list[dict[str, Any]]:
+        with self._lock:
+            self.schema_by_id(schema_id)
+            return [
+                {"subject": subject, "version": v.version}
+                for subject, versions in sorted(self._subjects.items())
+                for v in versions
+                if v.schema_id == schema_id and (deleted or not v.deleted)
+            ]
+
+    # subjects ---------------------------------------------------------------------------
+
+    def subjects(self, *, deleted: bool, deleted_only: bool, prefix: str) -> list[str]:
+        with self._lock:
+            names = []
+            for name, versions in sorted(self._subjects.items()):
+                if not name.startswith(prefix):
+                    continue
+                live = any(not v.deleted for v in versions)
+                if (deleted_only and not live) or (not deleted_only and (live or deleted)):
+                    names.append(name)
+            return names
+
+    def versions(self, subject: str, *, deleted: bool, deleted_only: bool) -> list[int]:
+        with self._lock:
+            versions = self._versions(subject, deleted=deleted or deleted_only)
+            return [v.version for v in versions if v.deleted or not deleted_only]
+
+    def get_version(self, subject: str, spec: str, *, deleted: bool) -> dict[str, Any]:
+        with self._lock:
+            return self._registered(subject, self._version(subject, spec, deleted=deleted))
+
+    def referenced_by(self, subject: str, spec: str) -> list[int]:
+        """Ids of schemas referring to a version: none, as references are not supported."""
+        with self._lock:
+            self._version(subject, spec, deleted=True)
+            return []
+
+    def delete_subject(self, subject: str, *, permanent: bool) -> list[int]:
+        with self._lock:
+            versions = self._subjects.get(subject)
+            if not versions:
+                raise subject_not_found(subject)
+            live = [v for v in versions if not v.deleted]
+            with self._change():
+                if permanent:
+                    if live:
+                        raise RegistryError(
+                            404,
+                            40405,
+                            f"Subject '{subject}' was not deleted first before being "
+                            "permanently deleted",
+                        )
+                    del self._subjects[subject]
+                    self._subject_levels.pop(subject, None)
+                    return [v.version for v in versions]
+                if not live:
+                    raise RegistryError(
+                        404,
+                        40404,
+                        f"Subject '{subject}' was soft deleted.Set permanent=true to delete "
+                        "permanently",
+                    )
+                for v in live:
+                    v.deleted = True
+                self._subject_levels.pop(subject, None)
+                return [v.version for v in live]
+
+    def delete_version(self, subject: str, spec: str, *, permanent: bool) -> int:
+        with self._lock:
+            v = self._version(subject, spec, deleted=True)
+            if spec in ("latest", "-1") and not permanent:
+                v = self._version(subject, spec)
+            with self._change():
+                if permanent:
+                    if not v.deleted:
+                        raise RegistryError(
+                            404,
+                            40407,
+                            f"Subject '{subject}' Version {v.version} was not deleted first "
+                            "before being permanently deleted",
+                        )
+                    self._subjects[subject].remove(v)
+                    if not self._subjects[subject]:
+                        del self._subjects[subject]
+                    return v.version
+                if v.deleted:
+                    raise RegistryError(
+                        404,
+                        40406,
+                        f"Subject '{subject}' Version {v.version} was soft deleted.Set "
+                        "permanent=true to delete permanently",
+                    )
+                v.deleted = True
+                return v.version
+
+    # compatibility ----------------------------------------------------------------------
+
+    def test_compatibility(
+        self, subject: str, spec: str | None, request: SchemaRequest
+    ) -> list[str]:
+        """Messages of the broken rules (empty: compatible). ``spec`` None: every version
+        the subject's level looks at; otherwise against that one version."""
+        schema = request.parse()
+        with self._lock:
+            level = self.level(subject)
+            if spec is None:
+                live = [v for v in self._subjects.get(subject, []) if not v.deleted]
+            else:
+                live = [self._version(subject, spec)]
+            previous = [self._parsed_schema(v.schema_id) for v in live]
+            return compatibility_errors(schema, previous, level)
+
+    def get_config(self, subject: str | None, *, default_to_global: bool) -> CompatibilityLevel:
+        with self._lock:
+            if subject is None or default_to_global:
+                return self.level(subject)
+            if subject not in self._subject_levels:
+                raise RegistryError(
+                    404,
+                    40408,
+                    f"Subject '{subject}' does not have subject-level compatibility configured",
+                )
+            return self._subject_levels[subject]
+
+    def set_config(self, subject: str | None, level: CompatibilityLevel) -> None:
+        with self._change():
+            if subject is None:
+                self._global_level = level
+            else:
+                self._subject_levels[subject] = level
+
+    def delete_config(self, subject: str | None) -> CompatibilityLevel:
+        with self._lock:
+            old = self.get_config(subject, default_to_global=False)
+            with self._change():
+                if subject is None:
+                    self._global_level = DEFAULT_LEVEL
+                else:
+                    del self._subject_levels[subject]
+            return old
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    method: str
+    parts: list[str]  # unquoted path segments
+    query: dict[str, list[str]]
+    body: Any
+
+    def flag(self, name: str) -> bool:
+        return self.query.get(name, ["false"])[-1].strip().lower() == "true"
+
+    def param(self, name: str, default: str = "") -> str:
+        return self.query.get(name, [default])[-1]
+
+
+def _int_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise schema_not_found(text) from None
+
+
+def route(store: RegistryStore, req: Request) -> Any:
+    """Answer one request: the JSON value of a 200 response, or raise :class:`RegistryError`."""
+    p, m = req.parts, req.method
+    n = len(p)
+    if n == 0:
+        return _only(m, "GET", lambda: {})
+    head = p[0]
+    if head == "subjects":
+        if n == 1:
+            return _only(
+                m,
+                "GET",
+                lambda: store.subjects(
+                    deleted=req.flag("deleted"),
+                    deleted_only=req.flag("deleted_only"),
+                    prefix=req.param("subjectPrefix"),
+                ),
+            )
+        subject = p[1]
+        if n == 2:
+            if m == "POST":
+                return store.lookup(
+                    subject, SchemaRequest.from_body(req.body), deleted=req.flag("deleted")
+                )
+            return _only(
+                m,
+                "DELETE",
+                lambda: store.delete_subject(subject, permanent=req.flag("permanent")),
+            )
+        if p[2] == "versions":
+            if n == 3:
+                if m == "POST":
+                    return store.register(subject, SchemaRequest.from_body(req.body))
+                return _only(
+                    m,
+                    "GET",
+                    lambda: store.versions(
+                        subject,
+                        deleted=req.flag("deleted"),
+                        deleted_only=req.flag("deleted_only"),
+                    ),
+                )
+            spec = p[3]
+            if n == 4:
+                if m == "DELETE":
+                    return store.delete_version(subject, spec, permanent=req.flag("permanent"))
+                return _only(
+                    m,
+                    "GET",
+                    lambda: store.get_version(subject, spec, deleted=req.flag("deleted")),
+                )
+            if n == 5 and p[4] == "schema":
+                return _only(
+                    m,
+                    "GET",
+                    lambda: json.loads(
+                        store.get_version(subject, spec, deleted=req.flag("deleted"))["schema"]
+                    ),
+                )
+            if n == 5 and p[4] == "referencedby":
+                return _only(m, "GET", lambda: store.referenced_by(subject, spec))
+    elif head == "schemas":
+        if n == 2 and p[1] == "types":
+            return _only(m, "GET", lambda: ["AVRO"])
+        if n == 3 and p[1] == "ids":
+            return _only(m, "GET", lambda: store.schema_by_id(_int_id(p[2])))
+        if n == 3 and p[1] == "guids":
+            return _only(m, "GET", lambda: store.schema_by_guid(p[2]))
+        if n == 4 and p[1] == "ids" and p[3] == "versions":
+            return _only(
+                m, "GET", lambda: store.id_versions(_int_id(p[2]), deleted=req.flag("deleted"))
+            )
+        if n == 4 and p[1] == "ids" and p[3] == "subjects":
+            return _only(
+                m,
+                "GET",
+                lambda: sorted(
+                    {
+                        sv["subject"]
+                        for sv in store.id_versions(_int_id(p[2]), deleted=req.flag("deleted"))
+                    }
+                ),
+            )
+    elif head == "compatibility" and n in (4, 5) and p[1] == "subjects" and p[3] == "versions":
+        return _only(m, "POST", lambda: _compatibility(store, req, p[2], p[4] if n == 5 else None))
+    elif head == "config" and n <= 2:
+        return _config(store, req, p[1] if n == 2 else None)
+    elif head == "mode" and n <= 2:
+        return _only(m, "GET", lambda: {"mode": "READWRITE"})
+    raise RegistryError(404, 404, "HTTP 404 Not Found")
+
+
+def _only(method: str, allowed: str, answer: Callable[[], Any]) -> Any:
+    if method != allowed:
+        raise RegistryError(405, 405, "HTTP 405 Method Not Allowed")
+    return answer()
+
+
+def _compatibility(store: RegistryStore, req: Request, subject: str, spec: str | None) -> Any:
+    problems = store.test_compatibility(subject, spec, SchemaRequest.from_body(req.body))
+    answer: dict[str, Any] = {"is_compatible": not problems}
+    if req.flag("verbose"):
+        answer["messages"] = problems
+    return answer
+
+
+def _config(store: RegistryStore, req: Request, subject: str | None) -> Any:
+    if req.method == "GET":
+        level = store.get_config(subject, default_to_global=req.flag("defaultToGlobal"))
+        return {"compatibilityLevel": level.value}
+    if req.method == "PUT":
+        body = req.body if isinstance(req.body, dict) else {}
+        level = parse_level(body.get("compatibility", body.get("compatibilityLevel")))
+        store.set_config(subject, level)
+        return {"compatibility": level.value}
+    if req.method == "DELETE":
+        return {"compatibilityLevel": store.delete_config(subject).value}
+    raise RegistryError(405, 405, "HTTP 405 Method Not Allowed")
+
+
+class RegistryHandler(BaseHTTPRequestHandler):
+    """One HTTP request: parse it, route it, answer JSON in Confluent's content type."""
+
+    server: RegistryServer
+    protocol_version = "HTTP/1.1"
+    server_version = "govstream-registry"
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        started = time.perf_counter()
+        try:
+            status, payload = 200, route(self.server.store, self._request())
+        except RegistryError as exc:
+            status, payload = exc.http_status, exc.body()
+        except Exception:  # a bug must answer 500, never kill the server
+            log.exception("internal error on %s %s", self.command, self.path)
+            status, payload = 500, {"error_code": 500, "message": "Internal Server Error"}
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        log.info(
+            "%s %s %s %d %.1fms",
+            self.client_address[0],
+            self.command,
+            self.path,
+            status,
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _request(self) -> Request:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        url = urlsplit(self.path)
+        parts = [unquote(s) for s in url.path.strip("/").split("/") if s]
+        body: Any = None
+        if raw:
+            media = (self.headers.get_content_type() or "").lower()
+            if self.headers.get("Content-Type") and media not in ACCEPTED_BODY_TYPES:
+                raise RegistryError(415, 415, f"HTTP 415 Unsupported Media Type: {media}")
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                raise RegistryError(400, 400, f"Malformed JSON request body: {exc}") from exc
+        return Request(self.command, parts, parse_qs(url.query), body)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # _handle logs one line per request, with its duration
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 (base signature)
+        log.warning("%s %s", self.address_string(), format % args)
+
+
+class RegistryServer(ThreadingHTTPServer):
+    """The registry's threaded HTTP server; ``store`` holds the state."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], store: RegistryStore) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.store = store
+        super().__init__(address, RegistryHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind also resolves the host's FQDN, which can stall; skip it
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.server_name}]" if ":" in self.server_name else self.server_name
+        return f"http://{host}:{self.server_port}"
+
+
+def make_server(settings: Settings) -> RegistryServer:
+    """A registry server bound to ``settings.registry_address`` with its state under
+    ``settings.data_dir / "registry"``; call ``serve_forever()`` on it."""
+    store = RegistryStore(settings.data_dir / "registry")
+    host, port = settings.registry_address
+    try:
+        return RegistryServer((host, port), store)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                f"schema registry: port {port} on {host} is in use ({reason}); stop what "
+                f"uses it or set {SETTING} to another address"
+            ) from exc
+        raise StackError(
+            f"schema registry: cannot listen on {host}:{port} ({reason}); check {SETTING}"
+        ) from exc
+
+
+def main() -> int:
+    """Serve in the foreground until SIGTERM/SIGINT; exit 0, 2 when the port is unusable."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        server = make_server(get_settings())
+    except StackError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except RegistryStoreError as exc:
+        print(f"schema registry: {exc.message}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="registry", daemon=True
+    )
+    thread.start()
+    log.info("schema registry listening on %s (state %s)", server.url, server.store.path)
+    while not stop.wait(1.0):
+        pass
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+    log.info("schema registry stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,493 @@
+"""The embedded schema registry, served in-process on a free port, driven by the real
+confluent-kafka ``SchemaRegistryClient``, ``AvroSerializer`` and ``AvroDeserializer``
+(plus raw HTTP for what the client does not expose)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from pipelines.settings import Settings, settings_env
+from pipelines.stack.registry import RegistryServer, make_server
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+V1 = {
+    "type": "record",
+    "name": "Report",
+    "namespace": "gov.test",
+    "fields": [{"name": "id", "type": "string"}, {"name": "level", "type": "int"}],
+}
+V2 = {  # BACKWARD compatible: a new field with a default, level promoted to long
+    **V1,
+    "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "level", "type": "long"},
+        {"name": "region", "type": "string", "default": "unknown"},
+    ],
+}
+V_BAD = {  # not BACKWARD compatible: a new field without a default
+    **V1,
+    "fields": [*V1["fields"], {"name": "owner", "type": "string"}],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def registry_settings(home: Path, port: int | None = None) -> Settings:
+    return Settings(
+        schema_registry_url=f"http://127.0.0.1:{port or free_port()}",
+        home=home,
+    )
+
+
+class Running:
+    """A registry server running in a thread of this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.server: RegistryServer = make_server(settings)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+        self.url = settings.schema_registry_url
+
+    def client(self) -> SchemaRegistryClient:
+        return SchemaRegistryClient({"url": self.url, "max.retries": 0})
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Running]:
+    running = Running(registry_settings(tmp_path))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def http(
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    content_type: str = "application/vnd.schemaregistry.v1+json",
+) -> tuple[int, dict[str, str], Any]:
+    """A raw request: (status, headers, decoded JSON body)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), json.loads(err.read())
+
+
+def avro(schema: dict[str, Any]) -> Schema:
+    return Schema(json.dumps(schema), "AVRO")
+
+
+def sr_error(excinfo: pytest.ExceptionInfo[SchemaRegistryError]) -> tuple[int, int]:
+    return excinfo.value.http_status_code, excinfo.value.error_code
+
+
+# --- serializer round trip -----------------------------------------------------------------
+
+
+def test_serializer_deserializer_round_trip(registry: Running) -> None:
+    client = registry.client()
+    ctx = SerializationContext("report", MessageField.VALUE)
+    serializer = AvroSerializer(client, json.dumps(V1))
+    payload = serializer({"id": "r-1", "level": 3}, ctx)
+    assert payload is not None
+    schema_id = client.get_latest_version("report-value").schema_id
+    assert payload[0] == 0 and int.from_bytes(payload[1:5], "big") == schema_id
+
+    # a fresh client, as a consumer process would have, fetches the schema by id
+    assert AvroDeserializer(registry.client())(payload, ctx) == {"id": "r-1", "level": 3}
+
+
+def test_deserializer_resolves_old_data_with_the_new_schema(registry: Running) -> None:
+    client = registry.client()
+    ctx = SerializationContext("report", MessageField.VALUE)
+    old_bytes = AvroSerializer(client, json.dumps(V1))({"id": "r-1", "level": 3}, ctx)
+    assert client.register_schema("report-value", avro(V2)) > 0
+    reader = AvroDeserializer(registry.client(), json.dumps(V2))
+    assert reader(old_bytes, ctx) == {"id": "r-1", "level": 3, "region": "unknown"}
+
+
+# --- register and lookup -------------------------------------------------------------------
+
+
+def test_register_is_idempotent_and_ids_are_global(registry: Running) -> None:
+    client = registry.client()
+    first = client.register_schema("a-value", avro(V1))
+    # same text with other whitespace, from another client (no client cache): same id
+    other = registry.client()
+    assert other.register_schema("a-value", Schema(json.dumps(V1, indent=2))) == first
+    assert other.get_versions("a-value") == [1]
+    # the same schema in another subject reuses the global id, as version 1 there
+    assert other.register_schema("b-value", avro(V1)) == first
+    assert other.get_version("b-value", 1).schema_id == first
+    assert sorted(other.get_subjects()) == ["a-value", "b-value"]
+    pairs = {(sv.subject, sv.version) for sv in other.get_schema_versions(first)}
+    assert pairs == {("a-value", 1), ("b-value", 1)}
+
+    second = other.register_schema("a-value", avro(V2))
+    assert second != first
+    latest = registry.client().get_latest_version("a-value")
+    assert (latest.version, latest.schema_id) == (2, second)
+    assert json.loads(latest.schema.schema_str or "null") == V2
+
+
+def test_lookup(registry: Running) -> None:
+    client = registry.client()
+    schema_id = client.register_schema("a-value", avro(V1))
+    found = registry.client().lookup_schema("a-value", avro(V1))
+    assert (found.subject, found.version, found.schema_id) == ("a-value", 1, schema_id)
+
+    status, _, body = http(f"{registry.url}/subjects/a-value", "POST", {"schema": json.dumps(V1)})
+    assert status == 200
+    assert body["id"] == schema_id and body["version"] == 1 and body["subject"] == "a-value"
+    assert json.loads(body["schema"]) == V1
+
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        registry.client().lookup_schema("a-value", avro(V2))
+    assert sr_error(excinfo) == (404, 40403)
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        registry.client().lookup_schema("nope-value", avro(V1))
+    assert sr_error(excinfo) == (404, 40401)
+
+
+def test_incompatible_schema_is_refused_with_409(registry: Running) -> None:
+    client = registry.client()
+    client.register_schema("a-value", avro(V1))
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        client.register_schema("a-value", avro(V_BAD))
+    assert sr_error(excinfo) == (409, 409)
+    assert "owner" in excinfo.value.error_message
+    assert client.get_versions("a-value") == [1]
+
+    assert client.test_compatibility("a-value", avro(V2)) is True
+    assert client.test_compatibility("a-value", avro(V_BAD), version=1) is False
+    status, _, body = http(
+        f"{registry.url}/compatibility/subjects/a-value/versions/latest?verbose=true",
+        "POST",
+        {"schema": json.dumps(V_BAD)},
+    )
+    assert status == 200 and body["is_compatible"] is False
+    assert any("READER_FIELD_MISSING_DEFAULT_VALUE" in m for m in body["messages"])
+
+
+# --- config --------------------------------------------------------------------------------
+
+
+def test_config(registry: Running) -> None:
+    client = registry.client()
+    assert client.get_compatibility() == "BACKWARD"
+    client.register_schema("a-value", avro(V1))
+
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        client.get_compatibility("a-value")
+    assert sr_error(excinfo) == (404, 40408)
+    status, _, body = http(f"{registry.url}/config/a-value?defaultToGlobal=true")
+    assert (status, body) == (200, {"compatibilityLevel": "BACKWARD"})
+
+    # a subject-level NONE lets the incompatible schema in; other subjects keep the global
+    assert client.set_compatibility("a-value", "none") == {"compatibility": "NONE"}
+    assert client.get_compatibility("a-value") == "NONE"
+    assert client.register_schema("a-value", avro(V_BAD)) > 0
+
+    client.register_schema("b-value", avro(V1))
+    client.set_compatibility(level="FORWARD")
+    assert client.get_compatibility() == "FORWARD"
+    # FORWARD: the latest (V1) must read V2's data, but V2's long cannot be read as int
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        client.register_schema("b-value", avro(V2))
+    assert sr_error(excinfo) == (409, 409)
+
+    status, _, body = http(f"{registry.url}/config", "PUT", {"compatibility": "SIDEWAYS"})
+    assert (status, body["error_code"]) == (422, 42203)
+    status, _, body = http(f"{registry.url}/config/a-value", "DELETE")
+    assert (status, body) == (200, {"compatibilityLevel": "NONE"})
+    status, _, body = http(f"{registry.url}/config/a-value")
+    assert (status, body["error_code"]) == (404, 40408)
+
+
+# --- deletes -------------------------------------------------------------------------------
+
+
+def test_soft_and_permanent_deletes(registry: Running) -> None:
+    client = registry.client()
+    id1 = client.register_schema("a-value", avro(V1))
+    id2 = client.register_schema("a-value", avro(V2))
+
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        client.delete_version("a-value", 2, permanent=True)
+    assert sr_error(excinfo) == (404, 40407)
+
+    assert client.delete_version("a-value", 2) == 2
+    assert client.get_versions("a-value") == [1]
+    assert client.get_versions("a-value", deleted=True) == [1, 2]
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        registry.client().get_version("a-value", 2)
+    assert sr_error(excinfo) == (404, 40402)
+    assert registry.client().get_version("a-value", 2, deleted=True).schema_id == id2
+    # a soft-deleted schema is still readable by id (old messages stay decodable)
+    assert json.loads(registry.client().get_schema(id2).schema_str or "null") == V2
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        client.delete_version("a-value", 2)
+    assert sr_error(excinfo) == (404, 40406)
+
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        client.delete_subject("a-value", permanent=True)
+    assert sr_error(excinfo) == (404, 40405)
+    assert client.delete_subject("a-value") == [1]
+    assert client.get_subjects() == []
+    assert client.get_subjects(deleted=True) == ["a-value"]
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        client.delete_subject("a-value")
+    assert sr_error(excinfo) == (404, 40404)
+
+    assert sorted(client.delete_subject("a-value", permanent=True)) == [1, 2]
+    assert client.get_subjects(deleted=True) == []
+    for schema_id in (id1, id2):
+        with pytest.raises(SchemaRegistryError) as excinfo:
+            registry.client().get_schema(schema_id)
+        assert sr_error(excinfo) == (404, 40403)
+
+    # after a permanent delete the subject starts again at version 1, ids are not reused
+    assert client.register_schema("a-value", avro(V1)) == id1
+    assert client.get_versions("a-value") == [1]
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_error_codes(registry: Running) -> None:
+    client = registry.client()
+    client.register_schema("a-value", avro(V1))
+    cases: list[tuple[str, str, Any, int, int]] = [
+        ("GET", "/subjects/nope/versions", None, 404, 40401),
+        ("GET", "/subjects/nope/versions/latest", None, 404, 40401),
+        ("GET", "/subjects/a-value/versions/9", None, 404, 40402),
+        ("GET", "/subjects/a-value/versions/0", None, 422, 42202),
+        ("GET", "/subjects/a-value/versions/abc", None, 422, 42202),
+        ("GET", "/schemas/ids/9999", None, 404, 40403),
+        ("POST", "/subjects/a-value/versions", {"schema": "{not json"}, 422, 42201),
+        ("POST", "/subjects/a-value/versions", {"schema": '{"type":"nosuch"}'}, 422, 42201),
+        ("POST", "/subjects/a-value/versions", {"nothing": 1}, 422, 42201),
+        (
+            "POST",
+            "/subjects/a-value/versions",
+            {"schema": '{"type":"object"}', "schemaType": "JSON"},
+            422,
+            42201,
+        ),
+        ("PUT", "/config/a-value", {"compatibility": "MOSTLY"}, 422, 42203),
+        ("DELETE", "/subjects/nope", None, 404, 40401),
+        ("GET", "/no/such/path", None, 404, 404),
+        ("DELETE", "/schemas/ids/1", None, 405, 405),
+    ]
+    for method, path, body, status, code in cases:
+        got_status, headers, got = http(registry.url + path, method, body)
+        assert (got_status, got["error_code"]) == (status, code), (method, path, got)
+        assert isinstance(got["message"], str) and got["message"]
+        assert headers["Content-Type"] == "application/vnd.schemaregistry.v1+json"
+    _, _, body = http(registry.url + "/subjects/nope/versions")
+    assert body["message"] == "Subject 'nope' not found."
+
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        client.get_schema(4242)
+    assert sr_error(excinfo) == (404, 40403)
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        client.register_schema("a-value", Schema('{"type":"object"}', "JSON"))
+    assert sr_error(excinfo) == (422, 42201)
+    assert "AVRO" in excinfo.value.error_message
+
+
+def test_content_types_and_schema_endpoints(registry: Running) -> None:
+    status, headers, body = http(
+        f"{registry.url}/subjects/a-value/versions",
+        "POST",
+        {"schema": json.dumps(V1)},
+        content_type="application/json",
+    )
+    assert status == 200 and isinstance(body["id"], int)
+    assert headers["Content-Type"] == "application/vnd.schemaregistry.v1+json"
+    schema_id = body["id"]
+
+    status, _, body = http(
+        f"{registry.url}/subjects/b-value/versions",
+        "POST",
+        {"schema": json.dumps(V1)},
+        content_type="text/plain",
+    )
+    assert (status, body["error_code"]) == (415, 415)
+
+    assert http(f"{registry.url}/subjects/a-value/versions/1/schema")[2] == V1
+    assert http(f"{registry.url}/schemas/ids/{schema_id}/versions")[2] == [
+        {"subject": "a-value", "version": 1}
+    ]
+    assert http(f"{registry.url}/schemas/ids/{schema_id}/subjects")[2] == ["a-value"]
+    assert http(f"{registry.url}/schemas/types")[2] == ["AVRO"]
+    status, _, body = http(f"{registry.url}/schemas/ids/{schema_id}?subject=a-value")
+    assert status == 200 and json.loads(body["schema"]) == V1
+
+
+# --- persistence and concurrency -----------------------------------------------------------
+
+
+def test_restart_keeps_ids_versions_and_config(tmp_path: Path) -> None:
+    first = Running(registry_settings(tmp_path))
+    try:
+        client = first.client()
+        id1 = client.register_schema("a-value", avro(V1))
+        id2 = client.register_schema("a-value", avro(V2))
+        id3 = client.register_schema("b-value", avro({"type": "string"}))
+        client.set_compatibility("b-value", "FULL_TRANSITIVE")
+        client.delete_version("a-value", 1)
+    finally:
+        first.stop()
+    assert (tmp_path / "data" / "registry" / "registry.json").is_file()
+
+    second = Running(registry_settings(tmp_path))  # same data dir, another port
+    try:
+        client = second.client()
+        assert client.get_versions("a-value") == [2]
+        assert client.get_versions("a-value", deleted=True) == [1, 2]
+        assert client.get_latest_version("a-value").schema_id == id2
+        assert client.get_version("b-value", 1).schema_id == id3
+        assert json.loads(client.get_schema(id1).schema_str or "null") == V1
+        assert client.get_compatibility("b-value") == "FULL_TRANSITIVE"
+        assert client.register_schema("a-value", avro(V2)) == id2  # no new version
+        new_id = client.register_schema("c-value", avro({"type": "long"}))
+        assert new_id not in (id1, id2, id3)
+        assert client.get_latest_version("a-value").version == 2
+    finally:
+        second.stop()
+
+
+def test_concurrent_clients(registry: Running) -> None:
+    schemas = [
+        {"type": "record", "name": f"R{i}", "fields": [{"name": "a", "type": "int"}]}
+        for i in range(6)
+    ]
+
+    def register(job: int) -> tuple[str, int]:
+        client = registry.client()
+        subject = f"s{job % 3}-value"
+        return json.dumps(schemas[job % 6]), client.register_schema(subject, avro(schemas[job % 6]))
+
+    registry.client().set_compatibility(level="NONE")  # unrelated records share subjects
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(register, range(48)))
+    ids_by_schema: dict[str, set[int]] = {}
+    for text, schema_id in results:
+        ids_by_schema.setdefault(text, set()).add(schema_id)
+    # one id per distinct schema text, distinct texts distinct ids
+    assert all(len(ids) == 1 for ids in ids_by_schema.values())
+    assert len({next(iter(ids)) for ids in ids_by_schema.values()}) == len(schemas)
+    client = registry.client()
+    for subject in ("s0-value", "s1-value", "s2-value"):
+        # each subject got exactly the two schemas routed to it, no duplicate versions
+        assert client.get_versions(subject) == [1, 2]
+
+
+# --- the process ---------------------------------------------------------------------------
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSTREAM_")}
+    env.update(settings_env(settings))
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def _wait_up(url: str, proc: subprocess.Popen[str], deadline_s: float = 20.0) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            with urllib.request.urlopen(url + "/subjects", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("registry did not come up")
+
+
+def test_main_serves_logs_and_stops_on_sigterm(tmp_path: Path) -> None:
+    settings = registry_settings(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.stack.registry"],
+        env=_env(settings),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_up(settings.schema_registry_url, proc)
+        SchemaRegistryClient({"url": settings.schema_registry_url}).register_schema(
+            "a-value", avro(V1)
+        )
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "POST /subjects/a-value/versions?normalize=False 200" in stderr
+    assert (tmp_path / "data" / "registry" / "registry.json").is_file()
+
+
+def test_main_exits_2_when_the_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = registry_settings(tmp_path, port)
+        result = subprocess.run(
+            [sys.executable, "-m", "pipelines.stack.registry"],
+            env=_env(settings),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str(port) in lines[0] and "GOVSTREAM_SCHEMA_REGISTRY_URL" in lines[0]
