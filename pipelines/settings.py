@@ -70,6 +70,32 @@ class Settings(BaseSettings):
     startup_timeout_s: float = Field(
         60.0, description="Seconds `stack up` waits for every service to answer."
     )
+    app_id: str = Field(
+        "govstream", description="Faust app id: the consumer group and table-topic prefix."
+    )
+    topic_partitions: int = Field(
+        4, ge=1, description="Partitions of the event topics when the pipeline creates them."
+    )
+    worker_web_port: int = Field(
+        6066, ge=0, le=65535, description="Port of the worker's web server (/metrics, /health)."
+    )
+    sink_batch_rows: int = Field(
+        2000, ge=1, description="Events per ClickHouse insert batch (per agent)."
+    )
+    sink_flush_s: float = Field(
+        0.5, gt=0, description="Longest time an event waits in a batch before the insert."
+    )
+    duplicate_window_s: int = Field(
+        7200, ge=0, description="并单: a report within this many seconds of an open one may merge."
+    )
+    duplicate_distance_m: float = Field(
+        300.0, ge=0, description="并单: reports this close (metres) are the same place."
+    )
+    pii_salt: str = Field(
+        "govstream-dev-salt",
+        description="Salt of the hashes kept for joining people across events; set a secret "
+        "in production.",
+    )
 
     @field_validator("embedded", mode="before")
     @classmethod
@@ -113,6 +139,20 @@ class Settings(BaseSettings):
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:
         """librdkafka configuration for confluent-kafka clients."""
         conf: dict[str, Any] = {"bootstrap.servers": self.kafka_bootstrap}
+        conf.update(overrides)
+        return conf
+
+    def kafka_producer_config(self, **overrides: Any) -> dict[str, Any]:
+        """Producer configuration: idempotent, batched, Java-compatible key hashing."""
+        conf = self.kafka_config(
+            **{
+                "enable.idempotence": True,
+                "linger.ms": 20,
+                "batch.size": 1_000_000,
+                "compression.type": "lz4",
+                "partitioner": "murmur2_random",
+            }
+        )
         conf.update(overrides)
         return conf
 
