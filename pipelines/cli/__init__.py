@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover - older typer on plain click
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
 from pipelines.cli import stack as stack_cli
+from pipelines.cli.classify import classify as classify_command
 from pipelines.errors import ConfigError, GovstreamError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(stack_cli.app, name="stack")
+app.command(name="classify")(classify_command)
 
 
 def _fail(message: str, code: int) -> int:

@@ -1,0 +1,71 @@
+"""`govstream classify TEXT | --file F [--json]`: run the report classifier on free text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from pipelines import classify as engine
+from pipelines.cli.output import print_json, print_table
+
+FIELDS = (
+    "code",
+    "major",
+    "minor",
+    "confidence",
+    "priority",
+    "sla_hours",
+    "department",
+    "level",
+)
+COLUMNS = ["text", *FIELDS, "evidence"]
+
+
+def _row(text: str) -> dict[str, Any]:
+    result = engine.classify(text)
+    row: dict[str, Any] = {"text": text}
+    row.update({name: getattr(result, name) for name in FIELDS})
+    row["evidence"] = list(result.evidence)
+    return row
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="--file") from exc
+    return [line.strip() for line in content.splitlines() if line.strip()]
+
+
+def classify(
+    text: str | None = typer.Argument(None, help="A report text (Chinese free text)."),
+    file: Path | None = typer.Option(  # noqa: B008 - typer's declaration style
+        None, "--file", help="Classify each non-empty line of F."
+    ),
+    json_: bool = typer.Option(
+        False, "--json", help="Print JSON (one object per line with --file)."
+    ),
+) -> None:
+    """Classify report text into the taxonomy: code, category, priority, SLA, department."""
+    if (text is None) == (file is None):
+        raise typer.BadParameter("give either a TEXT or --file F (exactly one)")
+    if text is not None:
+        row = _row(text)
+        if json_:
+            print_json(row)
+        else:
+            pairs = [{"field": k, "value": v} for k, v in row.items() if k != "evidence"]
+            pairs.append({"field": "evidence", "value": "、".join(row["evidence"])})
+            print_table(pairs, ["field", "value"], title="classification")
+        return
+    assert file is not None
+    rows = [_row(line) for line in _read_lines(file)]
+    if json_:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        table_rows = [{**r, "evidence": "、".join(r["evidence"])} for r in rows]
+        print_table(table_rows, COLUMNS, title=f"classification of {file}")
