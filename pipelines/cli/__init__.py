@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - older typer on plain click
 
 from pipelines.cli import stack as stack_cli
 from pipelines.cli.classify import classify as classify_command
+from pipelines.cli.produce import produce as produce_command
 from pipelines.errors import ConfigError, GovstreamError
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_cli.app, name="stack")
 app.command(name="classify")(classify_command)
+app.command(name="produce")(produce_command)
 
 
 def _fail(message: str, code: int) -> int:

@@ -1,0 +1,206 @@
+"""EventProducer and `govstream produce` against the embedded broker and registry.
+
+The event topics are shared by the session, so every test notes the end offsets first, sends
+events carrying its own unique ids, and reads back from those offsets only.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import (
+    MessageField,
+    SerializationContext,
+    SerializationError,
+)
+
+from pipelines import contracts, topics
+from pipelines.producer import EventProducer, RegistryError
+from pipelines.settings import Settings, settings_env
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = contracts.SCHEMA_DIR / "examples"
+
+
+@pytest.fixture(scope="module")
+def ready(stack: Settings) -> Settings:
+    topics.ensure_topics(stack)
+    return stack
+
+
+def end_offsets(settings: Settings, topic: str) -> list[TopicPartition]:
+    consumer = Consumer(settings.kafka_config(**{"group.id": "offsets-probe"}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        out = []
+        for p in sorted(partitions):
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            out.append(TopicPartition(topic, p, high))
+        return out
+    finally:
+        consumer.close()
+
+
+Row = tuple[str, int, str, dict[str, Any]]
+
+
+def ident(value: dict[str, Any]) -> str:
+    return str(value.get("event_id") or value.get("submission_id") or value["alert_id"])
+
+
+def read_back(
+    settings: Settings, starts: Iterable[TopicPartition], want: set[str], timeout: float = 60.0
+) -> list[Row]:
+    """(topic, partition, key, decoded value) of messages after ``starts``, until ``want`` seen.
+
+    Other tests may write to the same topics (also bytes that are not Avro: the simulator's
+    dead-letter cases), and Tansu's high watermark can lag behind the last batch, so reading
+    starts at or before the first message of the test: undecodable values are skipped and
+    reading stops once every id of ``want`` (event, submission or alert id) arrived.
+    """
+    starts = list(starts)
+    registry = SchemaRegistryClient(settings.registry_config())
+    deserializers = {
+        t: AvroDeserializer(registry, contracts.load_schema(t)) for t in {s.topic for s in starts}
+    }
+    consumer = Consumer(
+        settings.kafka_config(**{"group.id": "read-back", "enable.auto.commit": False})
+    )
+    consumer.assign(starts)
+    out: list[Row] = []
+    missing = set(want)
+    deadline = time.monotonic() + timeout
+    try:
+        while missing and time.monotonic() < deadline:
+            for msg in consumer.consume(5000, timeout=0.5):
+                assert msg.error() is None, msg.error()
+                topic = msg.topic()
+                try:
+                    value = deserializers[topic](
+                        msg.value(), SerializationContext(topic, MessageField.VALUE)
+                    )
+                except (SerializationError, SchemaRegistryError):
+                    continue
+                out.append((topic, msg.partition(), msg.key().decode(), value))
+                missing.discard(ident(value))
+    finally:
+        consumer.close()
+    return out
+
+
+def test_ensure_topics_is_idempotent(ready: Settings, unique: str) -> None:
+    assert topics.ensure_topics(ready) == []  # the fixture created them already
+    internal = f"repartition-{unique}"
+    assert topics.ensure_topics(ready, extra=[internal], partitions=2) == [internal]
+    assert topics.ensure_topics(ready, extra=[internal], partitions=2) == []
+    described = topics.describe_topics(ready, [*contracts.TOPICS, internal, "absent-" + unique])
+    assert set(described) == {*contracts.TOPICS, internal}
+    assert described[internal].partitions == 2
+    assert described["report"].partitions == ready.topic_partitions
+
+
+def test_examples_round_trip_through_registry_and_broker(ready: Settings, unique: str) -> None:
+    sent: dict[str, dict[str, Any]] = {}
+    starts: list[TopicPartition] = []
+    delivered: list[str] = []
+    with EventProducer(ready) as producer:
+        for topic in contracts.AVRO_TOPICS:
+            starts += end_offsets(ready, topic)
+            for line in (EXAMPLES / f"{topic}.jsonl").read_text(encoding="utf-8").splitlines():
+                event = json.loads(line)
+                id_field = {"report": "event_id", "form-submission": "submission_id"}.get(
+                    topic, "alert_id"
+                )
+                event[id_field] = f"{event[id_field]}-{unique}"
+                producer.send(topic, event, on_delivery=lambda err, msg: delivered.append(err))
+                sent[event[id_field]] = {
+                    "topic": topic,
+                    "key": contracts.key_for(topic, event),
+                    "record": contracts.from_json(topic, event),
+                }
+    assert producer.stats.delivered == len(sent) and producer.stats.failed == 0
+    assert delivered == [None] * len(sent)
+    got = read_back(ready, starts, set(sent))
+    mine = {ident(v): (t, k, v) for t, _p, k, v in got if ident(v) in sent}
+    assert set(mine) == set(sent)
+    for name, want in sent.items():
+        topic, key, value = mine[name]
+        assert (topic, key) == (want["topic"], want["key"])
+        assert value == want["record"]
+    # every step of the example report landed on one partition (key = report_id)
+    report_partitions = {p for t, p, k, _ in got if t == "report" and k == "YY-20240612-000123"}
+    assert len(report_partitions) == 1
+
+
+def test_registry_subjects_follow_topic_name_strategy(ready: Settings) -> None:
+    with EventProducer(ready) as producer:
+        for topic in contracts.AVRO_TOPICS:
+            line = (EXAMPLES / f"{topic}.jsonl").read_text(encoding="utf-8").splitlines()[0]
+            producer.serialize(topic, contracts.from_json(topic, json.loads(line)))
+    subjects = SchemaRegistryClient(ready.registry_config()).get_subjects()
+    assert {contracts.subject_for(t) for t in contracts.AVRO_TOPICS} <= set(subjects)
+
+
+def test_without_auto_register_an_unknown_subject_is_a_clear_error(ready: Settings) -> None:
+    producer = EventProducer(ready, auto_register=False)
+    # a lookup (no registration) under a subject nobody registered
+    producer._serializers["report"] = AvroSerializer(
+        producer._registry,
+        contracts.load_schema("report"),
+        conf={
+            "auto.register.schemas": False,
+            "subject.name.strategy": lambda ctx, name: "never-registered-value",
+        },
+    )
+    record = contracts.from_json(
+        "report", json.loads((EXAMPLES / "report.jsonl").read_text().splitlines()[0])
+    )
+    with pytest.raises(RegistryError, match="never-registered-value|report-value"):
+        producer.serialize("report", record)
+    producer.close(raise_on_failure=False)
+
+
+def test_cli_refused_line_does_not_stop_the_rest(
+    ready: Settings, unique: str, tmp_path: Path
+) -> None:
+    lines = (EXAMPLES / "report.jsonl").read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in lines]
+    for event in events:
+        event["event_id"] = f"{event['event_id']}-{unique}"
+    broken = dict(events[1])
+    broken["region_code"] = 430602001001  # a number, not a string
+    text = [json.dumps(e, ensure_ascii=False) for e in events]
+    text.insert(1, json.dumps(broken, ensure_ascii=False))
+    path = tmp_path / "reports.jsonl"
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    starts = end_offsets(ready, "report")
+    env = {**settings_env(ready), "PATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "produce", "report", "--file", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "line 2: region_code: wrong_type: expected string, got int 430602001001"
+    ]
+    summary = json.loads(result.stdout)
+    assert (summary["sent"], summary["refused"]) == (len(events), 1)
+    assert summary["delivered"] == len(events)
+    wanted = {e["event_id"] for e in events}
+    got = read_back(ready, starts, wanted)
+    assert wanted <= {ident(value) for _t, _p, _k, value in got}

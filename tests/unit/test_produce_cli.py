@@ -1,0 +1,196 @@
+"""`govstream produce`: line-numbered refusals, the rest sent, exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import contracts
+from pipelines.cli import main
+from pipelines.cli import produce as produce_cli
+from pipelines.producer import DeliveryStats, EventProducer, parse_event
+from pipelines.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+EXAMPLES = contracts.SCHEMA_DIR / "examples"
+
+
+class FakeProducer(EventProducer):
+    """EventProducer's validation and counting, with Kafka and the registry replaced."""
+
+    def __init__(self, settings: Settings, *, fail_delivery: int = 0) -> None:
+        self.settings = settings
+        self.stats = DeliveryStats()
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self._closed = False
+        self._fail_delivery = fail_delivery
+
+    def serialize(self, topic: str, record: Mapping[str, Any]) -> bytes:
+        self.sent.append((topic, contracts.key_for(topic, record), dict(record)))
+        return b"\x00\x00\x00\x00\x01avro"
+
+    def produce_raw(self, topic: str, value: bytes | None, **kwargs: Any) -> None:
+        self.stats.produced += 1
+
+    def flush(self, timeout: float = 30.0, *, raise_on_failure: bool = True) -> DeliveryStats:
+        failed = min(self._fail_delivery, self.stats.pending)
+        self.stats.failed += failed
+        if failed:
+            self.stats.failure_reasons["_MSG_TIMED_OUT"] += failed
+            self.stats.errors.append("report key 'x': Local: Message timed out")
+        self.stats.delivered += self.stats.pending
+        return self.stats
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakeProducer]]:
+    made: list[FakeProducer] = []
+
+    def open_producer(settings: Settings) -> EventProducer:
+        producer = FakeProducer(settings)
+        made.append(producer)
+        return producer
+
+    monkeypatch.setattr(produce_cli, "open_producer", open_producer)
+    yield made
+
+
+def example_lines(topic: str) -> list[str]:
+    return (EXAMPLES / f"{topic}.jsonl").read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize("topic", contracts.AVRO_TOPICS)
+def test_every_example_is_sent_exit_0(
+    topic: str, tmp_path: Path, fake: list[FakeProducer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = example_lines(topic)
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["produce", topic, "--file", str(path), "--json"]) == 0
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert summary["sent"] == summary["delivered"] == len(lines)
+    assert summary["refused"] == 0 and out.err == ""
+    assert [s[0] for s in fake[0].sent] == [topic] * len(lines)
+    expected_keys = [contracts.key_for(topic, json.loads(line)) for line in lines]
+    assert [s[1] for s in fake[0].sent] == expected_keys
+
+
+def test_invalid_lines_reported_with_numbers_rest_sent_exit_1(
+    tmp_path: Path, fake: list[FakeProducer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = example_lines("report")
+    bad_time = json.loads(good[1])
+    bad_time["occurred_at"] = "2024-06-12 08:50:03"  # no zone
+    typo = json.loads(good[2])
+    typo["descripton"] = typo.pop("note")
+    lines = [
+        good[0],
+        "{not json",
+        json.dumps(bad_time, ensure_ascii=False),
+        "",  # blank lines are skipped but still counted for numbering
+        json.dumps(typo, ensure_ascii=False),
+        "[1, 2]",
+        good[3],
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["produce", "report", "--file", str(path), "--json"]) == 1
+    out = capsys.readouterr()
+    errors = out.err.strip().splitlines()
+    assert errors[0].startswith("line 2: (record): invalid_json: not JSON")
+    assert errors[1].startswith("line 3: occurred_at: bad_timestamp: ")
+    assert "no time zone" in errors[1]
+    assert errors[2].startswith("line 5: descripton: unknown_field: ")
+    assert "did you mean 'description'?" in errors[2]
+    assert errors[3].startswith("line 6: (record): not_a_json_object: ")
+    assert len(errors) == 4
+    summary = json.loads(out.out)
+    assert summary["lines"] == 6
+    assert (summary["sent"], summary["refused"]) == (2, 4)
+    assert summary["reasons"] == {
+        "invalid_json": 1,
+        "bad_timestamp": 1,
+        "unknown_field": 1,
+        "not_a_json_object": 1,
+    }
+    sent_events = [s[2]["event_id"] for s in fake[0].sent]
+    assert sent_events == [json.loads(good[0])["event_id"], json.loads(good[3])["event_id"]]
+
+
+def test_reads_stdin_without_file(
+    monkeypatch: pytest.MonkeyPatch, fake: list[FakeProducer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = example_lines("alert")
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    assert main(["produce", "alert", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sent"] == len(lines)
+
+
+def test_table_summary_for_people(
+    tmp_path: Path, fake: list[FakeProducer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(example_lines("alert")), encoding="utf-8")
+    assert main(["produce", "alert", "--file", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "govstream produce" in out and "events_per_s" in out
+
+
+@pytest.mark.parametrize("topic", ["reports", "dead-letter", ""])
+def test_unknown_topic_is_one_line_exit_2(
+    topic: str, fake: list[FakeProducer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["produce", topic, "--file", "/nonexistent.jsonl"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("govstream: error: ") and "unknown topic" in err[0]
+    assert "Traceback" not in err[0]
+    assert fake == []  # nothing was opened
+
+
+def test_missing_file_is_exit_2(
+    tmp_path: Path, fake: list[FakeProducer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["produce", "report", "--file", str(tmp_path / "nope.jsonl")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read" in err[0]
+
+
+def test_undelivered_events_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        produce_cli, "open_producer", lambda settings: FakeProducer(settings, fail_delivery=1)
+    )
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(example_lines("alert")), encoding="utf-8")
+    assert main(["produce", "alert", "--file", str(path), "--json"]) == 1
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert summary["failed"] == 1 and summary["refused"] == 0
+    assert "not delivered: " in out.err
+
+
+def test_producer_refuses_without_sending() -> None:
+    producer = FakeProducer(Settings())
+    event = json.loads(example_lines("report")[0])
+    del event["report_id"]
+    with pytest.raises(contracts.FieldError) as info:
+        producer.send("report", event)
+    assert (info.value.reason, info.value.field) == ("missing_field", "report_id")
+    assert producer.sent == [] and producer.stats.produced == 0 and producer.stats.refused == 1
+    with pytest.raises(contracts.UnknownTopicError):
+        producer.send("nope", event)
+
+
+def test_parse_event_invalid_json_reason() -> None:
+    with pytest.raises(contracts.FieldError) as info:
+        parse_event("{")
+    assert info.value.reason == "invalid_json"
