@@ -29,7 +29,6 @@ import errno
 import json
 import logging
 import os
-import signal
 import socket
 import socketserver
 import sys
@@ -41,7 +40,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -55,6 +53,7 @@ from pipelines.stack.registry_compat import (
     compatibility_errors,
     parse_avro,
 )
+from pipelines.stack.serve import configure_logging, serve_until_signalled
 
 log = logging.getLogger("govstream.registry")
 
@@ -801,11 +800,7 @@ def make_server(settings: Settings) -> RegistryServer:
 
 def main() -> int:
     """Serve in the foreground until SIGTERM/SIGINT; exit 0, 2 when the port is unusable."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging()
     try:
         server = make_server(get_settings())
     except StackError as exc:
@@ -814,25 +809,8 @@ def main() -> int:
     except RegistryStoreError as exc:
         print(f"schema registry: {exc.message}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="registry", daemon=True
-    )
-    thread.start()
     log.info("schema registry listening on %s (state %s)", server.url, server.store.path)
-    while not stop.wait(1.0):
-        pass
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-    log.info("schema registry stopped")
-    return 0
+    return serve_until_signalled(server, "schema registry", log)
 
 
 if __name__ == "__main__":

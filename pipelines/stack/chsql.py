@@ -1,0 +1,251 @@
+"""Just enough ClickHouse SQL lexing for the embedded HTTP front end (pure functions).
+
+The front end must tell where one statement ends (chDB would run ``SELECT 1; DROP …`` as
+two statements, the ClickHouse server refuses that), where the data of an
+``INSERT … FORMAT <fmt>`` begins (the data may be binary), and which statements a
+read-only user may run. Statement kinds are read from ClickHouse's own parser
+(``EXPLAIN AST``) by :func:`readonly_problem`; the lexer here only has to respect quotes
+and comments.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# ClickHouse error codes the front end raises itself (names as ClickHouse prints them)
+SYNTAX_ERROR = 62
+UNKNOWN_SETTING = 115
+READONLY = 164
+ACCESS_DENIED = 497
+AUTHENTICATION_FAILED = 516
+UNKNOWN_FORMAT = 73
+BAD_ARGUMENTS = 36
+
+CODE_NAMES = {
+    SYNTAX_ERROR: "SYNTAX_ERROR",
+    UNKNOWN_SETTING: "UNKNOWN_SETTING",
+    READONLY: "READONLY",
+    ACCESS_DENIED: "ACCESS_DENIED",
+    AUTHENTICATION_FAILED: "AUTHENTICATION_FAILED",
+    UNKNOWN_FORMAT: "UNKNOWN_FORMAT",
+    BAD_ARGUMENTS: "BAD_ARGUMENTS",
+}
+
+_WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+_SPACE = b" \t\r\n\f\v"
+
+
+class SqlError(Exception):
+    """A request the front end refuses before chDB sees it, with a ClickHouse error code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def text(self) -> str:
+        return (
+            f"Code: {self.code}. DB::Exception: {self.message}. ({CODE_NAMES.get(self.code, '')})"
+        )
+
+
+def _skip_quoted(sql: bytes, i: int) -> int:
+    """Index after the quoted literal/identifier that starts at ``sql[i]``."""
+    quote = sql[i]
+    i += 1
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        if c == 0x5C:  # backslash escape
+            i += 2
+            continue
+        if c == quote:
+            if i + 1 < n and sql[i + 1] == quote:  # doubled quote
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    raise SqlError(SYNTAX_ERROR, "unterminated quoted string or identifier")
+
+
+def _skip_comment(sql: bytes, i: int) -> int | None:
+    """Index after the comment starting at ``sql[i]``, or None when none starts there."""
+    if sql.startswith(b"--", i) or sql.startswith(b"#", i):
+        end = sql.find(b"\n", i)
+        return len(sql) if end < 0 else end + 1
+    if sql.startswith(b"/*", i):
+        end = sql.find(b"*/", i + 2)
+        if end < 0:
+            raise SqlError(SYNTAX_ERROR, "unterminated comment")
+        return end + 2
+    return None
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # "word", "punct"
+    text: bytes
+    start: int
+    end: int
+    depth: int  # parenthesis depth at the token
+
+
+def tokens(sql: bytes, start: int = 0, stop_after_format: bool = False) -> list[Token]:
+    """Words and punctuation of ``sql`` outside literals and comments.
+
+    With ``stop_after_format`` the scan ends after ``FORMAT <name>`` at depth 0, because what
+    follows an INSERT's format name is data, not SQL.
+    """
+    out: list[Token] = []
+    i, n, depth = start, len(sql), 0
+    while i < n:
+        c = sql[i]
+        if c in _SPACE:
+            i += 1
+            continue
+        after_comment = _skip_comment(sql, i)
+        if after_comment is not None:
+            i = after_comment
+            continue
+        if c in b"'\"`":
+            i = _skip_quoted(sql, i)
+            continue
+        m = _WORD.match(sql, i)
+        if m:
+            out.append(Token("word", m.group().upper(), i, m.end(), depth))
+            i = m.end()
+            if (
+                stop_after_format
+                and depth == 0
+                and len(out) >= 2
+                and out[-2].kind == "word"
+                and out[-2].text == b"FORMAT"
+            ):
+                return out
+            continue
+        if c == 0x28:  # (
+            depth += 1
+        elif c == 0x29:  # )
+            depth = max(0, depth - 1)
+        out.append(Token("punct", bytes([c]), i, i + 1, depth))
+        i += 1
+    return out
+
+
+def single_statement(sql: bytes) -> bytes:
+    """The one statement of ``sql`` (a trailing ``;`` dropped); multi-statements refused."""
+    toks = tokens(sql)
+    semis = [t for t in toks if t.text == b";"]
+    if not semis:
+        return sql
+    first = semis[0]
+    if any(t.start > first.start for t in toks):
+        raise SqlError(SYNTAX_ERROR, "Multi-statements are not allowed")
+    return sql[: first.start]
+
+
+def first_keyword(sql: bytes) -> str:
+    """The statement's first word, upper case ('' for an empty query)."""
+    for tok in tokens(sql):
+        return tok.text.decode() if tok.kind == "word" else ""
+    return ""
+
+
+@dataclass(frozen=True)
+class InsertWithData:
+    """``INSERT … FORMAT fmt`` followed by data: the statement rewritten to read a file."""
+
+    head: bytes  # INSERT INTO t (cols) — without SETTINGS and FORMAT
+    settings: bytes  # "SETTINGS …" clause of the statement, or b""
+    format: str
+    data_start: int
+
+    def from_infile(self, path: str) -> str:
+        quoted = path.replace("\\", "\\\\").replace("'", "\\'")
+        parts = [self.head.decode().rstrip(), f"FROM INFILE '{quoted}'"]
+        if self.settings:
+            parts.append(self.settings.decode().strip())
+        parts.append(f"FORMAT {self.format}")
+        return " ".join(parts)
+
+
+def insert_with_data(sql: bytes) -> InsertWithData | None:
+    """Split ``INSERT … FORMAT fmt <data>``; None for any other statement.
+
+    Data begins after the format name, past spaces and tabs and at most one line break, as in
+    ClickHouse, so binary data that starts with a space byte survives.
+    """
+    toks = tokens(sql, stop_after_format=True)
+    if not toks or toks[0].text != b"INSERT":
+        return None
+    if len(toks) < 2 or toks[-2].text != b"FORMAT" or toks[-2].depth != 0:
+        return None
+    fmt_tok = toks[-1]
+    settings_start = next(
+        (t.start for t in toks if t.text == b"SETTINGS" and t.depth == 0), toks[-2].start
+    )
+    i, n = fmt_tok.end, len(sql)
+    while i < n and sql[i] in b" \t\f":
+        i += 1
+    if i < n and sql[i] == 0x0D:
+        i += 1
+    if i < n and sql[i] == 0x0A:
+        i += 1
+    return InsertWithData(
+        head=sql[:settings_start],
+        settings=sql[settings_start : toks[-2].start] if settings_start < toks[-2].start else b"",
+        format=sql[fmt_tok.start : fmt_tok.end].decode(),
+        data_start=i,
+    )
+
+
+def format_clause(sql: bytes) -> str | None:
+    """The output format a query names in its own ``FORMAT`` clause, if any."""
+    toks = [t for t in tokens(sql) if t.depth == 0]
+    for a, b in zip(toks, toks[1:], strict=False):
+        if a.text == b"FORMAT" and b.kind == "word":
+            return sql[b.start : b.end].decode()
+    return None
+
+
+# --- read-only users -------------------------------------------------------------------------
+
+#: Root nodes of ``EXPLAIN AST`` that only read.
+_READ_ROOTS = (
+    "SelectWithUnionQuery",
+    "SelectIntersectExceptQuery",
+    "SelectQuery",
+    "Show",
+    "DescribeQuery",
+    "Exists",
+    "Explain",
+)
+#: Table functions a read-only user may call: they read nothing outside the database.
+SAFE_TABLE_FUNCTIONS = frozenset(
+    {"numbers", "numbers_mt", "zeros", "zeros_mt", "generateRandom", "values", "view", "null"}
+    | {"generate_series", "merge", "format"}
+)
+
+
+def readonly_problem(ast: str) -> SqlError | None:
+    """Why a read-only user may not run a statement, from its ``EXPLAIN AST`` text."""
+    lines = [line for line in ast.splitlines() if line.strip()]
+    if not lines:
+        return SqlError(SYNTAX_ERROR, "Empty query")
+    root = lines[0].strip()
+    if not root.startswith(_READ_ROOTS):
+        kind = root.split(" ")[0]
+        return SqlError(READONLY, f"Cannot execute query in readonly mode ({kind})")
+    for prev, line in zip(lines, lines[1:], strict=False):
+        stripped = line.strip()
+        if stripped == "Set" or stripped.startswith("Set "):
+            return SqlError(READONLY, "Cannot modify settings in readonly mode")
+        if prev.strip().startswith("TableExpression") and stripped.startswith("Function "):
+            name = stripped.split(" ")[1]
+            if name not in SAFE_TABLE_FUNCTIONS:
+                return SqlError(
+                    ACCESS_DENIED,
+                    f"Not enough privileges: a read-only user may not call table function {name}",
+                )
+    return None

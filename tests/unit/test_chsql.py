@@ -1,0 +1,114 @@
+"""The SQL lexing of the embedded ClickHouse front end (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.stack import chsql
+from pipelines.stack.chsql import SqlError
+from pipelines.stack.clickhouse_http import compress, decompress
+
+pytestmark = pytest.mark.unit
+
+
+def test_single_statement_keeps_one_and_drops_a_trailing_semicolon() -> None:
+    assert chsql.single_statement(b"SELECT 1;  \n") == b"SELECT 1"
+    assert (
+        chsql.single_statement(b"SELECT ';' AS s -- ; comment") == b"SELECT ';' AS s -- ; comment"
+    )
+
+
+@pytest.mark.parametrize(
+    "sql", [b"SELECT 1; DROP TABLE t", b"SELECT 1;SELECT 2;", b"SELECT 'a'; /* x */ INSERT"]
+)
+def test_multi_statements_are_refused(sql: bytes) -> None:
+    with pytest.raises(SqlError) as err:
+        chsql.single_statement(sql)
+    assert err.value.code == chsql.SYNTAX_ERROR
+
+
+def test_unterminated_quote_is_a_syntax_error() -> None:
+    with pytest.raises(SqlError, match="unterminated"):
+        chsql.tokens(b"SELECT 'abc")
+
+
+def test_insert_data_starts_after_one_line_break_even_when_binary() -> None:
+    data = b" \x20\x01binary;'\x00"
+    sql = b"INSERT INTO db.t (a, `b`) FORMAT Native\n" + data
+    ins = chsql.insert_with_data(sql)
+    assert ins is not None
+    assert ins.format == "Native"
+    assert sql[ins.data_start :] == data
+    assert ins.from_infile("/tmp/x'y") == (
+        "INSERT INTO db.t (a, `b`) FROM INFILE '/tmp/x\\'y' FORMAT Native"
+    )
+
+
+def test_insert_settings_go_after_from_infile() -> None:
+    sql = b"insert into t SETTINGS insert_deduplication_token = 'k' format JSONEachRow {\"a\": 1}"
+    ins = chsql.insert_with_data(sql)
+    assert ins is not None
+    assert sql[ins.data_start :] == b'{"a": 1}'
+    assert ins.from_infile("/f") == (
+        "insert into t FROM INFILE '/f' "
+        "SETTINGS insert_deduplication_token = 'k' FORMAT JSONEachRow"
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        b"INSERT INTO t VALUES (1)",
+        b"INSERT INTO t SELECT * FROM s FORMAT JSON",
+        b"SELECT 1 FORMAT CSV",
+    ],
+)
+def test_statements_without_trailing_data_are_not_split(sql: bytes) -> None:
+    ins = chsql.insert_with_data(sql)
+    assert ins is None or sql[ins.data_start :] == b""
+
+
+def test_format_clause_at_depth_zero_only() -> None:
+    assert chsql.format_clause(b"SELECT 1 FORMAT JSONEachRow") == "JSONEachRow"
+    assert chsql.format_clause(b"SELECT formatRow('CSV', 1) FROM (SELECT 1)") is None
+    assert chsql.first_keyword(b"  -- c\n /* d */ select 1") == "SELECT"
+
+
+AST_SELECT = """SelectWithUnionQuery (children 1)
+ ExpressionList (children 1)
+  SelectQuery (children 2)
+   TablesInSelectQuery (children 1)
+    TablesInSelectQueryElement (children 1)
+     TableExpression (children 1)
+      Function numbers (children 1)
+"""
+
+
+def test_readonly_allows_reads_and_safe_table_functions() -> None:
+    assert chsql.readonly_problem(AST_SELECT) is None
+    assert chsql.readonly_problem("ShowTables (children 1)\n Identifier d\n") is None
+
+
+def test_readonly_refuses_writes_settings_and_outside_table_functions() -> None:
+    insert = chsql.readonly_problem("InsertQuery   (children 2)\n Identifier d\n")
+    assert insert is not None and insert.code == chsql.READONLY
+    with_settings = chsql.readonly_problem(AST_SELECT + "    Set\n")
+    assert with_settings is not None and with_settings.code == chsql.READONLY
+    outside = chsql.readonly_problem(AST_SELECT.replace("numbers", "file"))
+    assert outside is not None and outside.code == chsql.ACCESS_DENIED
+    assert "file" in outside.text()
+
+
+@pytest.mark.parametrize("encoding", ["lz4", "zstd", "gzip", "deflate"])
+def test_compression_round_trip_and_concatenated_frames(encoding: str) -> None:
+    body = "工单".encode() * 5000
+    packed, used = compress(body, f"{encoding};q=0.9, identity;q=0.1")
+    assert used == encoding and packed != body
+    assert decompress(packed, encoding) == body
+    if encoding != "deflate":  # streams of frames/members, as clickhouse-connect sends them
+        assert decompress(packed + packed, encoding) == body + body
+
+
+def test_unknown_content_encoding_is_a_clear_error() -> None:
+    with pytest.raises(SqlError, match="Unknown Content-Encoding"):
+        decompress(b"x", "snappy")
