@@ -80,3 +80,17 @@ def pseudonym(value: str, salt: str) -> str:
     if not value:
         return ""
     return hmac.new(salt.encode(), value.strip().upper().encode(), hashlib.sha256).hexdigest()[:16]
+
+
+# an ID number or a mobile number written inside free text (descriptions, addresses, notes),
+# not glued to other digits; a mobile may be written with spaces or dashes (138 1234 5678)
+_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d){8}(?!\d)")
+
+
+def scrub_text(text: str) -> str:
+    """Free text with ID and mobile numbers masked (residents type them into descriptions)."""
+    if not text:
+        return text
+    text = _ID_IN_TEXT.sub(lambda m: mask_id_number(m.group()), text)
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group()), text)

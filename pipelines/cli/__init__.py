@@ -16,9 +16,11 @@ try:  # typer >= 0.20 vendors click
 except ImportError:  # pragma: no cover - older typer on plain click
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
+from pipelines.cli import db as db_cli
 from pipelines.cli import stack as stack_cli
 from pipelines.cli.classify import classify as classify_command
 from pipelines.cli.produce import produce as produce_command
+from pipelines.cli.worker import worker as worker_command
 from pipelines.errors import ConfigError, GovstreamError
 
 app = typer.Typer(
@@ -29,8 +31,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(stack_cli.app, name="stack")
+app.add_typer(db_cli.app, name="db")
 app.command(name="classify")(classify_command)
 app.command(name="produce")(produce_command)
+app.command(name="worker")(worker_command)
 
 
 def _fail(message: str, code: int) -> int:

@@ -19,4 +19,5 @@ CREATE TABLE IF NOT EXISTS {database}.dead_letters
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(dead_at)
-ORDER BY (source_topic, source_partition, source_offset);
+ORDER BY (source_topic, source_partition, source_offset)
+SETTINGS non_replicated_deduplication_window = 10000;

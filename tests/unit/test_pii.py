@@ -12,6 +12,7 @@ from pipelines.pii import (
     mask_name,
     mask_phone,
     pseudonym,
+    scrub_text,
 )
 
 pytestmark = pytest.mark.unit
@@ -66,3 +67,17 @@ def test_pseudonym_is_stable_salted_and_not_the_value() -> None:
     assert a != pseudonym(VALID, "salt-b")
     assert VALID not in a and len(a) == 16
     assert pseudonym("", "salt-a") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("路灯坏了，联系我13812345678谢谢", "路灯坏了，联系我138****5678谢谢"),
+        ("电话 138 1234 5678，或+86-13912345678", "电话 138****5678，或139****5678"),
+        ("身份证11010519491231002X的老人", "身份证110105********002X的老人"),
+        ("编号2026112500001234567不是电话", "编号2026112500001234567不是电话"),
+        ("", ""),
+    ],
+)
+def test_scrub_text_masks_numbers_written_in_free_text(text: str, expected: str) -> None:
+    assert scrub_text(text) == expected

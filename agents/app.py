@@ -1,0 +1,46 @@
+"""The Faust app. Agents are thin: they wire `pipelines` steps to topics, tables and the sink.
+
+Run a worker with ``govstream worker`` (or ``faust -A agents.app worker``).
+"""
+
+from __future__ import annotations
+
+import faust
+
+from pipelines.settings import Settings, get_settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
+    web_host, _ = settings.kafka_address
+    return faust.App(
+        settings.app_id,
+        broker=brokers,
+        store="memory://",  # tables are rebuilt from their changelog topics on restart
+        autodiscover=False,
+        datadir=str(settings.home / "worker"),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        # Tansu delays a group join by about half the session timeout: keep it short.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        broker_commit_livelock_soft_timeout=120.0,
+        producer_linger=0.005,
+        stream_buffer_maxsize=max(4096, 2 * settings.sink_batch_rows),
+        web_enabled=True,
+        web_bind=web_host if web_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0",
+        web_port=settings.worker_web_port,
+        web_host=web_host,
+        table_cleanup_interval=60.0,
+    )
+
+
+settings = get_settings()
+app = create_app(settings)
+
+# register the agents (import for their side effect)
+from agents import reports  # noqa: E402,F401

@@ -1,0 +1,301 @@
+"""The report stream's pure steps: validate → enrich → classify → route → mask → row.
+
+Each step is a plain function over plain data, so it is tested without Kafka. The agent
+(`agents/reports.py`) only wires them to topics, tables and the sink.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipelines import contracts, divisions
+from pipelines.classify import Classification, classify
+from pipelines.errors import ValidationError
+from pipelines.pii import (
+    id_number_problem,
+    mask_id_number,
+    mask_name,
+    mask_phone,
+    pseudonym,
+    scrub_text,
+)
+
+# reason codes of gov.dead_letters for reports
+UNKNOWN_REGION = "unknown_region"
+EMPTY_DESCRIPTION = "empty_description"
+BAD_ID_NUMBER = "bad_id_number"
+BAD_TIMESTAMP = "bad_timestamp"
+INCOMPLETE = "incomplete_for_action"
+BAD_COORDINATES = "bad_coordinates"
+
+MAX_FUTURE = timedelta(minutes=10)  # clock skew tolerated on upstream devices
+MAX_AGE = timedelta(days=3 * 366)  # late uploads after an outage are fine; decades are not
+LEVELS = ("province", "city", "county", "township", "village")
+
+
+def validate(record: Mapping[str, Any], now: datetime) -> None:
+    """Raise ValidationError (with a reason code) when a decoded report breaks a rule."""
+    code = str(record.get("region_code") or "")
+    if not re.fullmatch(r"\d{12}", code) or not divisions.is_known(code):
+        raise ValidationError(UNKNOWN_REGION, f"region_code {code!r} is not a known division")
+    occurred = record["occurred_at"]
+    if occurred > now + MAX_FUTURE:
+        raise ValidationError(BAD_TIMESTAMP, f"occurred_at {occurred.isoformat()} is in the future")
+    if occurred < now - MAX_AGE:
+        raise ValidationError(
+            BAD_TIMESTAMP, f"occurred_at {occurred.isoformat()} is over three years old"
+        )
+    if record.get("action") == "SUBMIT" and not str(record.get("description") or "").strip():
+        raise ValidationError(EMPTY_DESCRIPTION, "a SUBMIT needs a non-empty description")
+    for role in ("reporter",):
+        person = record.get(role) or {}
+        number = person.get("id_number")
+        if number:
+            problem = id_number_problem(number)
+            if problem:
+                raise ValidationError(BAD_ID_NUMBER, f"{role}.id_number: {problem}")
+    lat, lon = record.get("lat"), record.get("lon")
+    if lat is not None and lon is not None and not (3 <= lat <= 54 and 73 <= lon <= 136):
+        raise ValidationError(BAD_COORDINATES, f"lat/lon {lat},{lon} is outside China")
+    problems = contracts.action_problems(record)
+    if problems:
+        raise ValidationError(INCOMPLETE, "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Place:
+    """Names of every division level of a region code."""
+
+    codes: dict[str, str]
+    names: dict[str, str]
+    urban_rural: str
+
+
+def enrich(region_code: str) -> Place:
+    codes: dict[str, str] = dict.fromkeys(LEVELS, "")
+    names: dict[str, str] = dict.fromkeys(LEVELS, "")
+    urban_rural = ""
+    for division in divisions.chain(region_code):
+        codes[division.level] = division.code
+        names[division.level] = division.name
+        urban_rural = division.urban_rural or urban_rural
+    return Place(codes, names, urban_rural)
+
+
+@dataclass(frozen=True)
+class Route:
+    priority: str
+    emergency: bool
+    sla_hours: float
+    deadline: datetime
+    department: str
+    level: str
+
+
+def route(category: Classification, occurred_at: datetime) -> Route:
+    """Priority, deadline (occurred_at + SLA), department and handling level of a work order."""
+    return Route(
+        priority=category.priority,
+        emergency=category.priority == "P1",
+        sla_hours=category.sla_hours,
+        deadline=occurred_at + timedelta(hours=category.sla_hours),
+        department=category.department,
+        level=category.level,
+    )
+
+
+def masked_person(person: Mapping[str, Any] | None, salt: str) -> dict[str, str]:
+    """The masked form of a reporter/operator; raw values do not survive this function."""
+    if not person:
+        return {"hash": "", "name": "", "phone": "", "id_number": ""}
+    return {
+        "hash": pseudonym(str(person.get("id") or ""), salt),
+        "name": mask_name(str(person.get("name") or "")),
+        "phone": mask_phone(str(person.get("phone") or "")),
+        "id_number": mask_id_number(str(person.get("id_number") or "")),
+    }
+
+
+def masked_record(record: Mapping[str, Any], salt: str) -> dict[str, Any]:
+    """A copy of a report record safe to log or dead-letter: people replaced by masks."""
+    out = dict(record)
+    for role in ("reporter", "operator", "respondent"):
+        if out.get(role) is not None:
+            out[role] = {**masked_person(out[role], salt), "role": role}
+    return out
+
+
+# --- 并单 (merging duplicate reports) -------------------------------------------------------
+
+
+def dedupe_key(category_code: str, region_code: str) -> str:
+    """Reports may merge only within one category and one community/village."""
+    return f"{category_code}|{region_code}"
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+def _normal_address(text: str) -> str:
+    return re.sub(r"[\s\W_]+", "", text).lower()
+
+
+def same_place(a: Mapping[str, Any], b: Mapping[str, Any], max_distance_m: float) -> bool:
+    """Near the same place: within max_distance_m when both have coordinates, else same address."""
+    if None not in (a.get("lat"), a.get("lon"), b.get("lat"), b.get("lon")):
+        return distance_m(a["lat"], a["lon"], b["lat"], b["lon"]) <= max_distance_m
+    left, right = _normal_address(a.get("address", "")), _normal_address(b.get("address", ""))
+    return bool(left) and left == right
+
+
+def find_duplicate(
+    open_orders: Sequence[Mapping[str, Any]],
+    order: Mapping[str, Any],
+    window_s: float,
+    max_distance_m: float,
+) -> str | None:
+    """report_id of the first open order this one duplicates, or None.
+
+    ``open_orders`` are the first orders of the same dedupe key, each a mapping with
+    report_id, occurred_ms, lat, lon, address.
+    """
+    for first in open_orders:
+        if first["report_id"] == order["report_id"]:
+            return None  # a replay of the first order itself
+        if abs(order["occurred_ms"] - first["occurred_ms"]) > window_s * 1000:
+            continue
+        if same_place(first, order, max_distance_m):
+            return str(first["report_id"])
+    return None
+
+
+def remember(
+    open_orders: Sequence[Mapping[str, Any]], order: Mapping[str, Any], window_s: float
+) -> list[dict[str, Any]]:
+    """The open orders after ``order`` opened a new one, without those outside the window."""
+    horizon = order["occurred_ms"] - window_s * 1000
+    kept = [dict(o) for o in open_orders if o["occurred_ms"] >= horizon]
+    if all(o["report_id"] != order["report_id"] for o in kept):
+        kept.append(
+            {k: order.get(k) for k in ("report_id", "occurred_ms", "lat", "lon", "address")}
+        )
+    return kept
+
+
+# --- rows ---------------------------------------------------------------------------------
+
+
+def to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def from_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def work_order(
+    record: Mapping[str, Any], *, salt: str, partition: int, offset: int, received_at: datetime
+) -> dict[str, Any]:
+    """A validated SUBMIT as a masked, classified, routed work order (JSON-friendly)."""
+    category = classify(str(record.get("description") or ""), record.get("category_hint"))
+    occurred: datetime = record["occurred_at"]
+    plan = route(category, occurred)
+    place = enrich(record["region_code"])
+    reporter = masked_person(record.get("reporter"), salt)
+    return {
+        "report_id": record["report_id"],
+        "event_id": record["event_id"],
+        "occurred_ms": to_ms(occurred),
+        "received_ms": to_ms(received_at),
+        "channel": record["channel"],
+        "region_code": record["region_code"],
+        "codes": place.codes,
+        "names": place.names,
+        "urban_rural": place.urban_rural,
+        "grid_id": record.get("grid_id") or "",
+        "lat": record.get("lat"),
+        "lon": record.get("lon"),
+        "address": scrub_text(record.get("address") or ""),
+        "description": scrub_text(record.get("description") or ""),
+        "images": list(record.get("images") or []),
+        "category": {
+            "code": category.code,
+            "major": category.major,
+            "minor": category.minor,
+            "confidence": category.confidence,
+            "evidence": list(category.evidence),
+            "source": category.source,
+        },
+        "priority": plan.priority,
+        "emergency": plan.emergency,
+        "sla_hours": plan.sla_hours,
+        "deadline_ms": to_ms(plan.deadline),
+        "department": plan.department,
+        "level": plan.level,
+        "reporter": reporter,
+        "partition": partition,
+        "offset": offset,
+    }
+
+
+REPORT_COLUMNS = (
+    "report_id", "event_id", "occurred_at", "received_at", "channel", "region_code",
+    "province_code", "city_code", "county_code", "township_code",
+    "province", "city", "county", "township", "village", "urban_rural",
+    "grid_id", "lat", "lon", "address", "description", "images",
+    "category_code", "category_major", "category_minor", "confidence", "evidence",
+    "classified_by", "priority", "emergency", "sla_hours", "deadline", "department",
+    "handling_level", "duplicate_of", "reporter_hash", "reporter_name", "reporter_phone",
+    "reporter_id_number", "source_partition", "source_offset", "version",
+)  # fmt: skip
+
+
+def report_row(order: Mapping[str, Any], duplicate_of: str | None) -> list[Any]:
+    """A work order as a gov.reports row (columns in REPORT_COLUMNS order)."""
+    codes, names, cat, who = order["codes"], order["names"], order["category"], order["reporter"]
+    return [
+        order["report_id"], order["event_id"], from_ms(order["occurred_ms"]),
+        from_ms(order["received_ms"]), order["channel"], order["region_code"],
+        codes["province"], codes["city"], codes["county"], codes["township"],
+        names["province"], names["city"], names["county"], names["township"], names["village"],
+        order["urban_rural"], order["grid_id"], order["lat"], order["lon"], order["address"],
+        order["description"], order["images"], cat["code"], cat["major"], cat["minor"],
+        cat["confidence"], cat["evidence"], cat["source"], order["priority"], order["emergency"],
+        order["sla_hours"], from_ms(order["deadline_ms"]), order["department"], order["level"],
+        duplicate_of or "", who["hash"], who["name"], who["phone"], who["id_number"],
+        order["partition"], order["offset"], order["offset"],
+    ]  # fmt: skip
+
+
+STEP_COLUMNS = (
+    "event_id", "report_id", "action", "occurred_at", "received_at", "region_code",
+    "operator_hash", "operator_name", "operator_role", "assigned_department", "note", "images",
+    "source_partition", "source_offset",
+)  # fmt: skip
+
+
+def step_row(
+    record: Mapping[str, Any], *, salt: str, partition: int, offset: int, received_at: datetime
+) -> list[Any]:
+    """A handling step (ACCEPT, DISPATCH, …) as a gov.work_order_events row."""
+    operator = record.get("operator") or {}
+    who = masked_person(operator or record.get("reporter"), salt)
+    role = (
+        operator.get("role") or operator.get("department") or ("reporter" if not operator else "")
+    )
+    return [
+        record["event_id"], record["report_id"], record["action"], record["occurred_at"],
+        received_at, record["region_code"], who["hash"], who["name"], role,
+        record.get("assigned_department") or "", scrub_text(record.get("note") or ""),
+        list(record.get("images") or []), partition, offset,
+    ]  # fmt: skip

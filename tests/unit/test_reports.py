@@ -1,0 +1,154 @@
+"""The report stream's pure steps: validate, enrich, route, mask, 并单, rows, dead letters."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import contracts, deadletter, reports
+from pipelines.errors import ValidationError
+
+pytestmark = pytest.mark.unit
+
+EXAMPLES = Path(contracts.SCHEMA_DIR) / "examples" / "report.jsonl"
+NOW = datetime(2024, 6, 15, tzinfo=UTC)
+SALT = "test-salt"
+RAW = ("13907301234", "430602198503124024", "李秀兰")
+
+
+def _examples() -> list[dict[str, Any]]:
+    lines = EXAMPLES.read_text(encoding="utf-8").splitlines()
+    return [contracts.from_json("report", json.loads(line)) for line in lines]
+
+
+def _submit(**changes: Any) -> dict[str, Any]:
+    record = dict(_examples()[0])
+    record.update(changes)
+    return record
+
+
+def test_every_example_is_valid() -> None:
+    for record in _examples():
+        reports.validate(record, NOW)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"region_code": "439999999999"}, reports.UNKNOWN_REGION),
+        ({"region_code": "43060200100"}, reports.UNKNOWN_REGION),
+        ({"description": "  "}, reports.EMPTY_DESCRIPTION),
+        ({"occurred_at": NOW + timedelta(hours=1)}, reports.BAD_TIMESTAMP),
+        ({"occurred_at": NOW - timedelta(days=4 * 365)}, reports.BAD_TIMESTAMP),
+        (
+            {
+                "reporter": {
+                    "id": "x",
+                    "name": "李四",
+                    "phone": "1",
+                    "id_number": "430602198503124025",
+                }
+            },
+            reports.BAD_ID_NUMBER,
+        ),
+        ({"lat": 48.85, "lon": 2.35}, reports.BAD_COORDINATES),
+        ({"reporter": None}, reports.INCOMPLETE),
+    ],
+)
+def test_invalid_reports_say_why(changes: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        reports.validate(_submit(**changes), NOW)
+    assert err.value.reason == reason
+
+
+def test_enrich_names_every_level() -> None:
+    place = reports.enrich("430602001001")
+    assert place.names["province"] == "湖南省"
+    assert place.names["city"] == "岳阳市"
+    assert place.names["county"] == "岳阳楼区"
+    assert place.names["township"] == "岳阳楼街道"
+    assert place.codes["township"] == "430602001000"
+    assert place.urban_rural == "urban"
+
+
+def test_work_order_is_classified_routed_and_masked() -> None:
+    record = _submit(description="路口的井盖没了，电话13907301234，身份证430602198503124024")
+    order = reports.work_order(record, salt=SALT, partition=2, offset=7, received_at=NOW)
+    assert order["category"]["code"] == "P0101"  # the valid upstream hint
+    assert order["deadline_ms"] - order["occurred_ms"] == order["sla_hours"] * 3_600_000
+    assert order["reporter"]["phone"] == "139****1234"
+    assert order["reporter"]["name"] == "李**"
+    text = json.dumps(order, ensure_ascii=False)
+    for raw in RAW:
+        assert raw not in text
+    row = reports.report_row(order, None)
+    assert len(row) == len(reports.REPORT_COLUMNS)
+    assert dict(zip(reports.REPORT_COLUMNS, row, strict=True))["village"] == "郭亮社区"
+
+
+def test_route_flags_p1_emergencies() -> None:
+    order = reports.work_order(
+        _submit(category_hint=None, description="小区里有人打架，拿着刀，快来人"),
+        salt=SALT, partition=0, offset=0, received_at=NOW,
+    )  # fmt: skip
+    assert (order["priority"] == "P1") == order["emergency"]
+
+
+def _order(report_id: str, minutes: float, lat: float | None = 29.3712) -> dict[str, Any]:
+    return {
+        "report_id": report_id,
+        "occurred_ms": int(minutes * 60_000),
+        "lat": lat,
+        "lon": 113.0935 if lat is not None else None,
+        "address": "洞庭南路与汴河街交叉口",
+    }
+
+
+def test_duplicates_link_to_the_first_order_within_window_and_distance() -> None:
+    window, distance = 7200.0, 300.0
+    opened = reports.remember([], _order("A", 0), window)
+    assert reports.find_duplicate(opened, _order("B", 30, lat=29.3722), window, distance) == "A"
+    assert reports.find_duplicate(opened, _order("C", 30, lat=29.40), window, distance) is None
+    assert reports.find_duplicate(opened, _order("D", 121), window, distance) is None
+    assert reports.find_duplicate(opened, _order("A", 0), window, distance) is None  # replay
+    by_address = reports.remember([], _order("E", 0, lat=None), window)
+    assert reports.find_duplicate(by_address, _order("F", 5, lat=None), window, distance) == "E"
+
+
+def test_remember_forgets_orders_outside_the_window() -> None:
+    opened = reports.remember([], _order("A", 0), 7200)
+    opened = reports.remember(opened, _order("B", 200), 7200)
+    assert [o["report_id"] for o in opened] == ["B"]
+
+
+def test_step_row_masks_the_operator_and_scrubs_the_note() -> None:
+    step = _examples()[2]
+    step = {**step, "note": "已联系居民13907301234"}
+    row = reports.step_row(step, salt=SALT, partition=1, offset=3, received_at=NOW)
+    assert len(row) == len(reports.STEP_COLUMNS)
+    values = dict(zip(reports.STEP_COLUMNS, row, strict=True))
+    assert values["operator_name"] == "王*"
+    assert values["note"] == "已联系居民139****1234"
+
+
+def test_dead_letter_row_and_headers_hold_no_raw_personal_data() -> None:
+    raw_value = "李秀兰 13907301234 430602198503124024".encode()
+    error = ValidationError(reports.UNKNOWN_REGION, "region_code '1' is not a known division")
+    letter = deadletter.DeadLetter.of(
+        error, topic="report", partition=1, offset=9, key=b"k", value=raw_value,
+        headers=[("app", b"v1")], received_at=NOW, dead_at=NOW,
+    )  # fmt: skip
+    row = dict(zip(deadletter.COLUMNS, letter.row(), strict=True))
+    assert row["reason"] == "unknown_region"
+    stored = base64.b64decode(row["value"]).decode()
+    assert "13907301234" not in stored and "430602198503124024" not in stored
+    assert "139****1234" in stored
+    headers = dict(letter.topic_headers())
+    assert headers["dlq.reason"] == b"unknown_region"
+    assert headers["dlq.source.offset"] == b"9"
+    assert headers["app"] == b"v1"
