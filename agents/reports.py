@@ -15,7 +15,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import faust
 from faust.streams import Stream
 from faust.types import EventT, StreamT
 
@@ -41,7 +40,7 @@ dead_topic = app.topic(deadletter.TOPIC, key_serializer="raw", value_serializer=
 open_orders = app.Table(
     "open-orders",
     default=list,
-    schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+    key_type=bytes,  # Faust derives changelog serializers from types: raw keys, JSON values
     use_partitioner=True,  # key → partition exactly as report-routed is keyed
 )
 
