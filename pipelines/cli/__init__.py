@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older typer on plain click
 from pipelines.cli import db as db_cli
 from pipelines.cli import stack as stack_cli
 from pipelines.cli.classify import classify as classify_command
+from pipelines.cli.lag import lag as lag_command
 from pipelines.cli.produce import produce as produce_command
 from pipelines.cli.worker import worker as worker_command
 from pipelines.errors import ConfigError, GovstreamError
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.add_typer(stack_cli.app, name="stack")
 app.add_typer(db_cli.app, name="db")
 app.command(name="classify")(classify_command)
+app.command(name="lag")(lag_command)
 app.command(name="produce")(produce_command)
 app.command(name="worker")(worker_command)
 
