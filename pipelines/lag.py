@@ -475,3 +475,28 @@ def observe_groups(
                 obs[tp] = Observation(now, offset, None, error="partition not in metadata")
         observed[group] = obs
     return observed, members
+
+
+def alter_offsets(
+    settings: Settings, group: str, offsets: Mapping[TopicPart, int], timeout: float = 10.0
+) -> None:
+    """Commit ``offsets`` for ``group`` (AlterConsumerGroupOffsets = OffsetCommit as a
+    non-member). The broker refuses it while the group has members (UNKNOWN_MEMBER_ID)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    if not offsets:
+        return
+    admin = _admin(settings, timeout)
+    request = ConsumerGroupTopicPartitions(
+        group, [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
+    )
+    try:
+        futures = admin.alter_consumer_group_offsets([request], request_timeout=timeout)
+        answer = futures[group].result(timeout=timeout)
+    except Exception as exc:
+        raise LagError(f"cannot commit offsets for group {group!r}: {exc}") from exc
+    failed = [
+        f"{tp.topic}[{tp.partition}]: {tp.error}" for tp in answer.topic_partitions if tp.error
+    ]
+    if failed:
+        raise LagError(f"broker refused offsets for group {group!r}: {'; '.join(failed)}")

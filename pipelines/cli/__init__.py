@@ -21,6 +21,7 @@ from pipelines.cli import stack as stack_cli
 from pipelines.cli.classify import classify as classify_command
 from pipelines.cli.lag import lag as lag_command
 from pipelines.cli.produce import produce as produce_command
+from pipelines.cli.replay import replay as replay_command
 from pipelines.cli.worker import worker as worker_command
 from pipelines.errors import ConfigError, GovstreamError
 
@@ -36,6 +37,7 @@ app.add_typer(db_cli.app, name="db")
 app.command(name="classify")(classify_command)
 app.command(name="lag")(lag_command)
 app.command(name="produce")(produce_command)
+app.command(name="replay")(replay_command)
 app.command(name="worker")(worker_command)
 
 

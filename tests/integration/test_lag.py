@@ -1,0 +1,182 @@
+"""Consumer lag and replay on the embedded stack (a stopped and a live consumer)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pipelines import lag
+from pipelines.settings import Settings
+from tests.integration.test_stack import run_cli
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 3
+BATCHES = 4  # record batches per partition
+PER_BATCH = 250  # records per batch
+N = BATCHES * PER_BATCH  # records per partition
+CONSUMED = {0: 0, 1: 400, 2: N}  # committed offset per partition
+
+
+def cli_json(settings: Settings, *args: str) -> dict[str, Any]:
+    done = run_cli(settings, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def produce_batches(settings: Settings, topic: str, partitions: int) -> None:
+    """N records per partition, in BATCHES record batches each (flush between batches)."""
+    admin = AdminClient(settings.kafka_config())
+    for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        future.result(timeout=10)
+    producer = Producer(settings.kafka_config(**{"linger.ms": 50, "batch.size": 1_000_000}))
+    for b in range(BATCHES):
+        for p in range(partitions):
+            for i in range(PER_BATCH):
+                producer.produce(topic, value=f"{b}-{i}".encode(), partition=p)
+        assert producer.flush(30) == 0
+
+
+def commit(settings: Settings, group: str, offsets: dict[tuple[str, int], int]) -> None:
+    consumer = Consumer(settings.kafka_config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+            asynchronous=False,
+        )
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def stopped_group(stack: Settings, unique: str) -> Iterator[tuple[str, str]]:
+    """A topic with N records per partition and a group that committed CONSUMED, then left."""
+    topic, group = f"lag-{unique}", f"lag-g-{unique}"
+    produce_batches(stack, topic, PARTITIONS)
+    commit(stack, group, {(topic, p): o for p, o in CONSUMED.items() if o})
+    yield topic, group
+
+
+def test_log_end_is_right_when_the_last_batch_holds_many_records(
+    stack: Settings, unique: str
+) -> None:
+    topic = f"logend-{unique}"
+    produce_batches(stack, topic, 2)
+    parts = [(topic, 0), (topic, 1)]
+    assert lag.log_end_offsets(stack, parts) == {(topic, 0): N, (topic, 1): N}
+    # what the broker's ListOffsets says may be lower (Tansu: last batch base + 1), never higher
+    raw = lag.list_offsets(stack, parts, latest=True)
+    assert all(0 < raw[tp] <= N for tp in raw)
+
+
+def test_log_end_of_an_empty_partition_is_zero(stack: Settings, unique: str) -> None:
+    topic = f"empty-{unique}"
+    admin = AdminClient(stack.kafka_config())
+    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result(timeout=10)
+    assert lag.log_end_offsets(stack, [(topic, 0)]) == {(topic, 0): 0}
+
+
+def test_lag_is_produced_minus_consumed_on_every_partition(
+    stack: Settings, stopped_group: tuple[str, str]
+) -> None:
+    topic, group = stopped_group
+    observed, members = lag.observe_groups(stack, [group])
+    assert members == {group: 0}
+    got = {p: obs.lag for (t, p), obs in observed[group].items() if t == topic}
+    assert got == {p: N - CONSUMED[p] for p in range(PARTITIONS)}
+
+
+def test_lag_cli_reports_a_stopped_consumer(
+    stack: Settings, stopped_group: tuple[str, str]
+) -> None:
+    topic, group = stopped_group
+    data = cli_json(stack, "lag", "--group", group, "--window", "2", "--interval", "0.2")
+    [report] = data["groups"]
+    assert report["group"] == group and report["members"] == 0
+    rows = {r["partition"]: r for r in report["partitions"]}
+    assert {p: r["lag"] for p, r in rows.items()} == {p: N - c for p, c in CONSUMED.items()}
+    assert {p: r["log_end"] for p, r in rows.items()} == dict.fromkeys(range(PARTITIONS), N)
+    assert rows[0]["committed"] == 0  # no commit: read from the partition's start
+    assert rows[1]["status"] == "STOP" and rows[2]["status"] == "OK"
+    assert report["status"] == data["status"] == "STOP"
+    assert report["lag"] == sum(N - c for c in CONSUMED.values())
+
+    fail = run_cli(stack, "lag", "--group", group, "--window", "1", "--fail-on", "STALL")
+    assert fail.returncode == 1
+    assert "STOP" in fail.stdout
+    ok = run_cli(stack, "lag", "--group", group, "--window", "1", "--fail-on", "ERR")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_lag_cli_unknown_group_exits_2(stack: Settings, unique: str) -> None:
+    done = run_cli(stack, "lag", "--group", f"nobody-{unique}")
+    assert done.returncode == 2
+    assert done.stderr.startswith("govstream: error: unknown consumer group")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_replay_to_earliest_makes_lag_n(stack: Settings, stopped_group: tuple[str, str]) -> None:
+    topic, group = stopped_group
+    done = run_cli(stack, "replay", "--group", group, "--topic", topic, "--to-earliest", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "400" in done.stdout  # the plan shows the old offsets
+    observed, _ = lag.observe_groups(stack, [group])
+    assert {p: obs.lag for (_, p), obs in observed[group].items()} == dict.fromkeys(
+        range(PARTITIONS), N
+    )
+    assert {p: obs.committed for (_, p), obs in observed[group].items()} == dict.fromkeys(
+        range(PARTITIONS), 0
+    )
+
+
+def test_replay_to_offset_and_shift(stack: Settings, stopped_group: tuple[str, str]) -> None:
+    topic, group = stopped_group
+    args = ["replay", "--group", group, "--topic", topic, "--yes"]
+    assert run_cli(stack, *args, "--to-offset", "1:123").returncode == 0
+    assert lag.committed_offsets(stack, group)[(topic, 1)] == 123
+    assert run_cli(stack, *args, "--shift", "-100").returncode == 0
+    committed = lag.committed_offsets(stack, group)
+    assert committed[(topic, 1)] == 23 and committed[(topic, 2)] == N - 100
+    bad = run_cli(stack, *args, "--to-offset", f"1:{N + 1}")
+    assert bad.returncode == 2 and "outside the log" in bad.stderr
+
+
+def test_replay_refused_and_stall_while_a_consumer_is_live(
+    stack: Settings, stopped_group: tuple[str, str]
+) -> None:
+    topic, group = stopped_group
+    consumer = Consumer(
+        stack.kafka_config(
+            **{
+                "group.id": group,
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "auto.offset.reset": "earliest",
+            }
+        )
+    )
+    consumer.subscribe([topic])
+    try:
+        deadline = time.monotonic() + 30
+        while not consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(0.2)
+        assert consumer.assignment(), "the consumer never joined the group"
+        # the live consumer never commits: its offsets stand still with lag > 0
+        data = cli_json(stack, "lag", "--group", group, "--window", "2", "--interval", "0.2")
+        [report] = data["groups"]
+        assert report["members"] == 1
+        assert report["status"] == "STALL"
+
+        done = run_cli(stack, "replay", "--group", group, "--topic", topic, "--to-earliest", "-y")
+        assert done.returncode == 1
+        assert "live member" in done.stderr
+        assert lag.committed_offsets(stack, group)[(topic, 1)] == CONSUMED[1]
+    finally:
+        consumer.close()
