@@ -1,0 +1,181 @@
+"""`govstream simulate`: send a seeded, realistic province's events and write their manifest.
+
+The manifest (JSON) says what was sent and what the pipeline should make of it: events per
+topic, dead letters per reason, work orders, duplicates, counts per category and department,
+form statistics per community, active warnings by level. ``--dry-run --out DIR`` writes the
+events as JSON lines instead of producing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipelines import simulator, topics
+from pipelines.cli.output import console, print_json, print_table
+from pipelines.errors import ConfigError
+from pipelines.producer import EventProducer
+from pipelines.settings import Settings, get_settings
+
+
+def open_producer(settings: Settings) -> EventProducer:
+    """The producer the command uses (tests replace it)."""
+    return EventProducer(settings)
+
+
+def _rate(text: str | None) -> float | None:
+    if text is None:
+        return None
+    value = text.strip().removesuffix("/s")
+    try:
+        rate = float(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a rate like 500/s", param_hint="--rate"
+        ) from None
+    if rate <= 0:
+        raise typer.BadParameter(f"{text!r} must be positive", param_hint="--rate")
+    return rate
+
+
+def _start(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        start = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not ISO-8601", param_hint="--start") from None
+    if start.tzinfo is None:
+        raise typer.BadParameter(f"{text!r} needs a time zone (+08:00 or Z)", param_hint="--start")
+    return start
+
+
+def simulate(
+    seed: int = typer.Option(1, "--seed", help="Random seed: the same seed, the same events."),
+    reports: int | None = typer.Option(
+        None, "--reports", min=0, help="Reports submitted (default 1000)."
+    ),
+    forms: int | None = typer.Option(
+        None, "--forms", min=0, help="Form submissions (default: as many as reports)."
+    ),
+    warnings: int | None = typer.Option(
+        None, "--warnings", min=0, help="Weather warnings (default: reports/200, at least 2)."
+    ),
+    count: int | None = typer.Option(
+        None, "--count", min=0, help="Total events instead of --reports/--forms (a mix)."
+    ),
+    minutes: float = typer.Option(60.0, "--minutes", min=0.1, help="Simulated time span."),
+    start: str | None = typer.Option(
+        None, "--start", help="Start of the time span, ISO-8601 (default: it ends now)."
+    ),
+    region: str = typer.Option("", "--region", help="Division code prefix, e.g. 43 or 4306."),
+    bad_fraction: float = typer.Option(
+        0.03, "--bad-fraction", min=0.0, max=1.0, help="Share of reports that are bad events."
+    ),
+    rate: str | None = typer.Option(None, "--rate", help="Send at most R events/s, e.g. 500/s."),
+    manifest_path: Path | None = typer.Option(  # noqa: B008 - typer's declaration style
+        None, "--manifest", help="Write the manifest here (default: under GOVSTREAM_HOME)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Write JSONL files, send nothing."),
+    out: Path | None = typer.Option(  # noqa: B008
+        None, "--out", help="Directory of the --dry-run files."
+    ),
+    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Simulate a province: reports with handling steps, health forms, weather warnings."""
+    settings = get_settings()
+    per_second = _rate(rate)
+    if dry_run and out is None:
+        raise typer.BadParameter("--dry-run needs --out DIR", param_hint="--out")
+    if count is not None and (reports is not None or forms is not None):
+        raise typer.BadParameter("give --count or --reports/--forms, not both")
+    common: dict[str, Any] = {
+        "seed": seed,
+        "minutes": minutes,
+        "start": _start(start),
+        "region": region,
+        "bad_fraction": bad_fraction,
+        "duplicate_window_s": float(settings.duplicate_window_s),
+        "duplicate_distance_m": settings.duplicate_distance_m,
+    }
+    if count is not None:
+        config = simulator.SimConfig.for_count(count, **common)
+    else:
+        config = simulator.SimConfig(
+            reports=1000 if reports is None else reports, forms=forms, warnings=warnings, **common
+        )
+        if warnings is not None:
+            config = dataclasses.replace(config, warnings=warnings)
+    now = datetime.now().astimezone()
+    events = simulator.generate(config, now=now)
+    manifest = simulator.manifest(events, config, now=now)
+    started = time.perf_counter()
+    if dry_run:
+        assert out is not None
+        files = simulator.write_jsonl(events, out)
+        manifest["files"] = {name: str(path) for name, path in files.items()}
+        manifest_path = manifest_path or out / "manifest.json"
+    else:
+        _produce(settings, events, per_second, quiet=json_)
+        manifest_path = manifest_path or settings.home / "simulate" / f"manifest-seed{seed}.json"
+    seconds = time.perf_counter() - started
+    manifest["sent"] = {
+        "dry_run": dry_run,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(len(events) / seconds, 1) if seconds > 0 else 0.0,
+    }
+    try:
+        manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        manifest_path.write_text(
+            json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot write the manifest {manifest_path}: {exc.strerror}") from exc
+    _summary(manifest, manifest_path, json_)
+
+
+def _produce(
+    settings: Settings, events: list[simulator.SimEvent], rate: float | None, quiet: bool
+) -> None:
+    topics.ensure_topics(settings)
+    with open_producer(settings) as producer:
+        progress = Progress(
+            TextColumn("sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+            transient=True,
+        )
+        with progress:
+            task = progress.add_task("events", total=len(events))
+            simulator.send(
+                events, producer, rate=rate, progress=lambda n: progress.update(task, completed=n)
+            )
+        producer.flush(60.0)
+
+
+def _summary(manifest: dict[str, Any], path: Path, as_json: bool) -> None:
+    summary = {
+        "events": manifest["events"],
+        **{f"topic {t}": n for t, n in manifest["topics"].items()},
+        "work orders": manifest["reports"]["work_orders"],
+        "duplicates": manifest["reports"]["duplicates"],
+        "dead letters": manifest["dead_letters_total"],
+        "warnings active": sum(manifest["alerts"]["active_by_level"].values()),
+        "events/s": manifest["sent"]["events_per_s"],
+        "manifest": str(path),
+    }
+    if as_json:
+        print_json({**summary, "manifest_data": manifest})
+        return
+    title = "simulated (dry run)" if manifest["sent"]["dry_run"] else "simulated and sent"
+    print_table([{"what": k, "count": v} for k, v in summary.items()], ["what", "count"], title)

@@ -1,0 +1,1024 @@
+"""A seeded, deterministic province simulator: reports, health-form submissions, weather warnings.
+
+``generate(config)`` returns the events (in the order they are sent) and ``manifest(events,
+config)`` what the pipeline should make of them, so a test or the demo can reconcile counts
+downstream. Everything is drawn from one ``random.Random(seed)``: the same config gives the same
+events, byte for byte (pass ``start`` to pin the time window; by default it ends now).
+
+What it makes:
+
+- **reports** at real village codes (``pipelines.divisions``), written the way residents
+  and grid workers write (colloquial frames, addresses, emoji, the odd typo) for every category
+  of ``data/taxonomy.csv``; every text is checked to classify (``pipelines.classify``) to the
+  category it was written for, so counts per category reconcile.
+  Handling steps ACCEPT → DISPATCH → RESOLVE → VERIFY → CLOSE for a share of them (some sent
+  late, after later events). Deliberate near-duplicates (same category, same community, within
+  an hour and 150 m of the first, so every pair is within the 并单 window and distance) for 并单.
+- **bad events** (``bad_fraction`` of the reports), each with exactly one defect and the reason
+  code the pipeline gives it: unknown region, empty text, bad ID check digit, future timestamp
+  (``pipelines.reports``), not Avro, unknown schema id, another topic's schema (``codec``).
+- **form submissions** of a health campaign (``epi-fever-check``) over communities of 2,000-3,000
+  registered residents, with resubmissions and abnormal answers (fever, symptoms).
+- **weather warnings** with valid hazard/level pairs (``data/weather_warnings.csv``), updates
+  and cancellations, keyed so that an Update/Cancel follows its Alert.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import dataclasses
+import json
+import math
+import random
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pipelines import classify as classifier
+from pipelines import codec, contracts, divisions, reports, taxonomy
+from pipelines.errors import ConfigError
+from pipelines.pii import id_check_char
+
+CST = timezone(timedelta(hours=8))
+DATA_DIR = Path(__file__).parent / "data"
+FORM_ID = "epi-fever-check"
+FORM_VERSION = 3
+FEVER_C = 37.3
+UNKNOWN_SCHEMA_ID = 2_000_000_001
+ACTIONS = ("ACCEPT", "DISPATCH", "RESOLVE", "VERIFY", "CLOSE")
+#: Bad report kinds and the dead-letter reason each one gets.
+BAD_KINDS: dict[str, str] = {
+    "unknown_region": reports.UNKNOWN_REGION,
+    "empty_description": reports.EMPTY_DESCRIPTION,
+    "bad_id_number": reports.BAD_ID_NUMBER,
+    "future_timestamp": reports.BAD_TIMESTAMP,
+    "not_avro": codec.NOT_FRAMED,
+    "unknown_schema_id": codec.UNKNOWN_SCHEMA,
+    "wrong_schema": codec.WRONG_SUBJECT,
+}
+RAW_KINDS = ("not_avro", "unknown_schema_id", "wrong_schema")
+PROVINCE_BOX = {  # rough lat/lon boxes, for plausible coordinates of a village
+    "43": (24.7, 30.0, 108.9, 114.2),
+    "61": (31.8, 39.5, 105.6, 111.2),
+    "44": (20.3, 25.4, 109.8, 117.2),
+}
+DEFAULT_BOX = (24.0, 34.0, 105.0, 118.0)
+
+# --- how people write ------------------------------------------------------------------------
+
+#: Problem statements per category; frames, addresses, emoji and typos are added around them.
+CORES: dict[str, tuple[str, ...]] = {
+    "P0101": (
+        "井盖不见了，黑黢黢一个洞",
+        "下水道井盖碎了一半",
+        "雨水井盖移位了，车一压就响",
+        "窨井盖塌陷下去了",
+        "污水井的盖子被人偷了",
+        "井盖翘起来了差点绊倒老人",
+    ),
+    "P0102": (
+        "路灯不亮好几天了",
+        "路灯坏了晚上黑漆漆的",
+        "这排路灯白天也一直亮着",
+        "路灯杆歪了快倒了",
+        "那几盏路灯一闪一闪的",
+    ),
+    "P0103": ("消防栓在漏水", "消防栓被撞坏了一直喷水", "水表井的盖板坏了", "消火栓锈得打不开了"),
+    "P0104": (
+        "电线杆歪了",
+        "电线垂下来快挨到地面了",
+        "楼下有人乱拉飞线",
+        "通信交接箱门被撬坏了",
+        "电线杆倾斜很厉害",
+    ),
+    "P0201": (
+        "路面坑坑洼洼的",
+        "马路上好大一个坑",
+        "人行道的砖松动了踩上去溅水",
+        "路面破损严重，骑车颠得要命",
+        "道路坑洼不平，到处是坑",
+    ),
+    "P0202": (
+        "十字路口的信号灯故障，一直不亮",
+        "信号灯故障一直闪黄灯",
+        "交通标志牌被撞歪了",
+        "路边护栏损坏了倒在地上",
+    ),
+    "P0203": ("公交站亭的玻璃碎了", "公交站牌被风刮倒了", "公交站台的顶棚破了个洞"),
+    "P0301": (
+        "公厕太脏了臭得很",
+        "公共厕所没水冲不了",
+        "公厕的门坏了关不上",
+        "厕所堵了好几天没人管",
+    ),
+    "P0302": (
+        "垃圾桶满了溢出来了",
+        "垃圾桶坏了盖子都没了",
+        "这里的垃圾箱被人搬走了",
+        "垃圾桶满溢好几天没人清",
+    ),
+    "P0401": (
+        "大树倒了压在路边",
+        "树枝断了挂在半空",
+        "行道树枯死了怕砸人",
+        "树枝太长挡住窗户了需要修剪",
+    ),
+    "P0402": ("绿地被踩得光秃秃的", "草坪被人毁了", "绿化带黄土裸露起灰"),
+    "P0501": (
+        "房子墙体开裂了",
+        "楼外墙的瓷砖脱落了",
+        "老房子墙裂了好几道缝像危房",
+        "外墙皮掉下来了",
+    ),
+    "E0101": (
+        "垃圾堆成山了没人清运",
+        "有人乱倒垃圾臭气熏天",
+        "生活垃圾堆了一个星期没人拉走",
+        "路边垃圾成堆",
+    ),
+    "E0102": (
+        "有人私搭乱建",
+        "楼顶违章搭建了一个棚子",
+        "邻居私自加建占了公共空间",
+        "有人在绿地上违建",
+    ),
+    "E0103": ("路面全是油污", "马路上都是泥巴，脏得很", "路面很脏没人扫", "地上全是油渍滑得很"),
+    "E0104": ("有人偷倒建筑垃圾", "渣土车撒了一路", "建筑垃圾乱倒在路边", "装修垃圾乱扔在空地上"),
+    "E0105": ("有人在田里焚烧秸秆", "有人露天烧垃圾烟很大", "有人在烧树叶呛死人了"),
+    "E0201": (
+        "墙上贴满了小广告",
+        "到处是牛皮癣广告",
+        "有人乱张贴小广告",
+        "电线杆上全是乱涂写的办证广告",
+    ),
+    "E0301": ("工地半夜还在施工吵得睡不着", "夜间施工噪音太大了", "施工震动太厉害了，楼都在晃"),
+    "E0302": ("工地扬尘特别大", "工地裸土没有覆盖灰尘满天飞", "施工扬尘严重"),
+    "E0401": (
+        "流动摊贩占道经营",
+        "店家把摊子摆到人行道上占道经营",
+        "好多小摊占道摆摊",
+        "门面店外经营堵住了路",
+    ),
+    "E0402": (
+        "有车乱停堵住了消防通道",
+        "车子乱停把人行道占了",
+        "有辆僵尸车停了半年没动",
+        "乱停车很严重",
+    ),
+    "E0403": ("广场舞音响太吵了", "楼下商铺音响噪音扰民", "邻居家的狗天天叫，噪音扰民"),
+    "E0501": (
+        "路上积水很深过不去",
+        "下大雨内涝了水淹到膝盖",
+        "下水道堵了污水往外冒",
+        "道路积水严重车都熄火了",
+    ),
+    "E0502": ("水管爆了水一直往外冒", "自来水管爆裂了", "地面冒水，像是爆管了"),
+    "E0503": ("路面塌陷了一个大洞", "马路突然塌了陷下去一块", "地陷了，很危险"),
+    "E0504": ("着火了，浓烟滚滚", "楼里起火了冒黑烟", "有房子失火了"),
+    "E0505": ("闻到很浓的煤气味", "燃气泄漏了，味道很大", "天然气管道漏气了"),
+    "E0601": (
+        "邻居之间吵架打起来了，需要调解",
+        "物业纠纷闹得很凶",
+        "老板拖欠工资不给，讨薪无门",
+        "家里闹矛盾纠纷需要调解",
+    ),
+    "E0602": (
+        "有人在楼道里给电动车充电",
+        "高空抛物差点砸到人",
+        "楼道里堆满了杂物，消防隐患",
+        "电动车推进电梯上楼充电，太危险",
+    ),
+    "E0603": (
+        "独居老人好几天没出门了，麻烦去看看",
+        "家里困难想申请救助",
+        "老人生病了需要帮助就医",
+        "残疾人生活困难求助",
+    ),
+    "E0604": (
+        "有人发热了想报告一下",
+        "小区有人从外地回来没隔离",
+        "核酸点在哪里，想做核酸",
+        "有人聚集打麻将不戴口罩",
+    ),
+    "E0605": ("猕猴桃滞销了卖不出去", "稻田病虫害很严重", "田里灌溉没水了", "化肥农资涨价买不到"),
+    "X9999": ("有个事想反映一下，麻烦联系我", "想咨询一下，请联系我", "你好，在吗，有点事情"),
+}
+OPENERS = ("", "", "你好，", "您好！", "师傅你好，", "网格员，", "麻烦问下，", "我要反映个问题：",
+           "【随手拍】", "大家看下，", "喂，", "反映一下：")  # fmt: skip
+WHERE = (
+    "{place}这边",
+    "{place}门口",
+    "在{place}，",
+    "{place}附近",
+    "{place}旁边那块",
+    "就在{place}",
+)
+CLOSERS = ("", "", "，麻烦尽快处理", "，请相关部门管一管", "！！", "，谢谢", "，都好几天了",
+           "，快来人看看吧", "。希望早点解决", "，拜托了", "。。。", "，急！")  # fmt: skip
+EMOJI = ("", "", "", "🙏", "😡", "😭", "👍", "⚠️", "🙏🙏", "😓")
+#: common slips of the pinyin keyboard (applied to frames only, never to the problem itself)
+TYPOS = {"麻烦": "麻凡", "处理": "处里", "谢谢": "写写", "附近": "付近", "门口": "们口"}
+ROADS = ("人民路", "解放路", "建设路", "中山路", "新华街", "文化路", "光明巷", "东风路", "滨江路",
+         "和平街", "幸福路", "团结巷")  # fmt: skip
+PLACES = ("菜市场", "小学", "卫生院", "村委会", "广场", "超市", "老街", "桥头", "公交站", "小区")
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国志红玉梅德福文斌婷"
+ROLES = {"ACCEPT": "受理员", "DISPATCH": "受理员", "RESOLVE": "处置员", "VERIFY": "网格员",
+         "CLOSE": "受理员"}  # fmt: skip
+RESOLVE_NOTES = (
+    "已现场处置完毕",
+    "已安排人员维修",
+    "已清理完毕",
+    "已协调相关单位解决",
+    "已处理，附照片",
+)
+VERIFY_NOTES = ("现场核查，问题已解决", "回访群众，表示满意", "核查属实，已整改")
+SYMPTOMS = ("fever", "cough", "sore_throat", "fatigue", "diarrhea")
+LEVEL_CN = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """What to simulate. Counts are of *things* (reports, submissions, warnings); ``count``
+    instead caps the total number of events (the first ``count`` in sending order)."""
+
+    seed: int = 1
+    reports: int = 1000
+    forms: int | None = None  # default: as many submissions as reports
+    warnings: int | None = None  # default: one per 200 reports, at least 2
+    minutes: float = 60.0
+    start: datetime | None = None  # default: the window ends now
+    region: str = ""  # a division code prefix ("43", "4306"); "" = every province with data
+    bad_fraction: float = 0.03
+    duplicate_fraction: float = 0.05
+    handled_fraction: float = 0.6
+    late_fraction: float = 0.05
+    resubmit_fraction: float = 0.1
+    abnormal_fraction: float = 0.04
+    communities: int = 12
+    count: int | None = None
+    duplicate_window_s: float = 7200.0
+    duplicate_distance_m: float = 300.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "bad_fraction",
+            "duplicate_fraction",
+            "handled_fraction",
+            "late_fraction",
+            "resubmit_fraction",
+            "abnormal_fraction",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be between 0 and 1, got {value}")
+        if self.reports < 0 or (self.forms or 0) < 0 or (self.warnings or 0) < 0:
+            raise ConfigError("counts must not be negative")
+        if self.minutes <= 0:
+            raise ConfigError(f"minutes must be positive, got {self.minutes}")
+        if self.count is not None and self.count < 0:
+            raise ConfigError(f"count must not be negative, got {self.count}")
+        if self.start is not None and self.start.tzinfo is None:
+            raise ConfigError("start needs a time zone")
+
+    @classmethod
+    def for_count(cls, count: int, **kwargs: Any) -> SimConfig:
+        """A config whose events are cut at ``count``: about 1/3 reports (with their steps),
+        the rest mostly form submissions, a few warnings."""
+        return cls(
+            reports=max(1, count * 7 // 20),
+            forms=max(1, count * 3 // 5),
+            warnings=max(2, count // 1000),
+            count=count,
+            **kwargs,
+        )
+
+    @property
+    def n_forms(self) -> int:
+        return self.reports if self.forms is None else self.forms
+
+    @property
+    def n_warnings(self) -> int:
+        return max(2, self.reports // 200) if self.warnings is None else self.warnings
+
+    def window(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        length = timedelta(minutes=self.minutes)
+        if self.start is not None:
+            start = self.start.astimezone(UTC)
+        else:
+            end = (now or datetime.now(UTC)).replace(microsecond=0)
+            start = end - length
+        return start, start + length
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["start"] = self.start.isoformat() if self.start else None
+        return data
+
+
+@dataclass
+class SimEvent:
+    """One event to send. ``value`` is the JSON shape upstream apps send (``from_json`` input);
+    ``raw`` bytes (or ``frame_as``: the value serialized with another topic's schema) make the
+    decode-level bad events. ``meta`` holds what the manifest needs (not sent)."""
+
+    topic: str
+    key: str
+    emit_ms: int
+    value: dict[str, Any] | None = None
+    raw: bytes | None = None
+    frame_as: str | None = None
+    expected: str = "ok"  # or the dead-letter reason code
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def json_line(self) -> str:
+        """The dry-run line: the value, or a description of the raw bytes."""
+        if self.raw is None and self.frame_as is None:
+            return json.dumps(self.value, ensure_ascii=False)
+        data: dict[str, Any] = {"topic": self.topic, "key": self.key, "reason": self.expected}
+        if self.raw is not None:
+            data["value_b64"] = base64.b64encode(self.raw).decode()
+        else:
+            data["frame_as"] = self.frame_as
+            data["record"] = self.value
+        return json.dumps(data, ensure_ascii=False)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=CST).isoformat(timespec="seconds")
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _name(rng: random.Random) -> str:
+    given = rng.choice(GIVEN) + (rng.choice(GIVEN) if rng.random() < 0.7 else "")
+    return rng.choice(SURNAMES) + given
+
+
+def _phone(rng: random.Random) -> str:
+    return rng.choice(("13", "15", "17", "18", "19")) + "".join(rng.choices("0123456789", k=9))
+
+
+def id_number(rng: random.Random, area: str, *, valid: bool = True) -> str:
+    """An 18-character resident ID number of someone registered in ``area`` (6 digits)."""
+    birth = datetime(1940, 1, 1) + timedelta(days=rng.randrange(0, 65 * 365))
+    first17 = f"{area}{birth:%Y%m%d}{rng.randrange(0, 1000):03d}"
+    check = id_check_char(first17)
+    if not valid:
+        check = rng.choice([c for c in "0123456789X" if c != check])
+    return first17 + check
+
+
+def _centre(code: str) -> tuple[float, float]:
+    """A stable pseudo-location of a village inside its province's box."""
+    lat0, lat1, lon0, lon1 = PROVINCE_BOX.get(code[:2], DEFAULT_BOX)
+    h = random.Random(code)  # seeded by the code only: the same village, the same place
+    return lat0 + (lat1 - lat0) * h.random(), lon0 + (lon1 - lon0) * h.random()
+
+
+def _offset(lat: float, lon: float, metres: float, rng: random.Random) -> tuple[float, float]:
+    angle = rng.random() * 2 * math.pi
+    dlat = metres * math.cos(angle) / 111_320
+    dlon = metres * math.sin(angle) / (111_320 * math.cos(math.radians(lat)))
+    return round(lat + dlat, 6), round(lon + dlon, 6)
+
+
+def load_warning_types(
+    path: Path = DATA_DIR / "weather_warnings.csv",
+) -> list[tuple[str, str, list[str]]]:  # noqa: E501
+    """(hazard symbol, Chinese name, valid levels) of the 14 CMA warning signals."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [
+            (r["hazard_en"], r["hazard"], r["levels"].split("|")) for r in csv.DictReader(handle)
+        ]
+
+
+def report_text(code: str, rng: random.Random, place: str) -> str:
+    """A resident-style text for category ``code`` that the classifier files under ``code``."""
+    cores = CORES[code]
+    for _attempt in range(8):
+        core = rng.choice(cores)
+        opener = rng.choice(OPENERS)
+        where = rng.choice(WHERE).format(place=place) if rng.random() < 0.6 else ""
+        closer = rng.choice(CLOSERS)
+        if rng.random() < 0.15:
+            typo = rng.choice(sorted(TYPOS))
+            opener, closer = opener.replace(typo, TYPOS[typo]), closer.replace(typo, TYPOS[typo])
+        text = f"{opener}{where}{core}{closer}{rng.choice(EMOJI)}"
+        if classifier.classify(text).code == code:
+            return text
+    return rng.choice(cores)  # every core classifies correctly on its own (tested)
+
+
+# --- the generator ---------------------------------------------------------------------------
+
+
+class _Sim:
+    def __init__(self, config: SimConfig, now: datetime | None) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.start, self.end = config.window(now)
+        self.start_ms, self.end_ms = _ms(self.start), _ms(self.end)
+        roots = [config.region] if config.region else [p.code[:2] for p in divisions.provinces()]
+        self.villages: list[divisions.Division] = []
+        for root in roots:
+            if not divisions.is_known(root):
+                raise ConfigError(f"unknown region {root!r}: no such division in the data")
+            self.villages += divisions.villages_under(root)
+        if not self.villages:
+            raise ConfigError(f"region {config.region!r} has no villages in the data")
+        self.categories = [c.code for c in taxonomy.all()]
+        self.events: list[SimEvent] = []
+        self.open: dict[str, list[dict[str, Any]]] = defaultdict(list)  # dedupe key → orders
+        self.clusters: dict[str, set[str]] = {}  # first report → it and its duplicates
+        self.seq = 0
+
+    def _time(self) -> int:
+        return self.rng.randrange(self.start_ms, self.end_ms)
+
+    def add(self, event: SimEvent) -> None:
+        event.meta["seq"] = self.seq
+        self.seq += 1
+        self.events.append(event)
+
+    # reports -----------------------------------------------------------------------------
+
+    def _person(self, village: divisions.Division) -> dict[str, Any]:
+        rng = self.rng
+        person: dict[str, Any] = {
+            "id": rng.choice(("wx-o", "wecom-", "app-"))
+            + uuid.UUID(int=rng.getrandbits(64)).hex[-12:],
+            "name": _name(rng),
+            "phone": _phone(rng),
+        }
+        if rng.random() < 0.4:
+            person["id_number"] = id_number(rng, village.code[:6])
+        return person
+
+    def _address(self, village: divisions.Division) -> str:
+        rng = self.rng
+        names = [d.name for d in divisions.chain(village.code)]
+        short = names[-1].removesuffix("居委会").removesuffix("村委会")
+        spot = (
+            f"{rng.choice(ROADS)}{rng.randrange(1, 400)}号"
+            if rng.random() < 0.6
+            else (f"{rng.randrange(1, 12)}组{rng.choice(PLACES)}旁")
+        )
+        prefix = "".join(names[1:-1]) if rng.random() < 0.5 else names[-2]
+        return f"{prefix}{short}{spot}"
+
+    def _place_free(self, key: str, order: dict[str, Any]) -> bool:
+        """No open order of the same category and community is near it in time and place."""
+        return self._place_free_among(self.open[key], order)
+
+    def _place_free_among(self, orders: list[dict[str, Any]], order: dict[str, Any]) -> bool:
+        cfg = self.config
+        found = reports.find_duplicate(
+            orders, order, cfg.duplicate_window_s, cfg.duplicate_distance_m
+        )
+        return found is None
+
+    def _submit(
+        self,
+        occurred: int,
+        village: divisions.Division,
+        code: str,
+        like: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        rng = self.rng
+        channel = rng.choice(
+            ("group_message", "one_click", "one_click", "hotline", "app", "grid_patrol")
+        )
+        event: dict[str, Any] = {
+            "event_id": _uuid(rng),
+            "report_id": f"{village.code[:6]}-{occurred // 1000}-{rng.randrange(10**8):08d}",
+            "action": "SUBMIT",
+            "occurred_at": _iso(occurred),
+            "channel": channel,
+            "region_code": village.code,
+            "reporter": self._person(village),
+        }
+        if channel == "grid_patrol":
+            event["grid_id"] = f"{village.code}-{rng.randrange(1, 9):02d}"
+        if like is not None:  # a near-duplicate of an earlier report: same address, ≤150 m
+            event["address"] = like["address"]
+            if like.get("lat") is not None and channel != "hotline":
+                event["lat"], event["lon"] = _offset(
+                    like["lat"], like["lon"], rng.uniform(5, 150), rng
+                )
+        else:
+            event["address"] = self._address(village)
+            if channel != "hotline" or rng.random() < 0.3:
+                lat, lon = _centre(village.code)
+                event["lat"], event["lon"] = _offset(lat, lon, rng.uniform(0, 2500), rng)
+        place = event["address"][-8:] if rng.random() < 0.5 else rng.choice(PLACES)
+        event["description"] = report_text(code, rng, place)
+        if channel in ("app", "one_click") and code != "X9999" and rng.random() < 0.5:
+            event["category_hint"] = code
+        if rng.random() < 0.5 and channel != "hotline":
+            event["images"] = [
+                f"https://img.example.gov.cn/r/{event['report_id']}/{i}.jpg"
+                for i in range(1, rng.randrange(2, 4))
+            ]
+        return event
+
+    def _order(self, event: dict[str, Any], occurred: int) -> dict[str, Any]:
+        return {
+            "report_id": event["report_id"],
+            "occurred_ms": occurred,
+            "lat": event.get("lat"),
+            "lon": event.get("lon"),
+            "address": event.get("address", ""),
+        }
+
+    def reports(self) -> None:
+        cfg, rng = self.config, self.rng
+        times = sorted(self._time() for _ in range(cfg.reports))
+        firsts: list[tuple[dict[str, Any], int, divisions.Division, str]] = []
+        for occurred in times:
+            roll = rng.random()
+            if roll < cfg.bad_fraction:
+                self._bad(occurred)
+                continue
+            if roll < cfg.bad_fraction + cfg.duplicate_fraction and firsts:
+                first, first_ms, village, code = rng.choice(firsts[-50:])
+                later = first_ms + rng.randrange(60_000, 3_600_000)
+                if later < self.end_ms:
+                    event = self._submit(later, village, code, like=first)
+                    # near its first report (and that one's other duplicates) only, so the
+                    # pipeline links it the same way whatever order it processes them in
+                    cluster = self.clusters[first["report_id"]]
+                    key = reports.dedupe_key(code, village.code)
+                    others = [o for o in self.open[key] if o["report_id"] not in cluster]
+                    if self._place_free_among(others, self._order(event, later)):
+                        cluster.add(event["report_id"])
+                        self._emit_submit(event, later, village, code, first["report_id"])
+                        continue
+            code = rng.choice(self.categories)
+            for _attempt in range(20):
+                village = rng.choice(self.villages)
+                event = self._submit(occurred, village, code)
+                if self._place_free(
+                    reports.dedupe_key(code, village.code), self._order(event, occurred)
+                ):
+                    break
+            else:  # pragma: no cover - 20 places in a row taken: practically impossible
+                continue
+            self._emit_submit(event, occurred, village, code)
+            self.clusters[event["report_id"]] = {event["report_id"]}
+            firsts.append((event, occurred, village, code))
+            if rng.random() < cfg.handled_fraction:
+                self._steps(event, occurred, code)
+
+    def _emit_submit(
+        self,
+        event: dict[str, Any],
+        occurred: int,
+        village: divisions.Division,
+        code: str,
+        duplicate_of: str | None = None,
+    ) -> None:
+        key = reports.dedupe_key(code, village.code)
+        self.open[key].append(self._order(event, occurred))
+        meta = {
+            "kind": "submit",
+            "category": code,
+            "department": taxonomy.get(code).department,
+            "dedupe_key": key,
+            "occurred_ms": occurred,
+            "duplicate_of": duplicate_of,
+        }
+        self.add(SimEvent("report", event["report_id"], occurred, value=event, meta=meta))
+
+    def _steps(self, submit: dict[str, Any], occurred: int, code: str) -> None:
+        rng = self.rng
+        category = taxonomy.get(code)
+        county = submit["region_code"][:6]
+        at = occurred
+        for action in ACTIONS:
+            gap = {
+                "ACCEPT": (2, 40),
+                "DISPATCH": (5, 90),
+                "RESOLVE": (20, max(30, int(category.sla_hours * 60))),
+                "VERIFY": (10, 240),
+                "CLOSE": (5, 120),
+            }[action]
+            at += rng.randrange(gap[0], gap[1] + 1) * 60_000
+            if at > self.end_ms:
+                return
+            department = category.department if action == "RESOLVE" else "综治中心"
+            step: dict[str, Any] = {
+                "event_id": _uuid(rng),
+                "report_id": submit["report_id"],
+                "action": action,
+                "occurred_at": _iso(at),
+                "channel": submit["channel"],
+                "region_code": submit["region_code"],
+                "operator": {
+                    "id": f"op-{county}-{rng.randrange(1, 60):03d}",
+                    "name": _name(rng),
+                    "department": department,
+                    "role": ROLES[action],
+                },
+            }
+            if action == "DISPATCH":
+                step["assigned_department"] = category.department
+            if action == "RESOLVE":
+                step["note"] = rng.choice(RESOLVE_NOTES)
+                step["images"] = [f"https://img.example.gov.cn/r/{submit['report_id']}/done.jpg"]
+            if action == "VERIFY":
+                step["note"] = rng.choice(VERIFY_NOTES)
+            late = rng.random() < self.config.late_fraction
+            emit = at + (rng.randrange(10, 90) * 60_000 if late else 0)
+            meta = {"kind": "step", "action": action, "late": late, "occurred_ms": at}
+            self.add(SimEvent("report", submit["report_id"], emit, value=step, meta=meta))
+
+    def _bad(self, occurred: int) -> None:
+        rng = self.rng
+        kind = rng.choice(sorted(BAD_KINDS))
+        village = rng.choice(self.villages)
+        code = rng.choice(self.categories)
+        event = self._submit(occurred, village, code)
+        reason = BAD_KINDS[kind]
+        meta = {"kind": "bad", "bad": kind}
+        sim = SimEvent(
+            "report", event["report_id"], occurred, value=event, expected=reason, meta=meta
+        )
+        if kind == "unknown_region":
+            while True:
+                fake = village.code[:9] + f"{rng.randrange(600, 1000):03d}"
+                if not divisions.is_known(fake):
+                    break
+            event["region_code"] = fake
+        elif kind == "empty_description":
+            event["description"] = rng.choice(("", " ", "\u3000"))
+            event.pop("category_hint", None)
+        elif kind == "bad_id_number":
+            event["reporter"]["id_number"] = id_number(rng, village.code[:6], valid=False)
+        elif kind == "future_timestamp":
+            event["occurred_at"] = _iso(self.end_ms + rng.randrange(1, 72) * 3_600_000)
+        elif kind == "not_avro":
+            sim.raw = json.dumps(event, ensure_ascii=False).encode()
+            sim.value = None
+        elif kind == "unknown_schema_id":
+            sim.raw = codec.frame(UNKNOWN_SCHEMA_ID + rng.randrange(1000), rng.randbytes(40))
+            sim.value = None
+        elif kind == "wrong_schema":  # a form submission sent to the report topic
+            sim.frame_as = contracts.FORM_SUBMISSION
+            sim.value = self._form_value(village, 1, occurred, abnormal=False)
+        self.add(sim)
+
+    # forms ---------------------------------------------------------------------------------
+
+    def _resident(self, village: divisions.Division, number: int) -> dict[str, Any]:
+        r = random.Random(f"{self.config.seed}:{village.code}:{number}")
+        return {
+            "id": f"res-{village.code}-{number:05d}",
+            "name": _name(r),
+            "phone": _phone(r),
+            "id_number": id_number(r, village.code[:6]),
+        }
+
+    def _form_value(
+        self, village: divisions.Division, number: int, at: int, abnormal: bool
+    ) -> dict[str, Any]:
+        rng = self.rng
+        if abnormal:
+            fever = rng.random() < 0.7
+            temperature = (
+                round(rng.uniform(37.3, 39.6), 1) if fever else round(rng.uniform(36.2, 37.2), 1)
+            )
+            symptoms = rng.sample(SYMPTOMS, rng.randrange(0 if fever else 1, 3))
+        else:
+            temperature, symptoms = round(rng.uniform(35.9, 37.2), 1), []
+        answers: dict[str, Any] = {
+            "temperature": temperature,
+            "symptoms": symptoms,
+            "travelled_14d": rng.random() < 0.05,
+            "household_size": rng.randrange(1, 7),
+        }
+        if abnormal and rng.random() < 0.5:
+            answers["remark"] = rng.choice(
+                ("已在家自行隔离", "昨晚开始发烧", "嗓子疼", "已去卫生院看过")
+            )
+        return {
+            "submission_id": _uuid(rng),
+            "form_id": FORM_ID,
+            "form_version": FORM_VERSION,
+            "region_code": village.code,
+            "respondent": self._resident(village, number),
+            "answers": answers,
+            "submitted_at": _iso(at),
+            "channel": rng.choice(("app", "app", "group_message", "grid_patrol")),
+        }
+
+    def forms(self) -> None:
+        cfg, rng = self.config, self.rng
+        if cfg.n_forms == 0:
+            return
+        pool = [v for v in self.villages if 2000 <= v.population <= 3000] or self.villages
+        # enough communities that at most about half of their residents answer
+        wanted = max(cfg.communities, math.ceil(cfg.n_forms / 1000))
+        communities = sorted(rng.sample(pool, min(wanted, len(pool))), key=lambda v: v.code)
+        done: list[tuple[divisions.Division, int, int]] = []
+        taken: set[tuple[str, int]] = set()
+        answered: Counter[str] = Counter()
+        for at in sorted(self._time() for _ in range(cfg.n_forms)):
+            open_ = [v for v in communities if answered[v.code] < v.population]
+            if done and (rng.random() < cfg.resubmit_fraction or not open_):
+                village, number, first_at = rng.choice(done)
+                at = max(at, first_at + 60_000)
+                kind = "resubmit"
+            else:
+                village = rng.choice(open_ or communities)
+                number = rng.randrange(1, max(1, village.population) + 1)
+                while (village.code, number) in taken:
+                    number = number % max(1, village.population) + 1
+                taken.add((village.code, number))
+                answered[village.code] += 1
+                done.append((village, number, at))
+                kind = "first"
+            if at >= self.end_ms:
+                continue
+            value = self._form_value(
+                village, number, at, abnormal=rng.random() < cfg.abnormal_fraction
+            )
+            meta = {
+                "kind": kind,
+                "community": village.code,
+                "residents": village.population,
+                "respondent": value["respondent"]["id"],
+                "abnormal": is_abnormal(value["answers"]),
+                "occurred_ms": at,
+            }
+            key = contracts.key_for(contracts.FORM_SUBMISSION, value)
+            self.add(SimEvent(contracts.FORM_SUBMISSION, key, at, value=value, meta=meta))
+
+    # alerts --------------------------------------------------------------------------------
+
+    def alerts(self) -> None:
+        cfg, rng = self.config, self.rng
+        types = load_warning_types()
+        cities = sorted({v.code[:4] for v in self.villages})
+        for _ in range(cfg.n_warnings):
+            city = divisions.get(rng.choice(cities))
+            counties = [c for c in divisions.children(city.code)] or [city]
+            areas = sorted(
+                c.code[:6]
+                for c in rng.sample(counties, rng.randrange(1, min(4, len(counties)) + 1))
+            )
+            hazard, hazard_cn, levels = rng.choice(types)
+            level = rng.choice(levels)
+            span = self.end_ms - self.start_ms
+            at = self.start_ms + rng.randrange(0, max(1, span * 2 // 3))
+            chain: list[str] = []
+            sender = f"{city.name}气象台"
+            for msg_type in ("Alert", "Update", "Cancel"):
+                if msg_type == "Update":
+                    others = [lv for lv in levels if lv != level]
+                    if not others or rng.random() < 0.5:
+                        continue
+                    level = rng.choice(others)
+                if msg_type == "Cancel" and rng.random() < 0.5:
+                    break
+                if msg_type != "Alert":
+                    at += rng.randrange(max(1, span // 20), max(2, span // 4))
+                if at >= self.end_ms:
+                    break
+                stamp = datetime.fromtimestamp(at / 1000, CST)
+                alert_id = f"{city.code[:4]}00{rng.randrange(10**8):08d}_{stamp:%Y%m%d%H%M%S}"
+                verb = {"Alert": "发布", "Update": "更新", "Cancel": "解除"}[msg_type]
+                headline = f"{sender}{verb}{hazard_cn}{LEVEL_CN[level]}预警信号"
+                area_names = "、".join(divisions.get(a).name for a in areas)
+                value: dict[str, Any] = {
+                    "alert_id": alert_id,
+                    "sender": sender,
+                    "sent_at": _iso(at),
+                    "msg_type": msg_type,
+                    "references": list(chain),
+                    "hazard": hazard,
+                    "level": level,
+                    "region_codes": areas,
+                    "headline": headline,
+                    "description": f"{headline}：请{area_names}注意防范。",
+                    "instruction": ""
+                    if msg_type == "Cancel"
+                    else "政府及相关部门按照职责做好防御工作。",
+                    "effective": _iso(at),
+                }
+                chain.append(alert_id)
+                meta = {"kind": msg_type, "root": chain[0], "level": level, "occurred_ms": at}
+                key = contracts.key_for(contracts.ALERT, value)
+                self.add(SimEvent(contracts.ALERT, key, at, value=value, meta=meta))
+
+
+def is_abnormal(answers: dict[str, Any]) -> bool:
+    """Fever (≥ 37.3 °C) or any symptom: what the form statistics count as abnormal."""
+    temperature = float(answers.get("temperature", 0) or 0)
+    symptoms = answers.get("symptoms") or []
+    if isinstance(symptoms, str):
+        symptoms = json.loads(symptoms)
+    return temperature >= FEVER_C or bool(symptoms)
+
+
+def generate(config: SimConfig, *, now: datetime | None = None) -> list[SimEvent]:
+    """The events of ``config`` in sending order (deterministic for a seed and a window)."""
+    while True:
+        sim = _Sim(config, now)
+        sim.reports()
+        sim.forms()
+        sim.alerts()
+        events = sorted(sim.events, key=lambda e: (e.emit_ms, e.meta["seq"]))
+        if config.count is None:
+            return events
+        if len(events) >= config.count or not events:
+            return events[: config.count]
+        # too few (a short window cuts handling steps): scale up, still deterministic
+        config = dataclasses.replace(
+            config, reports=config.reports * 3 // 2 + 1, forms=config.n_forms * 3 // 2 + 1
+        )
+
+
+# --- the manifest ----------------------------------------------------------------------------
+
+
+def manifest(
+    events: Sequence[SimEvent], config: SimConfig, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """What the pipeline should make of ``events``: counts per topic and per expected outcome."""
+    start, end = config.window(now)
+    per_topic = Counter(e.topic for e in events)
+    dead: dict[str, Counter[str]] = defaultdict(Counter)
+    for e in events:
+        if e.expected != "ok":
+            dead[e.topic][e.expected] += 1
+    # reports: work orders, 并单 (replaying the pipeline's own rule in sending order)
+    submits = [e for e in events if e.meta.get("kind") == "submit"]
+    open_orders: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    duplicates: dict[str, str] = {}
+    for e in submits:
+        assert e.value is not None
+        order = {
+            "report_id": e.key,
+            "occurred_ms": e.meta["occurred_ms"],
+            "lat": e.value.get("lat"),
+            "lon": e.value.get("lon"),
+            "address": e.value.get("address", ""),
+        }
+        key = e.meta["dedupe_key"]
+        first = reports.find_duplicate(
+            open_orders[key], order, config.duplicate_window_s, config.duplicate_distance_m
+        )
+        if first is not None:
+            duplicates[e.key] = first
+        else:
+            open_orders[key] = reports.remember(open_orders[key], order, config.duplicate_window_s)
+    steps = [e for e in events if e.meta.get("kind") == "step"]
+    forms = _form_stats(events)
+    alerts = _alert_stats(events)
+    return {
+        "seed": config.seed,
+        "config": config.as_dict(),
+        "window": {"start": start.isoformat(), "end": end.isoformat()},
+        "events": len(events),
+        "topics": {t: per_topic.get(t, 0) for t in contracts.AVRO_TOPICS},
+        "dead_letters": {t: dict(sorted(c.items())) for t, c in sorted(dead.items())},
+        "dead_letters_total": sum(sum(c.values()) for c in dead.values()),
+        "reports": {
+            "submits": len(submits),
+            "work_orders": len({e.key for e in submits}),
+            "duplicates": len(duplicates),
+            "duplicate_of": dict(sorted(duplicates.items())),
+            "by_category": dict(sorted(Counter(e.meta["category"] for e in submits).items())),
+            "by_department": dict(sorted(Counter(e.meta["department"] for e in submits).items())),
+            "steps": {a: sum(1 for e in steps if e.meta["action"] == a) for a in ACTIONS},
+            "late_steps": sum(1 for e in steps if e.meta["late"]),
+            "bad": dict(sorted(Counter(e.meta["bad"] for e in events if "bad" in e.meta).items())),
+        },
+        "forms": forms,
+        "alerts": alerts,
+    }
+
+
+def _form_stats(events: Iterable[SimEvent]) -> dict[str, Any]:
+    per: dict[str, dict[str, Any]] = {}
+    latest: dict[tuple[str, str], tuple[int, bool]] = {}
+    for e in events:
+        if e.topic != contracts.FORM_SUBMISSION or e.expected != "ok":
+            continue
+        assert e.value is not None
+        code = e.meta["community"]
+        row = per.setdefault(
+            code,
+            {
+                "name": divisions.get(code).name,
+                "residents": e.meta["residents"],
+                "submissions": 0,
+                "abnormal_submissions": 0,
+            },
+        )
+        row["submissions"] += 1
+        row["abnormal_submissions"] += int(e.meta["abnormal"])
+        who = (code, e.meta["respondent"])
+        previous = latest.get(who)
+        if previous is None or previous[0] <= e.meta["occurred_ms"]:
+            latest[who] = (e.meta["occurred_ms"], e.meta["abnormal"])
+    for (code, _who), (_at, abnormal) in latest.items():
+        row = per[code]
+        row["respondents"] = row.get("respondents", 0) + 1
+        row["abnormal_respondents"] = row.get("abnormal_respondents", 0) + int(abnormal)
+    communities = {
+        code: {"respondents": 0, "abnormal_respondents": 0, **row}
+        for code, row in sorted(per.items())
+    }
+    return {
+        FORM_ID: {
+            "form_version": FORM_VERSION,
+            "submissions": sum(r["submissions"] for r in communities.values()),
+            "respondents": sum(r["respondents"] for r in communities.values()),
+            "abnormal_respondents": sum(r["abnormal_respondents"] for r in communities.values()),
+            "communities": communities,
+        }
+    }
+
+
+def _alert_stats(events: Iterable[SimEvent]) -> dict[str, Any]:
+    messages: Counter[str] = Counter()
+    state: dict[str, tuple[str, bool]] = {}  # root → (level, cancelled)
+    for e in events:
+        if e.topic != contracts.ALERT:
+            continue
+        messages[e.meta["kind"]] += 1
+        root = e.meta["root"]
+        state[root] = (e.meta["level"], e.meta["kind"] == "Cancel")
+    active = Counter(level for level, cancelled in state.values() if not cancelled)
+    return {
+        "messages": {k: messages.get(k, 0) for k in ("Alert", "Update", "Cancel")},
+        "warnings": len(state),
+        "cancelled": sum(1 for _level, cancelled in state.values() if cancelled),
+        "active_by_level": {lv: active.get(lv, 0) for lv in LEVEL_CN},
+    }
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def write_jsonl(events: Sequence[SimEvent], out_dir: Path) -> dict[str, Path]:
+    """Dry run: one JSONL file per topic (from_json input) and raw.jsonl for the bad bytes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    handles: dict[str, Any] = {}
+    try:
+        for e in events:
+            name = "raw" if (e.raw is not None or e.frame_as) else e.topic
+            if name not in handles:
+                paths[name] = out_dir / f"{name}.jsonl"
+                handles[name] = paths[name].open("w", encoding="utf-8")
+            handles[name].write(e.json_line() + "\n")
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return paths
+
+
+def send(
+    events: Sequence[SimEvent],
+    producer: Any,
+    *,
+    rate: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Send ``events`` with an :class:`~pipelines.producer.EventProducer` (``rate``: events/s)."""
+    import time
+
+    started = time.monotonic()
+    for i, e in enumerate(events, start=1):
+        if e.raw is not None:
+            producer.produce_raw(e.topic, e.raw, key=e.key)
+        elif e.frame_as is not None:
+            assert e.value is not None
+            record = contracts.from_json(e.frame_as, e.value)
+            producer.produce_raw(e.topic, producer.serialize(e.frame_as, record), key=e.key)
+        else:
+            producer.send(e.topic, e.value)
+        if rate:
+            ahead = i / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        if progress is not None and (i % 500 == 0 or i == len(events)):
+            progress(i)
+    return len(events)
