@@ -44,3 +44,7 @@ app = create_app(settings)
 
 # register the agents (import for their side effect)
 from agents import reports  # noqa: E402,F401
+
+# isort: split
+# the worker's web pages (/metrics, /metrics.json, /health) and its lag timer
+from agents import web  # noqa: E402,F401

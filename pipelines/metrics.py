@@ -1,0 +1,125 @@
+"""Prometheus metrics of the worker (served at ``/metrics`` by ``agents/web.py``).
+
+One registry of our own (not the process-global default), so tests and other libraries do
+not mix in. The names follow Prometheus conventions: ``_total`` counters, ``_seconds``
+histograms, base units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from pipelines.lag import GroupReport
+from pipelines.settings import Settings
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+EVENTS_IN = Counter(
+    "govstream_events_in",
+    "Events an agent read from its source topic.",
+    ["agent", "topic"],
+    registry=REGISTRY,
+)
+EVENTS_OUT = Counter(
+    "govstream_events_out",
+    "Rows an agent handed to the sink, per table.",
+    ["agent", "table"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "govstream_dead_letters",
+    "Events sent to the dead-letter topic, per agent and reason code.",
+    ["agent", "reason"],
+    registry=REGISTRY,
+)
+CLASSIFIED = Counter(
+    "govstream_classified",
+    "Reports classified, per taxonomy category code.",
+    ["category"],
+    registry=REGISTRY,
+)
+SINK_BATCH_ROWS = Histogram(
+    "govstream_sink_batch_rows",
+    "Rows per ClickHouse insert, per table.",
+    ["table"],
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 50000),
+    registry=REGISTRY,
+)
+SINK_INSERT_SECONDS = Histogram(
+    "govstream_sink_insert_seconds",
+    "Duration of a successful ClickHouse batch insert (all tables of a batch).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+SINK_RETRIES = Counter(
+    "govstream_sink_insert_retries",
+    "ClickHouse inserts that failed and were retried.",
+    registry=REGISTRY,
+)
+END_TO_END_SECONDS = Histogram(
+    "govstream_end_to_end_latency_seconds",
+    "From the event's own timestamp to its rows being in ClickHouse.",
+    ["agent"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600),
+    registry=REGISTRY,
+)
+CONSUMER_LAG = Gauge(
+    "govstream_consumer_lag",
+    "Records between the group's committed offset and the log end.",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
+)
+CONSUMER_LAG_SEVERITY = Gauge(
+    "govstream_consumer_lag_severity",
+    "Lag status severity per partition: 0 OK, 1 WARN, 2 STALL/STOP/REWIND, 3 ERR.",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
+)
+
+
+def exposition() -> bytes:
+    """The registry in the Prometheus text format."""
+    return bytes(generate_latest(REGISTRY))
+
+
+def record_lag(reports: Iterable[GroupReport]) -> None:
+    """Set the lag gauges from evaluated groups."""
+    for report in reports:
+        for p in report.partitions:
+            labels = (p.group, p.topic, str(p.partition))
+            if p.lag is not None:
+                CONSUMER_LAG.labels(*labels).set(p.lag)
+            CONSUMER_LAG_SEVERITY.labels(*labels).set(p.status.severity)
+
+
+def snapshot() -> dict[str, Any]:
+    """Every sample as JSON: {metric family: [{"name", "labels", "value"}]} (for the page)."""
+    out: dict[str, Any] = {}
+    for family in REGISTRY.collect():
+        out[family.name] = [
+            {"name": s.name, "labels": dict(s.labels), "value": s.value} for s in family.samples
+        ]
+    return out
+
+
+def health_report(settings: Settings, timeout: float = 2.0) -> tuple[bool, dict[str, Any]]:
+    """Whether the broker, the registry and ClickHouse all answer (their real protocols)."""
+    from pipelines.stack.services import probe
+
+    services: dict[str, Any] = {}
+    for name in ("kafka", "registry", "clickhouse"):
+        ok, detail = probe(name, settings, timeout)
+        services[name] = {"healthy": ok, "detail": detail[:200]}
+    healthy = all(s["healthy"] for s in services.values())
+    return healthy, {"healthy": healthy, "services": services}

@@ -1,0 +1,92 @@
+"""The worker's /metrics exposition parses as Prometheus text and carries what was counted."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipelines import metrics
+from pipelines.lag import LagTracker, Observation
+from pipelines.settings import Settings
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.unit
+
+
+def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = metrics.exposition().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(name: str, **labels: str) -> float:
+    return samples().get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_exposition_parses_and_counts() -> None:
+    before_in = value("govstream_events_in_total", agent="t_agent", topic="report")
+    before_dead = value("govstream_dead_letters_total", agent="t_agent", reason="bad_avro")
+    metrics.EVENTS_IN.labels("t_agent", "report").inc(3)
+    metrics.EVENTS_OUT.labels("t_agent", "reports").inc(2)
+    metrics.DEAD_LETTERS.labels("t_agent", "bad_avro").inc()
+    metrics.CLASSIFIED.labels("T_CAT").inc()
+    metrics.SINK_BATCH_ROWS.labels("t_table").observe(120)
+    metrics.SINK_INSERT_SECONDS.observe(0.2)
+    metrics.SINK_RETRIES.inc()
+    metrics.END_TO_END_SECONDS.labels("t_agent").observe(1.5)
+
+    assert value("govstream_events_in_total", agent="t_agent", topic="report") == before_in + 3
+    assert (
+        value("govstream_dead_letters_total", agent="t_agent", reason="bad_avro") == before_dead + 1
+    )
+    assert value("govstream_classified_total", category="T_CAT") >= 1
+    assert value("govstream_sink_batch_rows_count", table="t_table") >= 1
+    assert value("govstream_sink_batch_rows_bucket", table="t_table", le="250.0") >= 1
+    assert value("govstream_end_to_end_latency_seconds_count", agent="t_agent") >= 1
+    names = {
+        family.name for family in text_string_to_metric_families(metrics.exposition().decode())
+    }
+    assert {
+        "govstream_events_in",
+        "govstream_events_out",
+        "govstream_dead_letters",
+        "govstream_classified",
+        "govstream_sink_batch_rows",
+        "govstream_sink_insert_seconds",
+        "govstream_sink_insert_retries",
+        "govstream_end_to_end_latency_seconds",
+        "govstream_consumer_lag",
+        "govstream_consumer_lag_severity",
+    } <= names
+
+
+def test_lag_gauges_follow_the_evaluated_report() -> None:
+    tracker = LagTracker(window=2)
+    for at in (0.0, 1.0):
+        tracker.observe("t_group", {("t_topic", 3): Observation(at, 10, 50)}, members=0)
+    metrics.record_lag([tracker.report("t_group")])
+    labels = {"group": "t_group", "topic": "t_topic", "partition": "3"}
+    assert value("govstream_consumer_lag", **labels) == 40
+    assert value("govstream_consumer_lag_severity", **labels) == 2  # STOP
+
+
+def test_snapshot_is_json_of_the_same_samples() -> None:
+    metrics.EVENTS_IN.labels("t_snap", "alert").inc()
+    snap = metrics.snapshot()
+    rows = snap["govstream_events_in"]
+    assert any(r["labels"] == {"agent": "t_snap", "topic": "alert"} for r in rows)
+
+
+def test_health_is_false_when_nothing_answers() -> None:
+    dead = Settings(
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        schema_registry_url=f"http://127.0.0.1:{free_port()}",
+        clickhouse_url=f"http://127.0.0.1:{free_port()}",
+    )
+    healthy, report = metrics.health_report(dead, timeout=0.5)
+    assert healthy is False
+    assert set(report["services"]) == {"kafka", "registry", "clickhouse"}
+    assert not any(s["healthy"] for s in report["services"].values())
