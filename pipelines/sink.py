@@ -26,6 +26,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from pipelines import metrics
+
 log = logging.getLogger("govstream.sink")
 
 
@@ -113,6 +115,7 @@ class ClickHouseSink:
                 self._insert(batch)
             except Exception as exc:  # network errors and server errors alike: never drop
                 self.stats.retries += 1
+                metrics.SINK_RETRIES.inc()
                 self._client = None
                 if should_stop():
                     raise
@@ -126,6 +129,9 @@ class ClickHouseSink:
             self.stats.batches += 1
             self.stats.rows += len(batch)
             self.stats.last_insert_s = elapsed
+            metrics.SINK_INSERT_SECONDS.observe(elapsed)
+            for table, rows in batch.rows.items():
+                metrics.SINK_BATCH_ROWS.labels(table).observe(len(rows))
             return
 
     async def write(self, batch: Batch, should_stop: Callable[[], bool] = lambda: False) -> None:

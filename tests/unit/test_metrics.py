@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipelines import metrics
 from pipelines.lag import LagTracker, Observation
 from pipelines.settings import Settings
+from pipelines.sink import Batch, ClickHouseSink, TableSpec
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.unit
@@ -90,3 +93,38 @@ def test_health_is_false_when_nothing_answers() -> None:
     assert healthy is False
     assert set(report["services"]) == {"kafka", "registry", "clickhouse"}
     assert not any(s["healthy"] for s in report["services"].values())
+
+
+class FlakyClient:
+    """Fails the first insert, then accepts."""
+
+    def __init__(self, failures: list[int]) -> None:
+        self.failures = failures
+        self.inserted: list[tuple[str, int]] = []
+
+    def insert(self, table: str, rows: list[Any], **_: Any) -> None:
+        if self.failures[0] > 0:
+            self.failures[0] -= 1
+            raise ConnectionError("clickhouse away")
+        self.inserted.append((table, len(rows)))
+
+
+def test_sink_records_retries_latency_and_batch_size() -> None:
+    failures = [1]
+    sink = ClickHouseSink(
+        lambda: cast(Any, FlakyClient(failures)),
+        "db",
+        [TableSpec("t_sink_table", ("a",))],
+        backoff_initial_s=0.001,
+    )
+    retries = value("govstream_sink_insert_retries_total")
+    inserts = value("govstream_sink_insert_seconds_count")
+    sized = value("govstream_sink_batch_rows_count", table="t_sink_table")
+    batch = Batch()
+    for i in range(7):
+        batch.add("t_sink_table", (i,))
+    sink.write_blocking(batch)
+    assert value("govstream_sink_insert_retries_total") == retries + 1
+    assert value("govstream_sink_insert_seconds_count") == inserts + 1
+    assert value("govstream_sink_batch_rows_count", table="t_sink_table") == sized + 1
+    assert value("govstream_sink_batch_rows_sum", table="t_sink_table") >= 7
