@@ -19,7 +19,7 @@ from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from pipelines import contracts, deadletter, reports
+from pipelines import contracts, deadletter, metrics, reports
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, RegistryUnavailable, registry_fetcher
 from pipelines.errors import EventError
@@ -87,6 +87,7 @@ async def process_reports(stream: StreamT) -> None:
         batch, sends = Batch(), []
         for event in events:
             message = event.message
+            metrics.EVENTS_IN.labels("process_reports", message.topic).inc()  # metrics
             batch.saw(message.topic, message.partition, message.offset)
             received = datetime.now(UTC)
             record: dict[str, Any] | None = None
@@ -104,6 +105,7 @@ async def process_reports(stream: StreamT) -> None:
                 log.info("dead letter %s[%d]@%d: %s", message.topic, message.partition,
                          message.offset, error.reason)  # fmt: skip
                 batch.add("dead_letters", letter.row())
+                metrics.DEAD_LETTERS.labels("process_reports", error.reason).inc()  # metrics
                 sends.append(
                     await dead_topic.send(
                         key=message.key, value=message.value, headers=letter.topic_headers()
@@ -116,6 +118,7 @@ async def process_reports(stream: StreamT) -> None:
                     offset=message.offset, received_at=received,
                 )  # fmt: skip
                 key = reports.dedupe_key(order["category"]["code"], order["region_code"])
+                metrics.CLASSIFIED.labels(order["category"]["code"]).inc()  # metrics
                 sends.append(await routed_topic.send(key=key.encode(), value=order))
             else:
                 batch.add(
@@ -126,6 +129,9 @@ async def process_reports(stream: StreamT) -> None:
                     ),
                 )  # fmt: skip
         await sink.write(batch)
+        metrics.record_written(  # metrics
+            "process_reports", batch.rows, (e.message.timestamp for e in events)
+        )
         for pending in sends:
             await pending
         for event in events:
@@ -153,5 +159,11 @@ async def link_work_orders(stream: StreamT) -> None:
             batch.saw(event.message.topic, event.message.partition, event.message.offset)
             batch.add("reports", _link(event))
         await sink.write(batch)
+        metrics.EVENTS_IN.labels("link_work_orders", routed_topic.get_topic_name()).inc(  # metrics
+            len(events)
+        )
+        metrics.record_written(  # metrics
+            "link_work_orders", batch.rows, (e.message.timestamp for e in events)
+        )
         for event in events:
             await stream.ack(event)

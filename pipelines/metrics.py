@@ -7,7 +7,8 @@ histograms, base units.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping, Sized
 from typing import Any
 
 from prometheus_client import (
@@ -123,3 +124,15 @@ def health_report(settings: Settings, timeout: float = 2.0) -> tuple[bool, dict[
         services[name] = {"healthy": ok, "detail": detail[:200]}
     healthy = all(s["healthy"] for s in services.values())
     return healthy, {"healthy": healthy, "services": services}
+
+
+def record_written(agent: str, rows: Mapping[str, Sized], timestamps: Iterable[float]) -> None:
+    """After a sink write: rows out per table, and end-to-end latency of each source event
+    (from its Kafka record timestamp, in seconds, to now)."""
+    for table, table_rows in rows.items():
+        EVENTS_OUT.labels(agent, table).inc(len(table_rows))
+    now = time.time()
+    histogram = END_TO_END_SECONDS.labels(agent)
+    for ts in timestamps:
+        if ts:
+            histogram.observe(max(0.0, now - ts))

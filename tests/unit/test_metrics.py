@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 import pytest
@@ -128,3 +129,13 @@ def test_sink_records_retries_latency_and_batch_size() -> None:
     assert value("govstream_sink_insert_seconds_count") == inserts + 1
     assert value("govstream_sink_batch_rows_count", table="t_sink_table") == sized + 1
     assert value("govstream_sink_batch_rows_sum", table="t_sink_table") >= 7
+
+
+def test_record_written_counts_rows_and_latency() -> None:
+    out = value("govstream_events_out_total", agent="t_written", table="t_rows")
+    seen = value("govstream_end_to_end_latency_seconds_count", agent="t_written")
+    now = time.time()
+    metrics.record_written("t_written", {"t_rows": [(1,), (2,), (3,)]}, [now - 2.0, now - 0.5])
+    assert value("govstream_events_out_total", agent="t_written", table="t_rows") == out + 3
+    assert value("govstream_end_to_end_latency_seconds_count", agent="t_written") == seen + 2
+    assert value("govstream_end_to_end_latency_seconds_sum", agent="t_written") >= 2.5
