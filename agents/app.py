@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import faust
 
+from pipelines.pii import install_log_scrubber
 from pipelines.settings import Settings, get_settings
 
 
@@ -39,11 +40,12 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
+install_log_scrubber()  # no raw phone or ID number in any log line, at any level
 settings = get_settings()
 app = create_app(settings)
 
 # register the agents (import for their side effect)
-from agents import reports  # noqa: E402,F401
+from agents import alerts, forms, reports  # noqa: E402,F401
 
 # isort: split
 # the worker's web pages (/metrics, /metrics.json, /health) and its lag timer

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from pipelines.pii import (
     id_check_char,
     id_number_problem,
+    install_log_scrubber,
     is_mobile,
     mask_id_number,
     mask_name,
@@ -81,3 +84,23 @@ def test_pseudonym_is_stable_salted_and_not_the_value() -> None:
 )
 def test_scrub_text_masks_numbers_written_in_free_text(text: str, expected: str) -> None:
     assert scrub_text(text) == expected
+
+
+RAW_BYTES = b"\x1613907301234\x02$430602198503124024"
+
+
+def test_log_scrubber_masks_numbers_inside_bytes_reprs() -> None:
+    install_log_scrubber()
+    install_log_scrubber()  # idempotent
+    record = logging.getLogger("aiokafka").makeRecord(
+        "aiokafka",
+        logging.DEBUG,
+        __file__,
+        1,
+        "value=%r",
+        (b"\x1613907301234\x02$430602198503124024",),
+        None,
+    )
+    text = record.getMessage()
+    assert "13907301234" not in text and "430602198503124024" not in text
+    assert "430602********4024" in text and "****" in text.split("$")[0]
