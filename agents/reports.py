@@ -116,6 +116,7 @@ async def process_reports(stream: StreamT) -> None:
                 order = reports.work_order(
                     record, salt=settings.pii_salt, partition=message.partition,
                     offset=message.offset, received_at=received,
+                    produced_at=datetime.fromtimestamp(message.timestamp, UTC),
                 )  # fmt: skip
                 key = reports.dedupe_key(order["category"]["code"], order["region_code"])
                 metrics.CLASSIFIED.labels(order["category"]["code"]).inc()  # metrics

@@ -1,23 +1,42 @@
-"""`make demo`: bring the embedded stack up, run the main job, show the result, stop.
+"""`make demo` / `govstream demo`: the whole pipeline on the embedded stack, reconciled.
 
-Uses the embedded defaults (or whatever ``GOVSTREAM_*`` says). A stack that already ran
-before the demo is left running; one the demo started is stopped at the end.
+1. bring the embedded stack up (a stack that already runs is reused and left running);
+2. apply the ClickHouse migrations and start a real Faust worker (``govstream worker``);
+3. simulate a province (seeded): reports with handling steps, 并单 duplicates and bad events,
+   health-form submissions and weather warnings, and send them through the producer API;
+4. wait until ClickHouse holds exactly what the simulator's manifest says (work orders, steps,
+   duplicates, dead letters by reason), then print the summary;
+5. stop the worker, and the stack if the demo started it.
+
+Exit code 0 only when every report event is accounted for.
 """
 
 from __future__ import annotations
 
-import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
 
+import typer
+
+from pipelines import clickhouse, reconcile, simulator
 from pipelines.cli.output import console, print_table
-from pipelines.errors import GovstreamError
-from pipelines.settings import get_settings
+from pipelines.producer import EventProducer
+from pipelines.settings import Settings, get_settings
 from pipelines.stack import control
+from pipelines.topics import ensure_topics
+from pipelines.workerproc import WorkerProcess
 
 
-def run() -> int:
+def demo(
+    reports: int = typer.Option(2000, min=10, max=200_000, help="Reports to simulate."),
+    seed: int = typer.Option(1, help="Simulator seed."),
+    timeout: float = typer.Option(300.0, min=10, help="Seconds to wait for reconciliation."),
+) -> None:
+    """Run the pipeline on simulated data and show the result (the README's `make demo`)."""
     settings = get_settings()
     console.rule("govstream demo")
-    console.print(f"starting the embedded stack in {settings.home} …")
+    console.print(f"embedded stack in {settings.home} …")
     started, statuses = control.up(settings)
     try:
         print_table(
@@ -25,21 +44,140 @@ def run() -> int:
             ["name", "state", "pid", "address", "healthy"],
             title="stack",
         )
-        healthy = sum(s.healthy for s in statuses)
-        console.print(f"{healthy}/{len(statuses)} services healthy")
-        return 0 if healthy == len(statuses) else 1
+        if not all(s.healthy for s in statuses):
+            raise typer.Exit(1)
+        ok = _run(settings, reports=reports, seed=seed, timeout=timeout)
     finally:
         if started:
             control.down(settings)
             console.print("stack stopped")
+    raise typer.Exit(0 if ok else 1)
+
+
+def _run(settings: Settings, *, reports: int, seed: int, timeout: float) -> bool:
+    client = clickhouse.get_client(settings)
+    db = settings.clickhouse_database
+    clickhouse.migrate(client, db)
+    ensure_topics(settings, extra=["report-routed"])
+    baseline = reconcile.observe(client, db)
+    worker = WorkerProcess(settings, settings.log_dir / "worker.log")
+    console.print(f"starting a worker (log: {worker.log_path}) …")
+    with worker:
+        worker.wait_ready()
+        config = simulator.SimConfig(seed=seed, reports=reports)
+        now = datetime.now(UTC)
+        events = simulator.generate(config, now=now)
+        manifest = simulator.manifest(events, config, now=now)
+        expected = reconcile.expected_from(manifest)
+        console.print(
+            f"sending {len(events):,} simulated events "
+            f"({', '.join(f'{t} {n:,}' for t, n in manifest['topics'].items())}) …"
+        )
+        run_start = datetime.now(UTC)
+        t0 = time.monotonic()
+        with EventProducer(settings) as producer:
+            simulator.send(events, producer)
+        sent_s = time.monotonic() - t0
+        seen, problems = reconcile.wait_reconciled(
+            client, db, baseline, expected, timeout=timeout, progress=_progress(expected)
+        )
+        done_s = time.monotonic() - t0
+    _summary(client, db, run_start, manifest, expected, seen, sent_s, done_s)
+    if problems:
+        console.print("[red]not reconciled:[/red] " + "; ".join(problems))
+        console.print(f"see the worker log: {worker.log_path}")
+        return False
+    return True
+
+
+def _progress(expected: reconcile.Counts) -> Any:
+    last = [-1]
+
+    def show(seen: reconcile.Counts) -> None:
+        if seen.events != last[0]:
+            last[0] = seen.events
+            console.print(f"  {seen.events:,} / {expected.events:,} report events in ClickHouse")
+
+    return show
+
+
+def _summary(
+    client: Any,
+    db: str,
+    run_start: datetime,
+    manifest: dict[str, Any],
+    expected: reconcile.Counts,
+    seen: reconcile.Counts,
+    sent_s: float,
+    done_s: float,
+) -> None:
+    since = {"t": run_start.replace(tzinfo=None)}
+    where = "produced_at >= {t:DateTime64(3)}"
+    rows = client.query(
+        f"SELECT category_code, any(category_minor), any(department), count() AS n "
+        f"FROM {db}.reports FINAL WHERE {where} GROUP BY category_code ORDER BY n DESC LIMIT 10",
+        since,
+    ).result_rows
+    print_table(
+        [{"code": c, "category": m, "department": d, "work orders": n} for c, m, d, n in rows],
+        ["code", "category", "department", "work orders"],
+        title="work orders by category (top 10)",
+    )
+    levels = ("community", "street", "county")
+    rows = client.query(
+        f"SELECT city, countIf(handling_level = 'community'), countIf(handling_level = 'street'), "
+        f"countIf(handling_level = 'county'), countIf(emergency), countIf(duplicate_of != '') "
+        f"FROM {db}.reports FINAL WHERE {where} GROUP BY city ORDER BY count() DESC",
+        since,
+    ).result_rows
+    columns = ["city", *levels, "P1", "并单 duplicates"]
+    print_table(
+        [dict(zip(columns, row, strict=True)) for row in rows],
+        columns,
+        title="work orders by city and handling level (社区 / 街道 / 区县)",
+    )
+    reasons = sorted(set(expected.dead_letters) | set(seen.dead_letters))
+    print_table(
+        [
+            {
+                "reason": r,
+                "expected": expected.dead_letters.get(r, 0),
+                "in gov.dead_letters": seen.dead_letters.get(r, 0),
+            }
+            for r in reasons
+        ],
+        ["reason", "expected", "in gov.dead_letters"],
+        title="dead letters (report topic)",
+    )
+    p50, p99 = client.query(
+        f"SELECT quantiles(0.5, 0.99)(dateDiff('millisecond', produced_at, inserted_at)) "
+        f"FROM {db}.reports WHERE {where}",
+        since,
+    ).result_rows[0][0] or [0.0, 0.0]
+    sent = manifest["topics"]["report"]
+    print_table(
+        [
+            {"figure": "report events sent", "value": f"{sent:,}"},
+            {"figure": "work orders (rows)", "value": f"{seen.work_orders:,}"},
+            {"figure": "handling steps (rows)", "value": f"{seen.steps:,}"},
+            {"figure": "dead letters", "value": f"{sum(seen.dead_letters.values()):,}"},
+            {"figure": "unexplained", "value": f"{sent - seen.events:,}"},
+            {"figure": "send time", "value": f"{sent_s:.1f} s"},
+            {"figure": "events/s (send → reconciled)", "value": f"{sent / done_s:,.0f}"},
+            {"figure": "end-to-end latency p50", "value": f"{p50:,.0f} ms"},
+            {"figure": "end-to-end latency p99", "value": f"{p99:,.0f} ms"},
+        ],
+        ["figure", "value"],
+        title="reconciliation",
+    )
 
 
 def main() -> int:
-    try:
-        return run()
-    except GovstreamError as exc:
-        print(f"demo: error: {exc}", file=sys.stderr)
-        return 1
+    import sys
+
+    from pipelines.cli import main as cli_main
+
+    return cli_main(["demo", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

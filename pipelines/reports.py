@@ -204,7 +204,13 @@ def from_ms(value: int) -> datetime:
 
 
 def work_order(
-    record: Mapping[str, Any], *, salt: str, partition: int, offset: int, received_at: datetime
+    record: Mapping[str, Any],
+    *,
+    salt: str,
+    partition: int,
+    offset: int,
+    received_at: datetime,
+    produced_at: datetime | None = None,
 ) -> dict[str, Any]:
     """A validated SUBMIT as a masked, classified, routed work order (JSON-friendly)."""
     category = classify(str(record.get("description") or ""), record.get("category_hint"))
@@ -217,6 +223,7 @@ def work_order(
         "event_id": record["event_id"],
         "occurred_ms": to_ms(occurred),
         "received_ms": to_ms(received_at),
+        "produced_ms": to_ms(produced_at or received_at),  # the Kafka record's timestamp
         "channel": record["channel"],
         "region_code": record["region_code"],
         "codes": place.codes,
@@ -256,7 +263,7 @@ REPORT_COLUMNS = (
     "category_code", "category_major", "category_minor", "confidence", "evidence",
     "classified_by", "priority", "emergency", "sla_hours", "deadline", "department",
     "handling_level", "duplicate_of", "reporter_hash", "reporter_name", "reporter_phone",
-    "reporter_id_number", "source_partition", "source_offset", "version",
+    "reporter_id_number", "source_partition", "source_offset", "version", "produced_at",
 )  # fmt: skip
 
 
@@ -274,6 +281,7 @@ def report_row(order: Mapping[str, Any], duplicate_of: str | None) -> list[Any]:
         order["sla_hours"], from_ms(order["deadline_ms"]), order["department"], order["level"],
         duplicate_of or "", who["hash"], who["name"], who["phone"], who["id_number"],
         order["partition"], order["offset"], order["offset"],
+        from_ms(order.get("produced_ms", order["received_ms"])),
     ]  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from pipelines.cli.produce import produce as produce_command
 from pipelines.cli.replay import replay as replay_command
 from pipelines.cli.simulate import simulate as simulate_command
 from pipelines.cli.worker import worker as worker_command
+from pipelines.demo import demo as demo_command
 from pipelines.errors import ConfigError, GovstreamError
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(db_cli.app, name="db")
 app.command(name="classify")(classify_command)
 app.command(name="lag")(lag_command)
 app.command(name="produce")(produce_command)
+app.command(name="demo")(demo_command)
 app.command(name="replay")(replay_command)
 app.command(name="simulate")(simulate_command)
 app.command(name="worker")(worker_command)

@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS {database}.reports
     reporter_id_number   String                   COMMENT 'masked: first 6 + last 4, or empty',
     source_partition     UInt32,
     source_offset        UInt64,
-    version              UInt64                   COMMENT 'ReplacingMergeTree version: source offset'
+    version              UInt64                   COMMENT 'ReplacingMergeTree version: source offset',
+    produced_at          DateTime64(3, 'UTC')     COMMENT 'Kafka record timestamp of the SUBMIT',
+    inserted_at          DateTime64(3, 'UTC') DEFAULT now64(3) COMMENT 'when the row reached ClickHouse'
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(occurred_at)

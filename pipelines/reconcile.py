@@ -1,0 +1,110 @@
+"""Reconciling a simulated run: what ClickHouse holds against what the manifest says was sent.
+
+Counts are taken as differences from a baseline read before the run, so a stack that already
+holds earlier runs reconciles too. Rows are counted with ``FINAL`` (ReplacingMergeTree): a
+retried insert collapses to one row, which is what analysts see.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from pipelines import contracts
+from pipelines.clickhouse import check_identifier
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What the report pipeline wrote, for one topic's dead letters."""
+
+    work_orders: int = 0
+    duplicates: int = 0
+    steps: int = 0
+    dead_letters: Mapping[str, int] = field(default_factory=dict)
+
+    def minus(self, base: Counts) -> Counts:
+        reasons = set(self.dead_letters) | set(base.dead_letters)
+        return Counts(
+            self.work_orders - base.work_orders,
+            self.duplicates - base.duplicates,
+            self.steps - base.steps,
+            {
+                r: self.dead_letters.get(r, 0) - base.dead_letters.get(r, 0)
+                for r in sorted(reasons)
+                if self.dead_letters.get(r, 0) != base.dead_letters.get(r, 0)
+            },
+        )
+
+    @property
+    def events(self) -> int:
+        """Report-topic events accounted for: one per work order, step or dead letter."""
+        return self.work_orders + self.steps + sum(self.dead_letters.values())
+
+
+def observe(client: Client, database: str) -> Counts:
+    """Current counts of the report pipeline's tables (zero when they do not exist yet)."""
+    db = check_identifier(database)
+    if client.query(f"EXISTS TABLE {db}.reports").result_rows[0][0] != 1:
+        return Counts()
+    orders, dups = client.query(
+        f"SELECT count(), countIf(duplicate_of != '') FROM {db}.reports FINAL"
+    ).result_rows[0]
+    steps = client.query(f"SELECT count() FROM {db}.work_order_events FINAL").result_rows[0][0]
+    letters = client.query(
+        f"SELECT reason, count() FROM {db}.dead_letters FINAL "
+        "WHERE source_topic = {t:String} GROUP BY reason",
+        {"t": contracts.REPORT},
+    ).result_rows
+    return Counts(int(orders), int(dups), int(steps), {str(r): int(n) for r, n in letters})
+
+
+def expected_from(manifest: Mapping[str, Any]) -> Counts:
+    """What the manifest says the report pipeline must write."""
+    rep = manifest["reports"]
+    return Counts(
+        int(rep["work_orders"]),
+        int(rep["duplicates"]),
+        sum(int(n) for n in rep["steps"].values()),
+        dict(manifest["dead_letters"].get(contracts.REPORT, {})),
+    )
+
+
+def differences(seen: Counts, expected: Counts) -> list[str]:
+    """Each way ``seen`` differs from ``expected``, for people (empty when reconciled)."""
+    out = []
+    for name in ("work_orders", "duplicates", "steps"):
+        got, want = getattr(seen, name), getattr(expected, name)
+        if got != want:
+            out.append(f"{name}: {got} in ClickHouse, {want} expected")
+    for reason in sorted(set(seen.dead_letters) | set(expected.dead_letters)):
+        got, want = seen.dead_letters.get(reason, 0), expected.dead_letters.get(reason, 0)
+        if got != want:
+            out.append(f"dead letters {reason}: {got} in ClickHouse, {want} expected")
+    return out
+
+
+def wait_reconciled(
+    client: Client,
+    database: str,
+    baseline: Counts,
+    expected: Counts,
+    *,
+    timeout: float,
+    progress: Callable[[Counts], None] | None = None,
+    interval: float = 1.0,
+) -> tuple[Counts, list[str]]:
+    """Poll until the run's counts equal ``expected`` or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = observe(client, database).minus(baseline)
+        problems = differences(seen, expected)
+        if progress is not None:
+            progress(seen)
+        if not problems or time.monotonic() >= deadline:
+            return seen, problems
+        time.sleep(interval)
