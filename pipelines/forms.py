@@ -30,7 +30,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from pipelines import divisions
+from pipelines import alerts, divisions
 from pipelines.clickhouse import check_identifier
 from pipelines.contracts import BAD_ANSWER
 from pipelines.errors import GovstreamError, ValidationError
@@ -437,49 +437,64 @@ def form_row(state: Mapping[str, Any]) -> list[Any]:
 # --- derived alerts (source form) -------------------------------------------------------------
 
 
-def derived_alert(state: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The alert message (in the decoded alert-contract shape) a respondent's state calls for,
-    and the open alert to remember: an Alert when the latest answers became abnormal, a Cancel
-    when they are normal again, None when nothing changed. Names no person."""
-    e, open_alert = state["latest"], state.get("alert")
+def _open_alert(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    alert = state.get("alert")
+    return alert if alert is not None and alert["status"] == alerts.ACTIVE else None
+
+
+def derived_alert(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The alert message (in the decoded alert-contract shape) a respondent's state calls for:
+    an Alert when the latest answers became abnormal, a Cancel of the open alert when they are
+    normal again, None when nothing changed. Names no person."""
+    e, open_alert = state["latest"], _open_alert(state)
     if bool(e["abnormal"]) == (open_alert is not None):
-        return None, open_alert
+        return None
     definition = definition_for(e["form_id"], e["form_version"])
     labels = "、".join(definition.fields[f].label for f in e["flags"] if f in definition.fields)
     place = e["names"]["village"] or e["region_code"]
     sent = from_ms(e["submitted_ms"])
-    alert_id = f"govstream-form-{e['form_id']}-{e['respondent_key']}-{state['revision']}"
-    if e["abnormal"]:
-        msg_type, references = "Alert", []
-        headline = f"{place}{definition.title}异常：{labels}"
-        description = (
-            f"{definition.title}（{e['form_id']} v{e['form_version']}）回报异常项：{labels}。"
-        )
-        opened: dict[str, Any] | None = {"root_id": alert_id}
-    else:
-        assert open_alert is not None
-        msg_type, references = "Cancel", [open_alert["root_id"]]
-        headline = f"{place}{definition.title}异常解除"
-        description = f"{definition.title}（{e['form_id']} v{e['form_version']}）复报正常。"
-        opened = None
-    record = {
-        "alert_id": alert_id,
+    what = f"{definition.title}（{e['form_id']} v{e['form_version']}）"
+    references = [open_alert["root_id"]] if open_alert is not None else []
+    return {
+        "alert_id": f"govstream-form-{e['form_id']}-{e['respondent_key']}-{state['revision']}",
         "sender": "govstream/form",
         "sent_at": sent,
-        "msg_type": msg_type,
+        "msg_type": "Cancel" if references else "Alert",
         "references": references,
         "hazard": "other",
         "hazard_local": definition.alert_hazard,
-        "level": definition.alert_level,
+        "level": open_alert["level"] if open_alert is not None else definition.alert_level,
         "region_codes": [e["region_code"]],
-        "headline": headline,
-        "description": description,
+        "headline": f"{place}{definition.title}"
+        + ("异常解除" if references else f"异常：{labels}"),
+        "description": f"{what}复报正常。" if references else f"{what}回报异常项：{labels}。",
         "instruction": "",
         "effective": sent,
         "expires": None,
         "source": "form",
     }
-    return record, opened
+
+
+def follow_up(
+    state: Mapping[str, Any], *, received_at: datetime, partition: int, offset: int
+) -> tuple[dict[str, Any], list[list[Any]], list[list[Any]]]:
+    """Raise or cancel the respondent's derived alert as the latest answers call for; returns
+    the new state (holding the alert's state) and the gov.alerts / gov.alert_targets rows.
+    When nothing changed, the rows of the current alert are given again (same version, so a
+    replay after a crash re-inserts what may have been lost, and a duplicate insert collapses)."""
+    record = derived_alert(state)
+    new = dict(state)
+    if record is not None:
+        previous = _open_alert(state)
+        alert_state, change = alerts.apply(
+            previous, record, received_at=received_at, partition=partition, offset=offset
+        )
+        new["alert"] = alert_state
+        return new, [alerts.alert_row(alert_state)], alerts.target_rows(alert_state, change.lifted)
+    current = state.get("alert")
+    if current is None:
+        return new, [], []
+    return new, [alerts.alert_row(current)], alerts.target_rows(current)
 
 
 # --- roster ----------------------------------------------------------------------------------

@@ -217,25 +217,42 @@ def test_a_retried_or_replayed_submission_changes_nothing() -> None:
     assert forms.form_row(again) == forms.form_row(state)  # same version: the insert collapses
 
 
+def _status(rows: list[list[Any]], columns: tuple[str, ...]) -> list[str]:
+    return [r[columns.index("status")] for r in rows]
+
+
 def test_derived_alert_is_raised_then_cancelled() -> None:
     state, _ = forms.merge(None, _sub("a", 0, temperature="38.2"))
-    record, opened = forms.derived_alert(state)
-    assert record is not None and opened is not None
+    record = forms.derived_alert(state)
+    assert record is not None
     assert (record["msg_type"], record["source"], record["hazard"]) == ("Alert", "form", "other")
     assert record["region_codes"] == ["430602001001"] and "体温" in record["headline"]
     alerts.validate(record, NOW)  # a derived alert obeys the alert contract's rules
-    state["alert"] = opened
+    state, alert_rows, targets = forms.follow_up(state, received_at=NOW, partition=0, offset=1)
+    assert _status(alert_rows, alerts.ALERT_COLUMNS) == [alerts.ACTIVE]
+    assert _status(targets, alerts.TARGET_COLUMNS) == [alerts.ACTIVE]
+    assert alert_rows[0][alerts.ALERT_COLUMNS.index("source")] == "form"
+
     state, _ = forms.merge(state, _sub("b", 5, temperature="38.6"))
-    assert forms.derived_alert(state) == (None, opened)  # still abnormal: nothing new
+    assert forms.derived_alert(state) is None  # still abnormal: nothing new
+    again, same_rows, _ = forms.follow_up(state, received_at=NOW, partition=0, offset=2)
+    assert same_rows == alert_rows and again["alert"] == state["alert"]
+
     state, _ = forms.merge(state, _sub("c", 20))
-    cancel, opened_after = forms.derived_alert(state)
-    assert cancel is not None and opened_after is None
+    cancel = forms.derived_alert(state)
+    assert cancel is not None
     assert (cancel["msg_type"], cancel["references"]) == ("Cancel", [record["alert_id"]])
     alerts.validate(cancel, NOW)
-    alert_state, _ = alerts.apply(None, record, received_at=NOW)
-    alert_state, _ = alerts.apply(alert_state, cancel, received_at=NOW)
-    assert alert_state["status"] == alerts.CANCELLED
-    assert "李" not in json.dumps(alert_state, ensure_ascii=False)
+    state, alert_rows, targets = forms.follow_up(state, received_at=NOW, partition=0, offset=3)
+    assert _status(alert_rows, alerts.ALERT_COLUMNS) == [alerts.CANCELLED]
+    assert _status(targets, alerts.TARGET_COLUMNS) == [alerts.CANCELLED]
+    assert alert_rows[0][0] == record["alert_id"]  # the same warning, now cancelled
+    assert "李" not in json.dumps(state["alert"], ensure_ascii=False)
+
+    state, _ = forms.merge(state, _sub("d", 40, symptoms='["cough"]'))  # abnormal again
+    state, alert_rows, _ = forms.follow_up(state, received_at=NOW, partition=0, offset=4)
+    assert alert_rows[0][0] != record["alert_id"]  # a new warning
+    assert _status(alert_rows, alerts.ALERT_COLUMNS) == [alerts.ACTIVE]
 
 
 def test_roster_rows_cover_every_division_with_its_population() -> None:

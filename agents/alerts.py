@@ -1,0 +1,76 @@
+"""Alert agent: `alert` → gov.alerts (one row per warning, current state), gov.alert_targets
+(one row per village/community reached) and dead letters.
+
+The topic is keyed by the root alert id (see CONTRACT.md), so every message of a warning
+arrives on one partition, in order, and the ``alert-state`` table (co-partitioned with the
+topic) holds the warning's state: Update and Cancel supersede what they reference. Offsets are
+acknowledged only after the rows are in ClickHouse.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from agents.app import app, settings
+from agents.forms import consume
+from pipelines import alerts, contracts, deadletter
+from pipelines.clickhouse import get_client
+from pipelines.codec import AvroDecoder, registry_fetcher
+from pipelines.sink import Batch, ClickHouseSink, TableSpec
+
+log = logging.getLogger("govstream.agents.alerts")
+
+alert_topic = app.topic(contracts.ALERT, key_serializer="raw", value_serializer="raw")
+
+state_table = app.Table(
+    "alert-state",
+    default=None,
+    schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+    use_partitioner=True,  # keyed by the message key (the root id): the source partition
+)
+
+sink = ClickHouseSink(
+    lambda: get_client(settings, database=settings.clickhouse_database),
+    settings.clickhouse_database,
+    [
+        TableSpec("alerts", alerts.ALERT_COLUMNS),
+        TableSpec("alert_targets", alerts.TARGET_COLUMNS),
+        TableSpec("dead_letters", deadletter.COLUMNS),
+    ],
+)
+decoder = AvroDecoder(
+    contracts.load_schema(contracts.ALERT), registry_fetcher(settings.schema_registry_url)
+)
+
+
+def _fold(record: dict[str, Any], event: EventT, batch: Batch) -> None:
+    """Fold one valid message into its warning's state and add the rows it produced."""
+    message = event.message
+    key = bytes(message.key or alerts.root_of(record).encode())
+    state, change = alerts.apply(
+        state_table.get(key), record, received_at=datetime.now(UTC),
+        partition=message.partition, offset=message.offset,
+    )  # fmt: skip
+    state_table[key] = state
+    batch.add("alerts", alerts.alert_row(state))
+    for row in alerts.target_rows(state, change.lifted):
+        batch.add("alert_targets", row)
+    log.debug("alert %s: %s", record["alert_id"], change.outcome)
+
+
+def _check(record: dict[str, Any], received: datetime) -> None:
+    alerts.validate(record, received)
+
+
+def _fold_checked(record: dict[str, Any], _checked: None, event: EventT, batch: Batch) -> None:
+    _fold(record, event, batch)
+
+
+@app.agent(alert_topic)
+async def process_alerts(stream: StreamT) -> None:
+    await consume(stream, decoder, sink, _check, _fold_checked, alerts.masked_record)
