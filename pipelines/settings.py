@@ -170,6 +170,8 @@ class Settings(BaseSettings):
             "secure": parts.scheme == "https",
             "username": self.clickhouse_analyst_user if analyst else self.clickhouse_user,
             "password": self.clickhouse_analyst_password if analyst else self.clickhouse_password,
+            # clients are shared by threads; the pipeline needs no server-side session state
+            "autogenerate_session_id": False,
         }
         kwargs.update(overrides)
         return kwargs

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -85,7 +86,7 @@ class ClickHouseSink:
         backoff_max_s: float = 5.0,
     ) -> None:
         self._factory = client_factory
-        self._client: Client | None = None
+        self._local = threading.local()  # one client per thread: inserts run in executor threads
         self.database = database
         self.tables = {t.name: t for t in tables}
         self.backoff_initial_s = backoff_initial_s
@@ -93,13 +94,14 @@ class ClickHouseSink:
         self.stats = SinkStats()
 
     def _insert(self, batch: Batch) -> None:
-        if self._client is None:
-            self._client = self._factory()
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._factory()
         for table, rows in batch.rows.items():
             if not rows:
                 continue
             spec = self.tables[table]
-            self._client.insert(
+            client.insert(
                 f"{self.database}.{table}",
                 rows,
                 column_names=list(spec.columns),
@@ -116,7 +118,7 @@ class ClickHouseSink:
             except Exception as exc:  # network errors and server errors alike: never drop
                 self.stats.retries += 1
                 metrics.SINK_RETRIES.inc()
-                self._client = None
+                self._local.client = None
                 if should_stop():
                     raise
                 log.warning(
