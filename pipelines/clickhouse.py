@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 
 from pipelines.errors import GovstreamError
 from pipelines.settings import Settings
+from pipelines.stack.chsql import split_statements
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "schemas" / "clickhouse"
 _NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -55,8 +56,7 @@ class Migration:
 
     def statements(self, database: str) -> list[str]:
         text = self.sql.replace("{database}", check_identifier(database))
-        text = re.sub(r"--[^\n]*", "", text)
-        return [s.strip() for s in text.split(";") if s.strip()]
+        return [s.decode() for s in split_statements(text.encode())]
 
 
 def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:

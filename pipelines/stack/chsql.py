@@ -145,6 +145,18 @@ def single_statement(sql: bytes) -> bytes:
     return sql[: first.start]
 
 
+def split_statements(sql: bytes) -> list[bytes]:
+    """The statements of a script, split at ``;`` outside literals and comments."""
+    cuts = [t.start for t in tokens(sql) if t.text == b";"]
+    parts, start = [], 0
+    for cut in [*cuts, len(sql)]:
+        part = sql[start:cut]
+        if any(tok for tok in tokens(part)):  # something besides whitespace and comments
+            parts.append(part.strip())
+        start = cut + 1
+    return parts
+
+
 def first_keyword(sql: bytes) -> str:
     """The statement's first word, upper case ('' for an empty query)."""
     for tok in tokens(sql):

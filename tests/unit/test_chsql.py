@@ -112,3 +112,15 @@ def test_compression_round_trip_and_concatenated_frames(encoding: str) -> None:
 def test_unknown_content_encoding_is_a_clear_error() -> None:
     with pytest.raises(SqlError, match="Unknown Content-Encoding"):
         decompress(b"x", "snappy")
+
+
+def test_split_statements_respects_literals_and_comments() -> None:
+    script = (
+        b"-- header; with a semicolon\n"
+        b"CREATE TABLE a (x String COMMENT 'on time; null until resolved');\n"
+        b"/* ; */ CREATE VIEW v AS SELECT ';' AS s;\n  -- trailing comment only\n"
+    )
+    parts = chsql.split_statements(script)
+    assert len(parts) == 2
+    assert parts[0].endswith(b"'on time; null until resolved')")
+    assert parts[1].endswith(b"SELECT ';' AS s")

@@ -1,0 +1,99 @@
+"""Fault-injection runs of the whole pipeline, reconciled against the simulator's manifest.
+
+Each run has its own consumer group (positioned at the current end of every topic, so events
+of earlier tests are not its business) and its own ClickHouse database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import clickhouse, contracts, lag, reconcile, simulator
+from pipelines.producer import EventProducer
+from pipelines.settings import Settings
+from pipelines.topics import ensure_topics
+from pipelines.workerproc import WorkerProcess
+from tests.conftest import free_port
+
+ROUTED = "report-routed"
+
+
+@dataclass
+class Run:
+    settings: Settings
+    tmp: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def worker(self) -> WorkerProcess:
+        settings = self.settings.model_copy(update={"worker_web_port": free_port()})
+        worker = WorkerProcess(settings, self.tmp / f"worker-{len(self.workers)}.log")
+        self.workers.append(worker)
+        return worker
+
+    def simulate(self, seed: int, reports: int) -> tuple[list[Any], dict[str, Any]]:
+        config = simulator.SimConfig(seed=seed, reports=reports, forms=0, warnings=0)
+        now = datetime.now(UTC)
+        events = simulator.generate(config, now=now)
+        return events, simulator.manifest(events, config, now=now)
+
+    def send(self, events: list[Any]) -> None:
+        with EventProducer(self.settings) as producer:
+            simulator.send(events, producer)
+
+    def observe(self) -> reconcile.Counts:
+        return reconcile.observe(
+            clickhouse.get_client(self.settings), self.settings.clickhouse_database
+        )
+
+    def reconcile(self, manifest: dict[str, Any], timeout: float) -> list[str]:
+        _, problems = reconcile.wait_reconciled(
+            clickhouse.get_client(self.settings),
+            self.settings.clickhouse_database,
+            reconcile.Counts(),
+            reconcile.expected_from(manifest),
+            timeout=timeout,
+        )
+        return problems
+
+    def exactly_once(self) -> None:
+        """Every row once: count() FINAL equals the distinct keys of every table."""
+        client = clickhouse.get_client(self.settings)
+        db = self.settings.clickhouse_database
+        for table, key in (
+            ("reports", "report_id"),
+            ("work_order_events", "event_id"),
+            ("dead_letters", "(source_topic, source_partition, source_offset)"),
+        ):
+            total, distinct = client.query(
+                f"SELECT count(), uniqExact({key}) FROM {db}.{table} FINAL"
+            ).result_rows[0]
+            assert total == distinct, f"{db}.{table}: {total} rows for {distinct} keys"
+
+    def worker_logs(self) -> str:
+        return "\n".join(w.log_text() for w in self.workers)
+
+
+@pytest.fixture
+def run(stack: Settings, unique: str, tmp_path: Path) -> Iterator[Run]:
+    settings = stack.model_copy(
+        update={"app_id": f"govstream-rel-{unique}", "clickhouse_database": f"rel_{unique}"}
+    )
+    ensure_topics(settings, extra=[ROUTED])
+    partitions = lag.partitions_of(settings, [*contracts.TOPICS, ROUTED])
+    lag.alter_offsets(settings, settings.app_id, lag.log_end_offsets(settings, partitions))
+    clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
+    this = Run(settings, tmp_path)
+    try:
+        yield this
+    finally:
+        for worker in this.workers:
+            worker.stop()
+        clickhouse.get_client(stack).command(
+            f"DROP DATABASE IF EXISTS {settings.clickhouse_database}"
+        )

@@ -1,0 +1,119 @@
+"""No loss, no duplicates: worker crashes, a ClickHouse outage, a second worker joining and
+leaving. Counts are reconciled against the simulator's manifest."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipelines import clickhouse, reconcile
+from pipelines.settings import settings_env
+from pipelines.stack.services import probe
+from tests.conftest import free_port
+from tests.reliability.conftest import Run
+
+pytestmark = [pytest.mark.reliability, pytest.mark.integration]
+
+
+def _rows(run: Run) -> int:
+    return run.observe().events
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(run: Run) -> None:
+    events, manifest = run.simulate(seed=11, reports=1500)
+    expected = reconcile.expected_from(manifest)
+    rng = random.Random(11)
+    worker = run.worker()
+    worker.start().wait_ready()
+    run.send(events)
+    kills = 0
+    for _ in range(3):  # kill whenever the rows have moved on since the last start
+        before = _rows(run)
+        if before >= expected.events:
+            break
+        _wait_for(lambda b=before: _rows(run) > b, 120, "progress before a crash")
+        time.sleep(rng.uniform(0.0, 1.5))
+        worker.kill()
+        kills += 1
+        worker.start().wait_ready()
+    problems = run.reconcile(manifest, timeout=180)
+    assert problems == [], problems
+    assert kills >= 1
+    run.exactly_once()
+
+
+def test_clickhouse_outage_stalls_then_drains_without_loss(run: Run) -> None:
+    # the worker writes to a ClickHouse of its own that the test stops and starts
+    port = free_port()
+    own = run.settings.model_copy(
+        update={
+            "clickhouse_url": f"http://127.0.0.1:{port}",
+            "home": run.tmp / "own-clickhouse",
+        }
+    )
+    env = {**os.environ, **settings_env(own)}
+
+    def start_clickhouse() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.stack.clickhouse_http"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(run.tmp / "clickhouse.log").open("ab"),
+        )
+        _wait_for(lambda: probe("clickhouse", own)[0], 30, "ClickHouse to answer")
+        return proc
+
+    server = start_clickhouse()
+    try:
+        clickhouse.migrate(clickhouse.get_client(own), own.clickhouse_database)
+        run.settings = own
+        events, manifest = run.simulate(seed=12, reports=800)
+        half = len(events) // 2
+        worker = run.worker()
+        worker.start().wait_ready()
+        run.send(events[:half])
+        _wait_for(lambda: _rows(run) > 0, 60, "the first rows")
+        server.send_signal(signal.SIGTERM)
+        server.wait(15)
+        run.send(events[half:])
+        time.sleep(30)  # ClickHouse is down for 30 s while events keep arriving
+        assert worker.running, "the worker must ride out an outage, not crash"
+        server = start_clickhouse()
+        problems = run.reconcile(manifest, timeout=180)
+        assert problems == [], problems
+        run.exactly_once()
+        log = worker.log_text()
+        assert "retrying in" in log  # it did see the outage and retried
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(15)
+
+
+def test_a_second_worker_joins_and_leaves_midstream(run: Run) -> None:
+    events, manifest = run.simulate(seed=13, reports=1500)
+    expected = reconcile.expected_from(manifest)
+    first, second = run.worker(), run.worker()
+    first.start().wait_ready()
+    run.send(events)
+    _wait_for(lambda: _rows(run) > 0, 60, "the first rows")
+    second.start()
+    _wait_for(lambda: _rows(run) > expected.events // 3, 180, "progress with two workers")
+    second.stop()
+    problems = run.reconcile(manifest, timeout=180)
+    assert problems == [], problems
+    run.exactly_once()
