@@ -6,6 +6,13 @@ classifies, routes and masks each report and sends the work order to `report-rou
 (category, community); the second owns that key's table partition, links duplicates and
 inserts the rows. Offsets of either topic are acknowledged only after the rows they produced
 are in ClickHouse (and the forwarded messages are acknowledged by Kafka).
+
+Work-order supervision (督办, ``pipelines.workorders``): the first agent also keeps each order's
+lifecycle state in the table ``work-orders`` keyed by report_id (the report topic's key, so
+the table is co-partitioned with it) and writes it to gov.work_orders; invalid steps are
+dead-lettered. A timer escalates overdue orders of this worker's active partitions and
+writes the escalation to ClickHouse before it persists it in the table, so a restart neither
+loses nor repeats it.
 """
 
 from __future__ import annotations
@@ -19,10 +26,10 @@ from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from pipelines import contracts, deadletter, metrics, reports
+from pipelines import alerts, contracts, deadletter, metrics, reports, workorders
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, RegistryUnavailable, registry_fetcher
-from pipelines.errors import EventError
+from pipelines.errors import EventError, ValidationError
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
 
 log = logging.getLogger("govstream.agents.reports")
@@ -44,6 +51,15 @@ open_orders = app.Table(
     use_partitioner=True,  # key → partition exactly as report-routed is keyed
 )
 
+work_orders = app.Table(
+    "work-orders",
+    default=None,
+    key_type=bytes,  # report_id as sent: raw keys, JSON values (see open-orders)
+    use_partitioner=True,  # murmur2 of the key: the report topic's partition; the timer writes too
+)
+_state_lock = asyncio.Lock()  # the agent and the SLA timer never interleave on one order
+TOLERANCE_MS = settings.step_tolerance_s * 1000
+
 sink = ClickHouseSink(
     lambda: get_client(settings, database=settings.clickhouse_database),
     settings.clickhouse_database,
@@ -51,6 +67,9 @@ sink = ClickHouseSink(
         TableSpec("reports", reports.REPORT_COLUMNS),
         TableSpec("work_order_events", reports.STEP_COLUMNS),
         TableSpec("dead_letters", deadletter.COLUMNS),
+        TableSpec("work_orders", workorders.ORDER_COLUMNS),
+        TableSpec("alerts", alerts.ALERT_COLUMNS),
+        TableSpec("alert_targets", alerts.TARGET_COLUMNS),
     ],
 )
 decoder = AvroDecoder(
@@ -81,62 +100,170 @@ def batches(stream: StreamT) -> Any:
     return cast(Stream, stream).noack_take(settings.sink_batch_rows, within=settings.sink_flush_s)
 
 
+async def _dead_letter(
+    batch: Batch,
+    sends: list[Any],
+    error: EventError,
+    *,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+    received: datetime,
+    masked: dict[str, Any] | None,
+) -> None:
+    letter = deadletter.DeadLetter.of(
+        error, topic=contracts.REPORT, partition=partition, offset=offset, key=key, value=value,
+        headers=headers, received_at=received, dead_at=datetime.now(UTC), masked=masked,
+    )  # fmt: skip
+    log.info("dead letter %s[%d]@%d: %s", contracts.REPORT, partition, offset, error.reason)
+    batch.add("dead_letters", letter.row())
+    metrics.DEAD_LETTERS.labels("process_reports", error.reason).inc()  # metrics
+    sends.append(await dead_topic.send(key=key, value=value, headers=letter.topic_headers()))
+
+
+async def _rejected(batch: Batch, sends: list[Any], rejected: Any, received: datetime) -> None:
+    """Dead-letter buffered steps that will never apply, as their messages came."""
+    for step, error in rejected:
+        key, value = workorders.original_bytes(step)
+        await _dead_letter(
+            batch, sends, error, partition=step["partition"], offset=step["offset"], key=key,
+            value=value, headers=[], received=received, masked=None,
+        )  # fmt: skip
+
+
+def _submitted(record: dict[str, Any], key: bytes, order: dict[str, Any], batch: Batch) -> None:
+    """Open the work order of a SUBMIT (a replay of the same SUBMIT keeps the state)."""
+    state = work_orders.get(key)
+    if state is None:
+        state = work_orders[key] = workorders.open_order(order)
+    elif state["events"][0] != record["event_id"]:
+        raise ValidationError(
+            workorders.INVALID_TRANSITION, f"report {record['report_id']} was already submitted"
+        )
+    batch.add("work_orders", workorders.order_row(state))
+
+
+def _stepped(key: bytes, step: dict[str, Any], batch: Batch) -> workorders.Outcome:
+    """Fold a handling step into its order (raises ValidationError for an invalid one)."""
+    outcome = workorders.apply(work_orders.get(key), step, tolerance_ms=TOLERANCE_MS)
+    if not outcome.duplicate:
+        work_orders[key] = outcome.state
+    batch.add("work_orders", workorders.order_row(outcome.state))
+    for row in outcome.alert_rows:
+        batch.add("alerts", row)
+    for row in outcome.target_rows:
+        batch.add("alert_targets", row)
+    return outcome
+
+
 @app.agent(report_topic)
 async def process_reports(stream: StreamT) -> None:
     async for events in batches(stream):
-        batch, sends = Batch(), []
+        async with _state_lock:
+            await _process(events)
         for event in events:
-            message = event.message
-            metrics.EVENTS_IN.labels("process_reports", message.topic).inc()  # metrics
-            batch.saw(message.topic, message.partition, message.offset)
-            received = datetime.now(UTC)
-            record: dict[str, Any] | None = None
-            try:
-                record = await decode(message.value)
-                reports.validate(record, received)
-            except EventError as error:
-                masked = reports.masked_record(record, settings.pii_salt) if record else None
-                letter = deadletter.DeadLetter.of(
-                    error, topic=message.topic, partition=message.partition,
-                    offset=message.offset, key=message.key, value=message.value,
-                    headers=_headers(message), received_at=received,
-                    dead_at=datetime.now(UTC), masked=masked,
-                )  # fmt: skip
-                log.info("dead letter %s[%d]@%d: %s", message.topic, message.partition,
-                         message.offset, error.reason)  # fmt: skip
-                batch.add("dead_letters", letter.row())
-                metrics.DEAD_LETTERS.labels("process_reports", error.reason).inc()  # metrics
-                sends.append(
-                    await dead_topic.send(
-                        key=message.key, value=message.value, headers=letter.topic_headers()
-                    )
-                )
-                continue
+            await stream.ack(event)
+
+
+async def _process(events: Any) -> None:
+    batch, sends = Batch(), cast(list[Any], [])
+    for event in events:
+        message = event.message
+        metrics.EVENTS_IN.labels("process_reports", message.topic).inc()  # metrics
+        batch.saw(message.topic, message.partition, message.offset)
+        received = datetime.now(UTC)
+        record: dict[str, Any] | None = None
+        key = bytes(message.key or b"")
+        try:
+            record = await decode(message.value)
+            reports.validate(record, received)
             if record["action"] == "SUBMIT":
                 order = reports.work_order(
                     record, salt=settings.pii_salt, partition=message.partition,
                     offset=message.offset, received_at=received,
                     produced_at=datetime.fromtimestamp(message.timestamp, UTC),
                 )  # fmt: skip
-                key = reports.dedupe_key(order["category"]["code"], order["region_code"])
-                metrics.CLASSIFIED.labels(order["category"]["code"]).inc()  # metrics
-                sends.append(await routed_topic.send(key=key.encode(), value=order))
+                _submitted(record, key, order, batch)
             else:
-                batch.add(
-                    "work_order_events",
-                    reports.step_row(
-                        record, salt=settings.pii_salt, partition=message.partition,
-                        offset=message.offset, received_at=received,
-                    ),
+                step = workorders.step_of(
+                    record, partition=message.partition, offset=message.offset,
+                    received_at=received, key=message.key, value=message.value,
                 )  # fmt: skip
+                outcome = _stepped(key, step, batch)
+        except EventError as error:
+            await _dead_letter(
+                batch, sends, error, partition=message.partition, offset=message.offset,
+                key=message.key, value=message.value, headers=_headers(message),
+                received=received,
+                masked=reports.masked_record(record, settings.pii_salt) if record else None,
+            )  # fmt: skip
+            continue
+        if record["action"] == "SUBMIT":
+            dedupe = reports.dedupe_key(order["category"]["code"], order["region_code"])
+            metrics.CLASSIFIED.labels(order["category"]["code"]).inc()  # metrics
+            sends.append(await routed_topic.send(key=dedupe.encode(), value=order))
+        else:
+            batch.add(
+                "work_order_events",
+                reports.step_row(
+                    record, salt=settings.pii_salt, partition=message.partition,
+                    offset=message.offset, received_at=received,
+                ),
+            )  # fmt: skip
+            await _rejected(batch, sends, outcome.rejected, received)
+    await sink.write(batch)
+    metrics.record_written(  # metrics
+        "process_reports", batch.rows, (e.message.timestamp for e in events)
+    )
+    for pending in sends:
+        await pending
+
+
+def _report_partitions() -> set[int]:
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == contracts.REPORT}
+
+
+@app.timer(interval=settings.sla_check_interval_s)
+async def supervise_sla() -> None:
+    """Escalate the overdue orders of this worker's active partitions (once per breach) and
+    drop buffered steps that waited past the tolerance; ClickHouse first, then the table."""
+    recovery = cast(Any, app.tables).recovery
+    if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
+        return  # the table may be incomplete: an escalation could be repeated
+    async with _state_lock:
+        now = datetime.now(UTC)
+        mine = _report_partitions()
+        batch, sends, changed = Batch(), cast(list[Any], []), []
+        for key, state in list(work_orders.items()):
+            if state is None or state["partition"] not in mine:
+                continue  # a standby copy, or another worker's order
+            new, rejected = workorders.expire(state, now, tolerance_ms=TOLERANCE_MS)
+            new, escalation, alert_rows, target_rows = workorders.escalate(new, now)
+            if escalation is None and not rejected:
+                continue
+            batch.saw(f"sla:{new['report_id']}", int(new["breach"]), int(new["revision"]))
+            batch.add("work_orders", workorders.order_row(new))
+            for row in alert_rows:
+                batch.add("alerts", row)
+            for row in target_rows:
+                batch.add("alert_targets", row)
+            await _rejected(batch, sends, rejected, now)
+            changed.append((bytes(key), new, escalation))
+        if not changed:
+            return
         await sink.write(batch)
-        metrics.record_written(  # metrics
-            "process_reports", batch.rows, (e.message.timestamp for e in events)
-        )
+        for key, new, escalation in changed:
+            work_orders[key] = new
+            if escalation is not None:
+                log.info(
+                    "SLA breach %d of %s: %s → %s", escalation.breach, escalation.report_id,
+                    escalation.from_level, escalation.to_level,
+                )  # fmt: skip
         for pending in sends:
             await pending
-        for event in events:
-            await stream.ack(event)
+        await app.producer.flush()  # the escalations are in the changelog before the next scan
 
 
 def _link(event: EventT) -> list[Any]:

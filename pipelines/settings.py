@@ -91,6 +91,18 @@ class Settings(BaseSettings):
     duplicate_distance_m: float = Field(
         300.0, ge=0, description="并单: reports this close (metres) are the same place."
     )
+    sla_check_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between two scans of the open work orders for SLA breaches "
+        "(escalation and `sla` alerts).",
+    )
+    step_tolerance_s: int = Field(
+        7200,
+        ge=0,
+        description="A handling step that arrives before an earlier one waits this many seconds "
+        "for it before it is dead-lettered (invalid_transition).",
+    )
     pii_salt: str = Field(
         "govstream-dev-salt",
         description="Salt of the hashes kept for joining people across events; set a secret "
