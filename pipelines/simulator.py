@@ -1022,3 +1022,25 @@ def send(
         if progress is not None and (i % 500 == 0 or i == len(events)):
             progress(i)
     return len(events)
+
+
+# --- work-order supervision: expected on-time rates (issue 6) --------------------------------
+
+
+def expected_on_time(events: Iterable[SimEvent]) -> dict[str, dict[str, Any]]:
+    """Per department: work orders with a RESOLVE, those resolved by their SLA deadline
+    (occurred_at + the category's SLA hours), and the on-time rate — computed from the
+    simulator's own timestamps, independently of the pipeline's state machine."""
+    submits = {e.key: e.meta for e in events if e.meta.get("kind") == "submit"}
+    out: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e.meta.get("kind") != "step" or e.meta["action"] != "RESOLVE":
+            continue
+        submit = submits[e.key]
+        deadline = submit["occurred_ms"] + taxonomy.get(submit["category"]).sla_hours * 3_600_000
+        stats = out.setdefault(submit["department"], {"resolved": 0, "on_time": 0})
+        stats["resolved"] += 1
+        stats["on_time"] += int(e.meta["occurred_ms"] <= deadline)
+    for stats in out.values():
+        stats["rate"] = stats["on_time"] / stats["resolved"]
+    return dict(sorted(out.items()))

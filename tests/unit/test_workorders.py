@@ -322,3 +322,46 @@ def test_order_row_follows_the_state() -> None:
     assert row["department"] == "岳阳楼区市政设施管理处"
     assert row["version"] == state["revision"] == 4
     assert row["county_code"] == "430602000000" and row["pending_steps"] == 0
+
+
+# --- the simulator's day ---------------------------------------------------------------------
+
+
+def test_a_simulated_day_gives_the_manifest_on_time_rates_per_department() -> None:
+    """Sending order, late steps included: no step is rejected and the on-time rates per
+    department equal those the simulator computes from its own timestamps."""
+    from pipelines import simulator
+
+    config = simulator.SimConfig(seed=7, reports=600, forms=0, warnings=0, minutes=24 * 60)
+    events = simulator.generate(config, now=T0)
+    states: dict[str, dict[str, Any]] = {}
+    for n, e in enumerate(events):
+        if e.topic != contracts.REPORT or e.expected != "ok" or e.value is None:
+            continue
+        record = contracts.from_json(contracts.REPORT, e.value)
+        arrived = reports.from_ms(e.emit_ms)
+        if record["action"] == "SUBMIT":
+            order = reports.work_order(record, salt="s", partition=0, offset=n, received_at=arrived)
+            states[e.key] = workorders.open_order(order)
+            continue
+        step = workorders.step_of(record, partition=0, offset=n, received_at=arrived)
+        outcome = workorders.apply(states[e.key], step, tolerance_ms=2 * TOL)
+        assert outcome.rejected == []
+        states[e.key] = outcome.state
+    assert all(s["pending"] == [] for s in states.values())
+    got: dict[str, dict[str, Any]] = {}
+    for s in states.values():
+        if s["resolved_ms"] is not None:
+            stats = got.setdefault(s["department"], {"resolved": 0, "on_time": 0})
+            stats["resolved"] += 1
+            stats["on_time"] += int(s["on_time"])
+    for stats in got.values():
+        stats["rate"] = stats["on_time"] / stats["resolved"]
+    expected = simulator.expected_on_time(events)
+    assert got == expected
+    assert sum(s["resolved"] for s in expected.values()) > 50
+    assert (
+        0
+        < sum(s["on_time"] for s in expected.values())
+        < sum(s["resolved"] for s in expected.values())
+    )  # both on-time and late orders in the day
