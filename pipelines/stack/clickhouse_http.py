@@ -259,7 +259,7 @@ class Engine:
                 self.database = database
             if readonly:
                 sql = statement if insert is None else statement[: insert.data_start]
-                ast = self._run(f"EXPLAIN AST {sql.decode('utf-8', 'replace')}", "TSVRaw")
+                ast = self._run(f"EXPLAIN AST {sql.decode('utf-8', 'replace')}", "TSVRaw", params)
                 problem = chsql.readonly_problem(ast.bytes().decode("utf-8", "replace"))
                 if problem:
                     raise problem
