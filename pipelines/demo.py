@@ -46,7 +46,7 @@ def demo(
         )
         if not all(s.healthy for s in statuses):
             raise typer.Exit(1)
-        ok = _run(settings, reports=reports, seed=seed, timeout=timeout)
+        ok = _run(settings, reports=reports, seed=seed, timeout=timeout, fresh=started)
     finally:
         if started:
             control.down(settings)
@@ -54,17 +54,21 @@ def demo(
     raise typer.Exit(0 if ok else 1)
 
 
-def _run(settings: Settings, *, reports: int, seed: int, timeout: float) -> bool:
+def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: bool) -> bool:
     client = clickhouse.get_client(settings)
     db = settings.clickhouse_database
+    if fresh:  # a new embedded Kafka starts empty: rebuild its ClickHouse mirror from scratch
+        client.command(f"DROP DATABASE IF EXISTS {clickhouse.check_identifier(db)}")
     clickhouse.migrate(client, db)
     ensure_topics(settings, extra=["report-routed"])
     baseline = reconcile.observe(client, db)
-    worker = WorkerProcess(settings, settings.log_dir / "worker.log")
+    # the SLA timer checks often so that overdue orders of the simulated day escalate on screen
+    worker_settings = settings.model_copy(update={"sla_check_interval_s": 5.0})
+    worker = WorkerProcess(worker_settings, settings.log_dir / "worker.log")
     console.print(f"starting a worker (log: {worker.log_path}) …")
     with worker:
         worker.wait_ready()
-        config = simulator.SimConfig(seed=seed, reports=reports)
+        config = simulator.SimConfig(seed=seed, reports=reports, minutes=24 * 60)  # a day
         now = datetime.now(UTC)
         events = simulator.generate(config, now=now)
         manifest = simulator.manifest(events, config, now=now)
@@ -82,12 +86,120 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float) -> bool
             client, db, baseline, expected, timeout=timeout, progress=_progress(expected)
         )
         done_s = time.monotonic() - t0
+        if fresh and not problems:  # whole-database figures only mean something on a new stack
+            problems = _wait_views(client, db, manifest, events, timeout=60)
     _summary(client, db, run_start, manifest, expected, seen, sent_s, done_s)
+    if fresh:
+        _views_summary(client, db, manifest, events)
+    else:
+        console.print("(a stack that already ran: forms, warnings and on-time rates not checked)")
     if problems:
         console.print("[red]not reconciled:[/red] " + "; ".join(problems))
         console.print(f"see the worker log: {worker.log_path}")
         return False
     return True
+
+
+def _view_problems(client: Any, db: str, manifest: dict[str, Any], events: list[Any]) -> list[str]:
+    """Forms, active warnings and on-time rates in the views against the manifest."""
+    problems = []
+    totals = {
+        r[0]: r[1:]
+        for r in client.query(
+            f"SELECT form_id, submissions, respondents, abnormal FROM {db}.form_totals"
+        ).result_rows
+    }
+    for form_id, want in manifest["forms"].items():
+        got = totals.get(form_id, (0, 0, 0))
+        expect = (want["submissions"], want["respondents"], want["abnormal_respondents"])
+        if tuple(got) != expect:
+            problems.append(
+                f"form {form_id}: (submissions, respondents, abnormal) {got} != {expect}"
+            )
+    active = dict(
+        client.query(
+            f"SELECT level, warnings FROM {db}.alerts_active_by_level WHERE source = 'weather'"
+        ).result_rows
+    )
+    for level, want in manifest["alerts"]["active_by_level"].items():
+        if active.get(level, 0) != want:
+            problems.append(f"active {level} warnings: {active.get(level, 0)} != {want}")
+    got_on_time = _on_time(client, db)
+    for department, want in simulator.expected_on_time(events).items():
+        got = got_on_time.get(department, (0, 0))
+        if got != (want["resolved"], want["on_time"]):
+            problems.append(
+                f"{department}: resolved/on time {got} != {want['resolved']}/{want['on_time']}"
+            )
+    return problems
+
+
+def _on_time(client: Any, db: str) -> dict[str, tuple[int, int]]:
+    rows = client.query(
+        f"SELECT routed_department, countIf(resolved_at IS NOT NULL), countIf(on_time = true) "
+        f"FROM {db}.work_orders FINAL GROUP BY routed_department"
+    ).result_rows
+    return {d: (int(r), int(o)) for d, r, o in rows}
+
+
+def _wait_views(
+    client: Any, db: str, manifest: dict[str, Any], events: list[Any], timeout: float
+) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = _view_problems(client, db, manifest, events)
+        if not problems or time.monotonic() >= deadline:
+            return problems
+        time.sleep(1.0)
+
+
+def _views_summary(client: Any, db: str, manifest: dict[str, Any], events: list[Any]) -> None:
+    rows = client.query(
+        f"SELECT form_id, name, respondents, registered, round(completion_rate * 100, 2), "
+        f"abnormal FROM {db}.form_completion_by_community ORDER BY form_id, code"
+    ).result_rows
+    columns = ["form", "community", "respondents", "registered", "completion %", "abnormal"]
+    print_table(
+        [dict(zip(columns, r, strict=True)) for r in rows],
+        columns,
+        title="collection forms (收集表): completion by community",
+    )
+    rows = client.query(
+        f"SELECT source, level, severity, warnings, villages, population "
+        f"FROM {db}.alerts_active_by_level"
+    ).result_rows
+    columns = ["source", "level", "severity", "active", "villages", "population"]
+    print_table(
+        [dict(zip(columns, r, strict=True)) for r in rows],
+        columns,
+        title="active warnings (expected weather: "
+        + ", ".join(f"{k} {v}" for k, v in manifest["alerts"]["active_by_level"].items())
+        + ")",
+    )
+    expected = simulator.expected_on_time(events)
+    got = _on_time(client, db)
+    print_table(
+        [
+            {
+                "department": d,
+                "resolved": got.get(d, (0, 0))[0],
+                "on time": got.get(d, (0, 0))[1],
+                "on-time %": f"{100 * got.get(d, (0, 1))[1] / max(got.get(d, (0, 1))[0], 1):.1f}",
+                "expected": f"{want['on_time']}/{want['resolved']}",
+            }
+            for d, want in expected.items()
+        ],
+        ["department", "resolved", "on time", "on-time %", "expected"],
+        title="work orders: on time per department (按时办结率)",
+    )
+    (opened, overdue, closed, escalated) = client.query(
+        f"SELECT countIf(is_open), countIf(is_overdue), countIf(state = 'closed'), "
+        f"countIf(escalations > 0) FROM {db}.work_orders_now"
+    ).result_rows[0]
+    console.print(
+        f"work orders now: {opened} open, {overdue} overdue, {closed} closed, "
+        f"{escalated} escalated (SLA alerts in gov.alerts, source 'sla')"
+    )
 
 
 def _progress(expected: reconcile.Counts) -> Any:
