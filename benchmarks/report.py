@@ -1,0 +1,214 @@
+"""The benchmark's results and their markdown table (pure: no I/O, no clocks).
+
+Throughputs are shown as ratios to the two ceilings of the same run (a plain confluent-kafka
+consumer loop, a Faust agent that does nothing per event); a per-event cost in µs is shown as
+the share of one event's time at that ceiling (``cost × ceiling / 10⁶``), so 0.25 means the
+stage alone eats a quarter of what Faust spends per event when it does nothing.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["rate", "cost", "plain"]
+
+#: Targets of issue 8.
+FULL_VS_FAUST = 0.70
+SCALE_OUT = 1.7
+P99_MS = 2000.0
+FLAT_MIB = 8.0  # memory growth tolerated over the soak: this many MiB or
+FLAT_SHARE = 0.05  # this share of the warm RSS, whichever is larger
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure: a rate (events/s), a cost (µs/event) or a plain value."""
+
+    name: str
+    value: float | None
+    unit: str
+    kind: Kind = "plain"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    want: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+
+@dataclass
+class Results:
+    """Everything one benchmark run measured (None: not measured)."""
+
+    confluent_eps: float | None = None
+    faust_eps: float | None = None
+    full1_eps: float | None = None
+    full2_eps: float | None = None
+    stage_us: dict[str, float] = field(default_factory=dict)
+    insert_rows_s: float | None = None
+    produce_eps: float | None = None
+    latency_rate: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    latency_rows: int = 0
+    peak_rss_mib: float | None = None
+    soak_s: float | None = None
+    rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (s, MiB)
+
+
+def ratio(figure: Figure, ceiling: float | None) -> float | None:
+    """``figure`` relative to a ceiling in events/s (see the module doc); None if unknown."""
+    if figure.value is None or not ceiling:
+        return None
+    if figure.kind == "rate":
+        return figure.value / ceiling
+    if figure.kind == "cost":
+        return figure.value * ceiling / 1e6
+    return None
+
+
+def soak_growth(samples: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
+    """(warm RSS, growth) in MiB: median of the second quarter of the soak against the median
+    of its last quarter (the first quarter is warm-up); None with fewer than 8 samples."""
+    if len(samples) < 8:
+        return None
+    values = [mib for _, mib in sorted(samples)]
+    q = len(values) // 4
+    warm = statistics.median(values[q : 2 * q])
+    end = statistics.median(values[-q:])
+    return warm, end - warm
+
+
+def is_flat(warm: float, growth: float) -> bool:
+    return growth <= max(FLAT_MIB, FLAT_SHARE * warm)
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def figures(r: Results) -> list[Figure]:
+    out = [
+        Figure("confluent-kafka consumer loop (ceiling)", r.confluent_eps, "events/s", "rate"),
+        Figure("bare Faust agent (ceiling)", r.faust_eps, "events/s", "rate"),
+        Figure("full pipeline, 1 worker", r.full1_eps, "events/s", "rate"),
+        Figure("full pipeline, 2 workers", r.full2_eps, "events/s", "rate"),
+    ]
+    out += [Figure(f"stage: {name}", us, "µs/event", "cost") for name, us in r.stage_us.items()]
+    out += [
+        Figure("ClickHouse insert (clickhouse-connect)", r.insert_rows_s, "rows/s", "rate"),
+        Figure("fill (produce_raw, pre-encoded)", r.produce_eps, "events/s", "rate"),
+        Figure("latency load (50 % of 1-worker max)", r.latency_rate, "events/s", "rate"),
+        Figure("end-to-end latency p50", r.p50_ms, "ms", note=f"{r.latency_rows:,} rows"),
+        Figure("end-to-end latency p99", r.p99_ms, "ms", note=f"{r.latency_rows:,} rows"),
+        Figure("worker peak RSS", r.peak_rss_mib, "MiB"),
+    ]
+    growth = soak_growth(r.rss_samples)
+    minutes = f"{(r.soak_s or 0) / 60:.1f} min soak"
+    if growth is not None:
+        out.append(Figure("worker RSS after warm-up", growth[0], "MiB", note=minutes))
+        out.append(Figure("worker RSS growth over the soak", growth[1], "MiB", note=minutes))
+    return out
+
+
+def targets(r: Results) -> list[Target]:
+    out = []
+    if r.full1_eps and r.faust_eps:
+        share = r.full1_eps / r.faust_eps
+        measured = f"{share:.0%} ({r.full1_eps:,.0f} / {r.faust_eps:,.0f} events/s)"
+        out.append(Target("full pipeline vs bare Faust", f"≥ {FULL_VS_FAUST:.0%}", measured,
+                          share >= FULL_VS_FAUST))  # fmt: skip
+    else:
+        out.append(Target("full pipeline vs bare Faust", f"≥ {FULL_VS_FAUST:.0%}", "—", None))
+    if r.full1_eps and r.full2_eps:
+        factor = r.full2_eps / r.full1_eps
+        measured = f"{factor:.2f}× ({r.full2_eps:,.0f} / {r.full1_eps:,.0f} events/s)"
+        out.append(Target("2 workers vs 1", f"≥ {SCALE_OUT}×", measured, factor >= SCALE_OUT))
+    else:
+        out.append(Target("2 workers vs 1", f"≥ {SCALE_OUT}×", "—", None))
+    if r.p99_ms is not None:
+        measured = f"{r.p99_ms:,.0f} ms at {_num(r.latency_rate)} events/s"
+        out.append(Target("p99 end-to-end at 50 % load", f"≤ {P99_MS:,.0f} ms", measured,
+                          r.p99_ms <= P99_MS))  # fmt: skip
+    else:
+        out.append(Target("p99 end-to-end at 50 % load", f"≤ {P99_MS:,.0f} ms", "—", None))
+    growth = soak_growth(r.rss_samples)
+    want = f"growth ≤ max({FLAT_MIB:g} MiB, {FLAT_SHARE:.0%})"
+    if growth is not None:
+        warm, grew = growth
+        measured = f"{grew:+.1f} MiB on {warm:.0f} MiB over {(r.soak_s or 0) / 60:.1f} min"
+        out.append(Target("memory flat in the soak", want, measured, is_flat(warm, grew)))
+    else:
+        out.append(Target("memory flat in the soak", want, "—", None))
+    return out
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def figures_table(r: Results) -> list[str]:
+    rows = []
+    for f in figures(r):
+        digits = 1 if f.kind == "cost" or f.unit == "MiB" else 0
+        rows.append([
+            f.name, _num(f.value, digits), f.unit,
+            _ratio_text(ratio(f, r.confluent_eps)), _ratio_text(ratio(f, r.faust_eps)), f.note,
+        ])  # fmt: skip
+    return _table(["figure", "value", "unit", "× confluent", "× bare Faust", "note"], rows)
+
+
+def targets_table(r: Results) -> list[str]:
+    def verdict(met: bool | None) -> str:
+        return "not measured" if met is None else ("**met**" if met else "**not met**")
+
+    rows = [[t.name, t.want, t.measured, verdict(t.met)] for t in targets(r)]
+    return _table(["target", "wanted", "measured", "result"], rows)
+
+
+def _pairs(title: str, values: Mapping[str, object]) -> list[str]:
+    return [f"**{title}:** " + " · ".join(f"{k} {v}" for k, v in values.items())]
+
+
+def render(
+    r: Results,
+    *,
+    title: str,
+    machine: Mapping[str, object],
+    versions: Mapping[str, object],
+    settings: Mapping[str, object],
+    sizes: Mapping[str, object],
+    notes: Sequence[str] = (),
+) -> str:
+    """The whole results page (markdown)."""
+    lines = [f"# {title}", ""]
+    for name, values in (
+        ("machine", machine),
+        ("versions", versions),
+        ("settings", settings),
+        ("sizes", sizes),
+    ):
+        lines += _pairs(name, values) + [""]
+    lines += ["## Targets", "", *targets_table(r), "", "## Figures", "", *figures_table(r), ""]
+    lines += [
+        "Ratios: a rate divided by the ceiling; a µs/event cost as the share of one event's "
+        "time at that ceiling (cost × ceiling / 10⁶).",
+        "",
+    ]
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""The benchmark's table: ratios to the ceilings, the soak's memory verdict, the targets."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import report
+from benchmarks.report import Figure, Results
+
+pytestmark = pytest.mark.unit
+
+
+def test_rates_are_divided_by_the_ceiling_and_costs_are_shares_of_its_event_time() -> None:
+    assert report.ratio(Figure("x", 5_000, "events/s", "rate"), 10_000) == 0.5
+    # 25 µs at a 10 k events/s ceiling (100 µs per event) is a quarter of it
+    assert report.ratio(Figure("x", 25.0, "µs/event", "cost"), 10_000) == pytest.approx(0.25)
+    assert report.ratio(Figure("x", 900.0, "ms"), 10_000) is None
+    assert report.ratio(Figure("x", None, "events/s", "rate"), 10_000) is None
+    assert report.ratio(Figure("x", 1.0, "events/s", "rate"), None) is None
+
+
+def test_soak_growth_compares_the_second_quarter_with_the_last() -> None:
+    flat = [(float(t), 200.0 + (30.0 if t < 4 else 0.0)) for t in range(16)]  # warm-up spike
+    assert report.soak_growth(flat) == (200.0, 0.0)
+    leaking = [(float(t), 200.0 + 5 * t) for t in range(16)]
+    warm, growth = report.soak_growth(leaking) or (0.0, 0.0)
+    assert growth > 0 and not report.is_flat(warm, growth)
+    assert report.soak_growth(flat[:7]) is None
+    assert report.is_flat(400.0, 15.0)  # within 5 % of 400 MiB
+    assert not report.is_flat(100.0, 9.0)  # over 8 MiB and over 5 %
+
+
+def test_targets_met_and_not_met_with_their_figures() -> None:
+    samples = [(float(t), 300.0) for t in range(20)]
+    r = Results(faust_eps=10_000, full1_eps=8_000, full2_eps=12_000, p99_ms=1_500.0,
+                latency_rate=4_000, rss_samples=samples, soak_s=600)  # fmt: skip
+    verdicts = {t.name: t for t in report.targets(r)}
+    assert verdicts["full pipeline vs bare Faust"].met is True
+    assert "80%" in verdicts["full pipeline vs bare Faust"].measured
+    assert verdicts["2 workers vs 1"].met is False
+    assert "1.50×" in verdicts["2 workers vs 1"].measured
+    assert verdicts["p99 end-to-end at 50 % load"].met is True
+    assert verdicts["memory flat in the soak"].met is True
+    assert all(t.met is None for t in report.targets(Results()))
+
+
+def test_render_shows_every_section_and_ratio_columns() -> None:
+    r = Results(confluent_eps=100_000, faust_eps=10_000, full1_eps=5_000,
+                stage_us={"decode": 20.0}, p50_ms=300.0, p99_ms=2_500.0)  # fmt: skip
+    text = report.render(r, title="t", machine={"CPUs": 2}, versions={"python": "3.11"},
+                         settings={"sink_batch_rows": 2000}, sizes={"events": 10})  # fmt: skip
+    assert "**machine:** CPUs 2" in text
+    assert "| full pipeline, 1 worker | 5,000 | events/s | 0.05 | 0.50 |  |" in text
+    assert "| stage: decode | 20.0 | µs/event | 2.00 | 0.20 |  |" in text
+    assert "| p99 end-to-end at 50 % load | ≤ 2,000 ms |" in text
+    assert "**not met**" in text and "not measured" in text
