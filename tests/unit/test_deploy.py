@@ -56,6 +56,8 @@ def test_dockerfile_and_clickhouse_config_use_real_settings() -> None:
     for xml in (ROOT / "deploy" / "clickhouse").rglob("*.xml"):
         tree = ElementTree.parse(xml)
         env_refs = {el.get("from_env") for el in tree.iter() if el.get("from_env")}
+        # city analysts' passwords are the ClickHouse server's own secrets, one per city
+        env_refs = {r for r in env_refs if not re.fullmatch(r"CITY_ANALYST_PASSWORD_\d{4}", r)}
         assert env_refs <= SETTING_NAMES, (xml, env_refs - SETTING_NAMES)
 
 

@@ -12,7 +12,7 @@ from pipelines.errors import GovstreamError
 
 pytestmark = pytest.mark.unit
 
-SHIPPED = ("430000000000", "610000000000")
+SHIPPED = ("430000000000", "440000000000", "610000000000")
 
 
 def names(divs: list[Division]) -> list[str]:
@@ -144,7 +144,9 @@ def test_every_parent_exists_one_level_up_and_shares_the_code_prefix() -> None:
             continue
         assert div.parent is not None
         parent = divisions.get(div.parent)
-        assert divisions.LEVELS.index(parent.level) == divisions.LEVELS.index(div.level) - 1
+        up = divisions.LEVELS.index(div.level) - divisions.LEVELS.index(parent.level)
+        # one level up; a township of a city without counties (东莞, 中山) skips the county
+        assert up == 1 or (div.level == "township" and parent.level == "city"), div
         assert div.code.startswith(parent.prefix)
         assert div.prefix != parent.prefix
 
@@ -208,3 +210,18 @@ def test_lookups_return_copies() -> None:
     kids.clear()
     assert len(divisions.children("43")) == 14
 
+
+
+def test_every_chain_ends_at_a_province_without_cycles() -> None:
+    for division in divisions.all_divisions():
+        chain = divisions.chain(division.code)
+        assert chain[0].level == "province" and chain[-1] == division
+        assert len({d.code for d in chain}) == len(chain) <= 5
+
+
+def test_a_city_without_counties_has_townships_directly_below_it() -> None:
+    dongguan = divisions.get("441900")
+    assert dongguan.level == "city" and dongguan.name == "东莞市"
+    township = divisions.children("441900")[0]
+    assert township.level == "township"
+    assert [d.level for d in divisions.chain(township.code)] == ["province", "city", "township"]
