@@ -1,4 +1,5 @@
-"""Worker web pages: ``/metrics`` (Prometheus text), ``/metrics.json`` and ``/health``.
+"""Worker web pages: ``/metrics`` (Prometheus text), ``/metrics.json``, ``/health`` and the
+operators' ``/dashboard`` (its history and work-order summary as JSON).
 
 ``/health`` answers 200 only when the broker, the schema registry and ClickHouse answer
 their protocols, 503 otherwise (with the detail of each). A timer refreshes the consumer-lag
@@ -9,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from faust import web
 
 from agents.app import app, settings
-from pipelines import lag, metrics
+from pipelines import dashboard, lag, metrics
 
 log = logging.getLogger("govstream.agents.web")
 
 LAG_INTERVAL_S = 10.0
 _tracker = lag.LagTracker(window=6)
+_history = dashboard.History()
 
 
 @app.page("/metrics")
@@ -50,3 +53,41 @@ async def refresh_lag() -> None:
         await asyncio.to_thread(_observe_lag)
     except Exception as exc:  # a monitoring hiccup never stops the worker
         log.warning("consumer lag not refreshed: %s", exc)
+
+
+@app.page("/dashboard")
+async def dashboard_page(self: web.View, request: web.Request) -> web.Response:
+    return self.bytes(dashboard.asset("index.html"), content_type=dashboard.ASSETS["index.html"])
+
+
+@app.page("/dashboard/dashboard.js")
+async def dashboard_js(self: web.View, request: web.Request) -> web.Response:
+    return self.bytes(
+        dashboard.asset("dashboard.js"), content_type=dashboard.ASSETS["dashboard.js"]
+    )
+
+
+@app.page("/dashboard/dashboard.css")
+async def dashboard_css(self: web.View, request: web.Request) -> web.Response:
+    return self.bytes(
+        dashboard.asset("dashboard.css"), content_type=dashboard.ASSETS["dashboard.css"]
+    )
+
+
+@app.page("/dashboard/history.json")
+async def dashboard_history(self: web.View, request: web.Request) -> web.Response:
+    return self.json(_history.series())
+
+
+@app.page("/dashboard/summary.json")
+async def dashboard_summary(self: web.View, request: web.Request) -> web.Response:
+    try:
+        summary = await asyncio.to_thread(dashboard.work_order_summary, settings)
+    except Exception as exc:  # ClickHouse away: the page shows the error, the worker goes on
+        return self.json({"error": str(exc)[:300]}, status=503)
+    return self.json(summary)
+
+
+@app.timer(interval=dashboard.SAMPLE_INTERVAL_S)
+async def sample_metrics() -> None:
+    _history.add(dashboard.sample_of(metrics.snapshot(), time.time()))
