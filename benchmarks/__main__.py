@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse(argv: list[str]) -> harness.Options:
     parser = _Parser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, help="events per throughput phase (40000)")
+    parser.add_argument("--events", type=int, help="events per throughput phase (20000)")
     parser.add_argument("--soak-minutes", type=float, help="length of the soak (10)")
     quick = f"{QUICK_EVENTS} events, {QUICK_SOAK_MINUTES:g}-minute soak"
     parser.add_argument("--quick", action="store_true", help=quick)
