@@ -54,6 +54,10 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         broker_commit_livelock_soft_timeout=120.0,
         producer_linger=0.005,
+        # one record per batch: Tansu answers ListOffsets(latest) with the last *batch* base
+        # offset + 1, and Faust recovers a table up to that offset; single-record batches keep
+        # changelog recovery complete after a rebalance or restart
+        producer_max_batch_size=1,
         stream_buffer_maxsize=max(4096, 2 * settings.sink_batch_rows),
         web_enabled=True,
         web_bind=web_host if web_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0",
