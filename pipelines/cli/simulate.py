@@ -57,6 +57,23 @@ def _start(text: str | None) -> datetime | None:
     return start
 
 
+_UNITS = {"s": 1 / 60, "m": 1.0, "h": 60.0, "d": 24 * 60.0}
+
+
+def _duration_minutes(text: str) -> float:
+    """``90s`` / ``60m`` / ``24h`` / ``2d`` → minutes (at least 0.1)."""
+    value, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    try:
+        minutes = float(value) * _UNITS[unit]
+    except (KeyError, ValueError):
+        raise typer.BadParameter(
+            f"{text!r} is not a duration like 90s, 60m, 24h or 2d", param_hint="--duration"
+        ) from None
+    if minutes < 0.1:
+        raise typer.BadParameter("a duration of at least 6s", param_hint="--duration")
+    return minutes
+
+
 def simulate(
     seed: int = typer.Option(1, "--seed", help="Random seed: the same seed, the same events."),
     reports: int | None = typer.Option(
@@ -72,6 +89,11 @@ def simulate(
         None, "--count", min=0, help="Total events instead of --reports/--forms (a mix)."
     ),
     minutes: float = typer.Option(60.0, "--minutes", min=0.1, help="Simulated time span."),
+    duration: str | None = typer.Option(
+        None,
+        "--duration",
+        help="Simulated time span as 90s, 60m, 24h or 2d (instead of --minutes).",
+    ),
     start: str | None = typer.Option(
         None, "--start", help="Start of the time span, ISO-8601 (default: it ends now)."
     ),
@@ -96,6 +118,8 @@ def simulate(
         raise typer.BadParameter("--dry-run needs --out DIR", param_hint="--out")
     if count is not None and (reports is not None or forms is not None):
         raise typer.BadParameter("give --count or --reports/--forms, not both")
+    if duration is not None:
+        minutes = _duration_minutes(duration)
     common: dict[str, Any] = {
         "seed": seed,
         "minutes": minutes,

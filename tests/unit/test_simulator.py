@@ -310,3 +310,10 @@ def test_cli_bad_arguments_exit_2(args: list[str], capsys: pytest.CaptureFixture
     assert main(["simulate", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("govstream: error: ")
+
+
+@pytest.mark.parametrize(("text", "minutes"), [("90s", 1.5), ("60m", 60.0), ("24h", 1440.0)])
+def test_duration_option_sets_the_simulated_span(text: str, minutes: float) -> None:
+    from pipelines.cli.simulate import _duration_minutes
+
+    assert _duration_minutes(text) == minutes
