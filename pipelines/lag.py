@@ -359,6 +359,53 @@ def live_members(
     return {g: counts.get(g, 0) for g in groups}
 
 
+def remove_members(settings: Settings, group: str, timeout: float = 10.0) -> list[str]:
+    """Make every member of ``group`` leave it (LeaveGroup on each one's behalf); their ids.
+
+    For a consumer that stopped but is still listed: Tansu keeps an aiokafka (Faust) member
+    after the consumer's own LeaveGroup on shutdown and never expires it, so the group is never
+    empty again. The same request sent here with the member id DescribeGroups lists removes it.
+    A consumer that is really running rejoins at its next heartbeat: use only on stopped ones.
+    """
+
+    async def leave() -> list[str]:
+        from aiokafka.admin import AIOKafkaAdminClient
+        from aiokafka.protocol.group import LeaveGroupRequest
+
+        client = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap,
+            request_timeout_ms=int(timeout * 1000),
+        )
+        await client.start()
+        removed: list[str] = []
+        try:
+            node = await client.find_coordinator(group)
+            for response in await client.describe_consumer_groups([group]):
+                for described in response.groups:
+                    if described[0] != 0 or described[1] != group:
+                        continue
+                    for member in described[5]:
+                        answer = await client._client.send(
+                            node, LeaveGroupRequest(group, member[0])
+                        )
+                        if answer.error_code:
+                            raise LagError(
+                                f"member {member[0]} of {group!r} did not leave: "
+                                f"error {answer.error_code}"
+                            )
+                        removed.append(str(member[0]))
+        finally:
+            await client.close()
+        return removed
+
+    try:
+        return asyncio.run(asyncio.wait_for(leave(), timeout))
+    except LagError:
+        raise
+    except Exception as exc:
+        raise LagError(f"cannot remove the members of group {group!r}: {exc}") from exc
+
+
 def partitions_of(
     settings: Settings, topics: Iterable[str], timeout: float = 10.0
 ) -> list[TopicPart]:

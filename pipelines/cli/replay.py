@@ -86,6 +86,11 @@ def replay(
     shift: int | None = typer.Option(
         None, "--shift", help="Move every partition by N (negative: back), within the log."
     ),
+    remove_members: bool = typer.Option(
+        False,
+        "--remove-members",
+        help="First make the group's listed members leave (stopped consumers Tansu still lists).",
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Commit without asking."),
     json_: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
@@ -101,11 +106,16 @@ def replay(
     committed_all = lagmod.committed_offsets(settings, group)
     if not committed_all and group not in lagmod.list_groups(settings):
         raise ConfigError(f"unknown consumer group {group!r}")
+    if remove_members:
+        for member in lagmod.remove_members(settings, group):
+            if not json_:
+                console.print(f"removed member {member} from group {group!r}")
     members = lagmod.live_members(settings, [group])[group]
     if members:
         raise ReplayRefused(
             f"group {group!r} has {members} live member(s); stop its consumers "
-            "(e.g. the worker) before replaying"
+            "(e.g. the worker) before replaying; if they are stopped but still listed "
+            "(Tansu keeps stopped Faust/aiokafka members), add --remove-members"
         )
     tps = [(topic, p) for p in parts]
     steps = plan(

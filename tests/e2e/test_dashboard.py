@@ -22,12 +22,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipelines import clickhouse, contracts, lag, reconcile, simulator
+from pipelines import clickhouse, contracts, reconcile, simulator
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings
-from pipelines.topics import ensure_topics
 from pipelines.workerproc import WorkerProcess
-from tests.conftest import free_port
+from tests.e2e.conftest import positioned_run
 from tests.e2e.test_report_pipeline import _wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -64,17 +63,7 @@ def _json(url: str) -> Any:
 @pytest.fixture
 def run(stack: Settings, unique: str) -> Iterator[Settings]:
     """A worker's settings: own group (at the end of every topic), database and web port."""
-    settings = stack.model_copy(
-        update={
-            "app_id": f"govstream-dash-{unique}",
-            "clickhouse_database": f"dash_{unique}",
-            "worker_web_port": free_port(),
-        }
-    )
-    ensure_topics(settings)
-    partitions = lag.partitions_of(settings, list(contracts.TOPICS))
-    lag.alter_offsets(settings, settings.app_id, lag.log_end_offsets(settings, partitions))
-    clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
+    settings, _ = positioned_run(stack, "dash", unique)
     yield settings
     clickhouse.get_client(stack).command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
 

@@ -1,0 +1,32 @@
+"""Helpers of the end-to-end tests."""
+
+from __future__ import annotations
+
+from pipelines import clickhouse, contracts, lag
+from pipelines.settings import Settings
+from pipelines.topics import ensure_topics
+from tests.conftest import free_port
+
+#: the worker's internal topic (report agent → work-order agent); a new group would read it all
+ROUTED = "report-routed"
+
+
+def positioned_run(
+    stack: Settings, name: str, unique: str
+) -> tuple[Settings, dict[lag.TopicPart, int]]:
+    """Settings of one worker (own group, database and web port), its group committed at the
+    current end of every topic (earlier tests' events are not its business), its database
+    migrated; and those start offsets."""
+    settings = stack.model_copy(
+        update={
+            "app_id": f"govstream-{name}-{unique}",
+            "clickhouse_database": f"{name}_{unique}",
+            "worker_web_port": free_port(),
+        }
+    )
+    ensure_topics(settings, extra=[ROUTED])
+    topics = [*contracts.TOPICS, ROUTED]
+    start = lag.log_end_offsets(settings, lag.partitions_of(settings, topics))
+    lag.alter_offsets(settings, settings.app_id, start)
+    clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
+    return settings, start
