@@ -211,7 +211,6 @@ def test_lookups_return_copies() -> None:
     assert len(divisions.children("43")) == 14
 
 
-
 def test_every_chain_ends_at_a_province_without_cycles() -> None:
     for division in divisions.all_divisions():
         chain = divisions.chain(division.code)
