@@ -130,7 +130,9 @@ def test_replay_of_a_stopped_worker_group_adds_no_rows(
         replayed = _report_events_in(settings)
     finally:
         again.stop()
-    assert replayed == report_events  # every event went through the pipeline again
+    # every event went through the pipeline again; a rebalance while the worker starts may
+    # hand it some of them twice, which the idempotent sink absorbs (checked below)
+    assert replayed >= report_events
     _, problems = reconcile.wait_reconciled(client, db, reconcile.Counts(), expected, timeout=5)
     assert not problems, problems
     second = _tables(settings)
