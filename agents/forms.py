@@ -23,7 +23,7 @@ from agents.app import app, settings
 from agents.reports import _headers, batches
 from pipelines import alerts, contracts, deadletter, forms
 from pipelines.clickhouse import get_client
-from pipelines.codec import AvroDecoder, RegistryUnavailable, registry_fetcher
+from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.errors import EventError
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
 
@@ -51,18 +51,6 @@ sink = ClickHouseSink(
         TableSpec("dead_letters", deadletter.COLUMNS),
     ],
 )
-
-
-async def decode_with(decoder: AvroDecoder, value: bytes | None) -> dict[str, Any]:
-    """Decode, waiting out an unreachable registry (a good event is never dead-lettered)."""
-    delay = 0.5
-    while True:
-        try:
-            return await decoder.decode_async(value)
-        except RegistryUnavailable as exc:
-            log.warning("%s; retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
 
 async def dead_letter(
@@ -133,7 +121,7 @@ async def consume(
             received = datetime.now(UTC)
             record: dict[str, Any] | None = None
             try:
-                record = await decode_with(decoder, message.value)
+                record = await decoder.decode_waiting(message.value)
                 checked = check(record, received)
             except EventError as error:
                 masked = mask(record) if record else None

@@ -28,7 +28,7 @@ from faust.types import EventT, StreamT
 from agents.app import app, settings
 from pipelines import alerts, contracts, deadletter, metrics, reports, workorders
 from pipelines.clickhouse import get_client
-from pipelines.codec import AvroDecoder, RegistryUnavailable, registry_fetcher
+from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.errors import EventError, ValidationError
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
 
@@ -75,18 +75,6 @@ sink = ClickHouseSink(
 decoder = AvroDecoder(
     contracts.load_schema(contracts.REPORT), registry_fetcher(settings.schema_registry_url)
 )
-
-
-async def decode(value: bytes | None) -> dict[str, Any]:
-    """Decode, waiting out an unreachable registry (a good event is never dead-lettered)."""
-    delay = 0.5
-    while True:
-        try:
-            return await decoder.decode_async(value)
-        except RegistryUnavailable as exc:
-            log.warning("%s; retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
 
 def _headers(message: Any) -> list[tuple[str, bytes]]:
@@ -177,7 +165,7 @@ async def _process(events: Any) -> None:
         record: dict[str, Any] | None = None
         key = bytes(message.key or b"")
         try:
-            record = await decode(message.value)
+            record = await decoder.decode_waiting(message.value)
             reports.validate(record, received)
             if record["action"] == "SUBMIT":
                 order = reports.work_order(

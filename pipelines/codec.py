@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import struct
 import threading
 from collections.abc import Callable
@@ -33,6 +34,9 @@ UNKNOWN_SCHEMA = "unknown_schema_id"
 BAD_AVRO = "avro_decode_failed"
 INCOMPATIBLE = "schema_incompatible"
 WRONG_SUBJECT = "wrong_schema_for_topic"
+
+
+log = logging.getLogger("govstream.codec")
 
 
 class RegistryUnavailable(GovstreamError):
@@ -142,3 +146,15 @@ class AvroDecoder:
         if self.known(data):
             return self.decode(data)
         return await asyncio.to_thread(self.decode, data)
+
+    async def decode_waiting(self, data: bytes | None) -> dict[str, Any]:
+        """Decode, waiting out an unreachable registry: a good event is never dead-lettered
+        because the registry was down (DecodeError still means the event itself is bad)."""
+        delay = 0.5
+        while True:
+            try:
+                return await self.decode_async(data)
+            except RegistryUnavailable as exc:
+                log.warning("%s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)

@@ -16,6 +16,7 @@ from pipelines.codec import (
     UNKNOWN_SCHEMA,
     WRONG_SUBJECT,
     AvroDecoder,
+    RegistryUnavailable,
     frame,
 )
 from pipelines.errors import DecodeError
@@ -104,3 +105,20 @@ def test_writer_schema_is_fetched_once_and_async_path_agrees() -> None:
     assert decoder.known(data)
     assert asyncio.run(decoder.decode_async(data)) == first == {"id": "a", "note": None}
     assert calls == [1]
+
+
+def test_decode_waiting_waits_out_an_unreachable_registry() -> None:
+    schema = {"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}]}
+    calls = []
+
+    def fetch(schema_id: int) -> str:
+        calls.append(schema_id)
+        if len(calls) == 1:
+            raise RegistryUnavailable("registry down")
+        return json.dumps(schema)
+
+    out = io.BytesIO()
+    schemaless_writer(out, parse_schema(schema), {"a": 7})
+    decoder = AvroDecoder(schema, fetch)
+    assert asyncio.run(decoder.decode_waiting(frame(3, out.getvalue()))) == {"a": 7}
+    assert calls == [3, 3]
