@@ -30,7 +30,6 @@ other). ``python -m pipelines.stack.clickhouse_http`` serves in the foreground.
 from __future__ import annotations
 
 import base64
-import errno
 import gzip
 import json
 import logging
@@ -49,11 +48,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from pipelines.errors import PortInUseError, StackError
-from pipelines.settings import Settings, get_settings
+from pipelines.errors import StackError
+from pipelines.settings import Settings
 from pipelines.stack import chsql
 from pipelines.stack.chsql import SqlError
-from pipelines.stack.serve import configure_logging, serve_until_signalled
+from pipelines.stack.serve import bind_error, open_server, serve_until_signalled
 
 log = logging.getLogger("govstream.clickhouse")
 
@@ -516,26 +515,15 @@ def make_server(settings: Settings) -> ClickHouseServer:
         sock.bind((host, port))
         sock.close()
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.EADDRINUSE:
-            raise PortInUseError(
-                f"clickhouse: port {port} on {host} is in use ({reason}); stop what uses it "
-                f"or set {SETTING} to another address"
-            ) from exc
-        raise StackError(
-            f"clickhouse: cannot listen on {host}:{port} ({reason}); check {SETTING}"
-        ) from exc
+        raise bind_error(exc, "clickhouse", host, port, SETTING) from exc
     engine = Engine(settings.data_dir / "clickhouse")
     return ClickHouseServer((host, port), engine, users)
 
 
 def main() -> int:
     """Serve in the foreground until SIGTERM/SIGINT; exit 0, 2 when the port is unusable."""
-    configure_logging()
-    try:
-        server = make_server(get_settings())
-    except StackError as exc:
-        print(exc, file=sys.stderr)
+    server = open_server(make_server)
+    if server is None:
         return 2
     log.info(
         "clickhouse (chDB) listening on %s:%s, data in %s",

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import errno
 import json
 import logging
 import os
@@ -43,8 +42,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pipelines.errors import GovstreamError, PortInUseError, StackError
-from pipelines.settings import Settings, get_settings
+from pipelines.errors import GovstreamError
+from pipelines.settings import Settings
 from pipelines.stack.registry_compat import (
     DEFAULT_LEVEL,
     AvroSchema,
@@ -53,7 +52,7 @@ from pipelines.stack.registry_compat import (
     compatibility_errors,
     parse_avro,
 )
-from pipelines.stack.serve import configure_logging, serve_until_signalled
+from pipelines.stack.serve import bind_error, open_server, serve_until_signalled
 
 log = logging.getLogger("govstream.registry")
 
@@ -787,28 +786,19 @@ def make_server(settings: Settings) -> RegistryServer:
     try:
         return RegistryServer((host, port), store)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.EADDRINUSE:
-            raise PortInUseError(
-                f"schema registry: port {port} on {host} is in use ({reason}); stop what "
-                f"uses it or set {SETTING} to another address"
-            ) from exc
-        raise StackError(
-            f"schema registry: cannot listen on {host}:{port} ({reason}); check {SETTING}"
-        ) from exc
+        raise bind_error(exc, "schema registry", host, port, SETTING) from exc
 
 
 def main() -> int:
-    """Serve in the foreground until SIGTERM/SIGINT; exit 0, 2 when the port is unusable."""
-    configure_logging()
+    """Serve in the foreground until SIGTERM/SIGINT; exit 0, 2 when the port is unusable,
+    1 when the state file cannot be read."""
     try:
-        server = make_server(get_settings())
-    except StackError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        server = open_server(make_server)
     except RegistryStoreError as exc:
         print(f"schema registry: {exc.message}", file=sys.stderr)
         return 1
+    if server is None:
+        return 2
     log.info("schema registry listening on %s (state %s)", server.url, server.store.path)
     return serve_until_signalled(server, "schema registry", log)
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from socketserver import BaseServer
 from types import FrameType
+from typing import TypeVar
+
+from pipelines.errors import PortInUseError, StackError
+from pipelines.settings import Settings, get_settings
+
+ServerT = TypeVar("ServerT", bound=BaseServer)
 
 
 def configure_logging() -> None:
@@ -17,6 +25,35 @@ def configure_logging() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+
+
+def bind_error(exc: OSError, name: str, host: str, port: int, setting: str) -> StackError:
+    """The error for ``name`` failing to listen on ``host:port``, naming ``setting``.
+
+    :class:`PortInUseError` when the port is taken, else :class:`StackError`; raise it
+    ``from exc``.
+    """
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        return PortInUseError(
+            f"{name}: port {port} on {host} is in use ({reason}); stop what uses it "
+            f"or set {setting} to another address"
+        )
+    return StackError(f"{name}: cannot listen on {host}:{port} ({reason}); check {setting}")
+
+
+def open_server(make_server: Callable[[Settings], ServerT]) -> ServerT | None:
+    """Configure logging and make the server from the settings, for a ``main()``.
+
+    None when it cannot listen (a :class:`StackError`), after printing the one-line
+    reason to stderr; ``main()`` then exits 2.
+    """
+    configure_logging()
+    try:
+        return make_server(get_settings())
+    except StackError as exc:
+        print(exc, file=sys.stderr)
+        return None
 
 
 def serve_until_signalled(server: BaseServer, name: str, log: logging.Logger) -> int:
