@@ -102,12 +102,37 @@ def scrub_text(text: str) -> str:
 # library's debug line shows message bytes as b'…\x1613907301234…'): over-masking is safe there
 _ID_ANYWHERE = re.compile(r"\d{17}[\dXx]")
 _PHONE_ANYWHERE = re.compile(r"1[3-9]\d{9}")
+# the one exception is a digit run that is part of a decimal number (the integer part before
+# ".digits" or the fraction after "digits."), e.g. a timer's runtime=1.3818300129998206
+_DIGIT_RUN = re.compile(r"\d+[Xx]?")
+_PERSONAL_RUN = re.compile(r"(?:0086|86)?1[3-9]\d{9}|\d{17}[\dXx]")  # a whole run, on its own
+
+
+def _in_decimal(text: str, start: int, end: int) -> bool:
+    """True when ``text[start:end]`` stands right after ``digits.`` or right before ``.digits``."""
+    before = text[max(start - 2, 0) : start]
+    after = text[end : end + 2]
+    return (len(before) == 2 and before[1] == "." and before[0].isdecimal()) or (
+        len(after) == 2 and after[0] == "." and after[1].isdecimal()
+    )
+
+
+def _scrub_run(match: re.Match[str]) -> str:
+    run = match.group()
+    # A run that is a whole mobile or ID number on its own is masked even next to a dot and
+    # digits: 13812345678.5, 0.13812345678 or a list item "1.13812345678" may be a person's
+    # number, and a wrongly masked float is harmless where a leaked number is not. Only a run
+    # in which such a number is merely embedded (a float's 16-digit fraction) is left alone.
+    if _in_decimal(match.string, match.start(), match.end()) and not _PERSONAL_RUN.fullmatch(run):
+        return run
+    run = _ID_ANYWHERE.sub(lambda m: mask_id_number(m.group()), run)
+    return _PHONE_ANYWHERE.sub(lambda m: mask_phone(m.group()), run)
 
 
 def scrub_log(text: str) -> str:
-    """A log line with every ID-number-like and mobile-like digit run masked."""
-    text = _ID_ANYWHERE.sub(lambda m: mask_id_number(m.group()), text)
-    return _PHONE_ANYWHERE.sub(lambda m: mask_phone(m.group()), text)
+    """A log line with every ID-number-like and mobile-like digit run masked, except inside
+    a decimal number such as ``1.3818300129998206`` (see ``_scrub_run``)."""
+    return _DIGIT_RUN.sub(_scrub_run, text)
 
 
 def install_log_scrubber() -> None:

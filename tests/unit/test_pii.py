@@ -15,6 +15,7 @@ from pipelines.pii import (
     mask_name,
     mask_phone,
     pseudonym,
+    scrub_log,
     scrub_text,
 )
 
@@ -104,3 +105,58 @@ def test_log_scrubber_masks_numbers_inside_bytes_reprs() -> None:
     text = record.getMessage()
     assert "13907301234" not in text and "430602198503124024" not in text
     assert "430602********4024" in text and "****" in text.split("$")[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mode timer runtime=1.3818300129998206",
+        "took 1.3818300129998206e-05s",
+        "elapsed=0.00013812345678901234",
+        '{"runtime": 1.3818300129998206, "lag": 213812345678.25}',
+        "p99 1.4306021985031240245 s",
+    ],
+)
+def test_log_scrubber_leaves_decimal_numbers_alone(text: str) -> None:
+    assert scrub_log(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("联系我13812345678谢谢", "联系我138****5678谢谢"),
+        ("phone=13812345678 id:11010519491231002X", "phone=138****5678 id:110105********002X"),
+        (
+            '{"phone": "13812345678", "id": "430602198503124024"}',
+            '{"phone": "138****5678", "id": "430602********4024"}',
+        ),
+        ("value=b'\\x0213812345678\\x00'", "value=b'\\x02138****5678\\x00'"),
+        ("电话13812345678。", "电话138****5678。"),
+        ("call 13812345678. Then", "call 138****5678. Then"),
+        ("runtime=1.38 phone=13812345678", "runtime=1.38 phone=138****5678"),
+        # a whole mobile or ID number next to a dot and digits is ambiguous: masked
+        ("13812345678.5", "138****5678.5"),
+        ("8613812345678.5", "86138****5678.5"),
+        ("0.13812345678", "0.138****5678"),
+        ("1.13812345678 2.13912345678", "1.138****5678 2.139****5678"),
+        ("id=430602198503124024.5", "id=430602********4024.5"),
+        ("1.11010519491231002X", "1.110105********002X"),
+    ],
+)
+def test_log_scrubber_masks_numbers_wherever_they_stand(text: str, expected: str) -> None:
+    assert scrub_log(text) == expected
+
+
+def test_log_scrubber_keeps_a_float_argument_of_a_record() -> None:
+    install_log_scrubber()
+    runtime = 1.3818300129998206
+    record = logging.getLogger("govstream.modes").makeRecord(
+        "govstream.modes",
+        logging.INFO,
+        __file__,
+        1,
+        "mode timer runtime=%s phone=%s",
+        (runtime, "13812345678"),
+        None,
+    )
+    assert record.getMessage() == f"mode timer runtime={runtime} phone=138****5678"
