@@ -10,6 +10,7 @@ from typing import Any
 
 import faust
 
+from agents import ordered
 from pipelines.pii import install_log_scrubber
 from pipelines.settings import Settings, get_settings
 
@@ -35,6 +36,7 @@ def set_fetch_wait(ms: int) -> None:
 
 def create_app(settings: Settings) -> faust.App:
     set_fetch_wait(FETCH_WAIT_MS)
+    ordered.install()  # no input record skipped across a rebalance or a Tansu offset hole
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     web_host, _ = settings.kafka_address
     return faust.App(

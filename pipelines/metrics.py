@@ -68,6 +68,13 @@ SINK_RETRIES = Counter(
     "ClickHouse inserts that failed and were retried.",
     registry=REGISTRY,
 )
+CONSUMER_JUMPS = Counter(
+    "govstream_consumer_offset_jumps",
+    "Records that arrived past the partition's next offset: re-fetched from it (refetched) "
+    "or, when fresh fetches agreed, the missing offsets taken as a real gap (gap).",
+    ["topic", "outcome"],
+    registry=REGISTRY,
+)
 END_TO_END_SECONDS = Histogram(
     "govstream_end_to_end_latency_seconds",
     "From the event's own timestamp to its rows being in ClickHouse.",

@@ -1,0 +1,141 @@
+"""Wire :class:`pipelines.offsets.OffsetGuard` into Faust's consumer: no record of an input
+topic is skipped, across rebalances and on Tansu.
+
+Faust's ``Consumer._drain_messages`` (faust-streaming 0.15.3) moves records from the fetcher
+to the streams; :func:`install` replaces it with the same loop where, for every partition
+that is not a table changelog, the guard decides per record (see ``pipelines/offsets.py``).
+Changelog partitions keep Faust's own handling: table recovery positions them itself and
+compacted changelogs have real gaps. Every seek (to the committed offsets after a rebalance,
+or a stream's seek) tells the guard where the partition is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
+
+from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.types import TP
+from mode import Service, ServiceT
+
+from pipelines import metrics
+from pipelines.offsets import OffsetGuard, Verdict
+
+log = logging.getLogger("govstream.agents.ordered")
+
+
+def _guard(consumer: Consumer) -> OffsetGuard:
+    guard = consumer.__dict__.get("_govstream_guard")
+    if guard is None:
+        guard = consumer.__dict__["_govstream_guard"] = OffsetGuard()
+    return cast(OffsetGuard, guard)
+
+
+async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C901
+    """Faust's drain loop with the offset guard on input partitions (see module doc)."""
+    guard = _guard(self)
+    callback = self.callback
+    consumer_should_stop = cast(Service, self)._stopped.is_set
+    fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+    read_offset = self._read_offset
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    num_since_yield = 0
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            self.diag.set_flag(CONSUMER_FETCHING)
+            ait = cast(AsyncIterator, self.getmany(timeout=1.0))
+            await self.sleep(0)  # getmany may return at once, again and again
+            if self.should_stop:
+                continue
+            guard.new_fetch()
+            async for tp, message in ait:
+                num_since_yield += 1
+                if num_since_yield > 100:
+                    await asyncio.sleep(0)
+                    num_since_yield = 0
+                offset = message.offset
+                if self._is_changelog_tp(tp):
+                    r_offset = read_offset[tp]
+                    if r_offset is not None and offset < r_offset:
+                        continue  # as Faust: already read
+                    if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, r_offset + 1, offset)
+                else:
+                    decision = guard.check(tp, offset)
+                    if decision.verdict in (Verdict.DROP, Verdict.SKIP):
+                        continue
+                    if decision.verdict is Verdict.RESEEK:
+                        log.warning(
+                            "%s[%d]: got offset %d, expected %d; fetching again from %d",
+                            tp.topic, tp.partition, offset, decision.expected, decision.expected,
+                        )  # fmt: skip
+                        metrics.CONSUMER_JUMPS.labels(tp.topic, "refetched").inc()
+                        await self.seek(tp, cast(int, decision.expected))
+                        continue
+                    if decision.verdict is Verdict.GAP:
+                        log.warning(
+                            "%s[%d]: offsets %d..%d are not on the broker after %d fetches; "
+                            "going on from %d",
+                            tp.topic, tp.partition, decision.expected, offset - 1,
+                            guard.confirmations, offset,
+                        )  # fmt: skip
+                        metrics.CONSUMER_JUMPS.labels(tp.topic, "gap").inc()
+                        if acks_enabled_for(message.topic):
+                            await self._add_gap(tp, cast(int, decision.expected), offset - 1)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                delivery = callback(message)
+                result = await self.wait_first(delivery, self.suspend_flow.wait())
+                if delivery not in result.done:
+                    break  # a rebalance suspended the flow: it seeks again afterwards
+                read_offset[tp] = offset
+                if not self._is_changelog_tp(tp):
+                    guard.delivered(tp, offset)
+            self.diag.unset_flag(CONSUMER_FETCHING)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    finally:
+        self.diag.unset_flag(CONSUMER_FETCHING)
+
+
+def install() -> None:
+    """Replace Faust's drain loop and tell the guard about every seek and revocation."""
+    if getattr(Consumer, "_govstream_ordered", False):
+        return
+    perform_seek = Consumer.perform_seek
+    seek = Consumer.seek
+    on_revoked = Consumer.on_partitions_revoked
+
+    async def perform_seek_guarded(self: Consumer) -> None:
+        await perform_seek(self)
+        guard = _guard(self)
+        positions: Mapping[TP, int | None] = self._read_offset
+        for tp in self.assignment():
+            if not self._is_changelog_tp(tp):
+                guard.seeked(tp, positions.get(tp))
+
+    async def seek_guarded(self: Consumer, partition: TP, offset: int) -> None:
+        await seek(self, partition, offset)
+        _guard(self).seeked(partition, offset)
+
+    async def on_revoked_guarded(self: Consumer, revoked: Any) -> None:
+        _guard(self).revoked(revoked)
+        await on_revoked(self, revoked)
+
+    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+    Consumer.perform_seek = perform_seek_guarded  # type: ignore[method-assign]
+    Consumer.seek = seek_guarded  # type: ignore[method-assign]
+    Consumer.on_partitions_revoked = on_revoked_guarded  # type: ignore[method-assign]
+    Consumer._govstream_ordered = True  # type: ignore[attr-defined]
