@@ -6,7 +6,9 @@ to the streams; :func:`install` replaces it with the same loop where, for every 
 that is not a table changelog, the guard decides per record (see ``pipelines/offsets.py``).
 Changelog partitions keep Faust's own handling: table recovery positions them itself and
 compacted changelogs have real gaps. Every seek (to the committed offsets after a rebalance,
-or a stream's seek) tells the guard where the partition is.
+or a stream's seek) tells the guard where the partition is, and every time Faust resumes the
+flow (which empties the streams' queues) the input partitions are positioned again at their
+committed offsets before another record is delivered.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
+from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
 from faust.types import TP
 from mode import Service, ServiceT
+from mode.utils.queues import FlowControlEvent
 
 from pipelines import metrics
 from pipelines.offsets import OffsetGuard, Verdict
 
 log = logging.getLogger("govstream.agents.ordered")
+
+_resumes = [0]  # times the app's flow was resumed (its stream queues emptied)
 
 
 def _guard(consumer: Consumer) -> OffsetGuard:
@@ -33,9 +39,31 @@ def _guard(consumer: Consumer) -> OffsetGuard:
     return cast(OffsetGuard, guard)
 
 
+async def _seek(self: Consumer, tp: TP, offset: int) -> None:
+    try:
+        await self.seek(tp, offset)
+    except IllegalStateError:  # revoked meanwhile: the rebalance positions it
+        log.info("%s[%d] was revoked before the seek to %d", tp.topic, tp.partition, offset)
+
+
+async def _rewind(self: Consumer, guard: OffsetGuard) -> None:
+    """Position every input partition where no record can have been lost in a queue."""
+    positions = []
+    for tp in sorted(self.assignment()):
+        if self._is_changelog_tp(tp):
+            continue
+        target = guard.rewind_target(tp, self._committed_offset.get(tp))
+        if target is not None:
+            await _seek(self, tp, target)
+            positions.append(f"{tp.topic}[{tp.partition}]@{target}")
+    if positions:
+        log.info("flow resumed, stream queues emptied: reading again from %s", " ".join(positions))
+
+
 async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C901
     """Faust's drain loop with the offset guard on input partitions (see module doc)."""
     guard = _guard(self)
+    resumes_seen = _resumes[0]
     callback = self.callback
     consumer_should_stop = cast(Service, self)._stopped.is_set
     fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
@@ -45,6 +73,9 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C
     num_since_yield = 0
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
+            if resumes_seen != _resumes[0]:
+                resumes_seen = _resumes[0]
+                await _rewind(self, guard)
             self.diag.set_flag(CONSUMER_FETCHING)
             ait = cast(AsyncIterator, self.getmany(timeout=1.0))
             await self.sleep(0)  # getmany may return at once, again and again
@@ -63,6 +94,8 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C
                         continue  # as Faust: already read
                     if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
                         await self._add_gap(tp, r_offset + 1, offset)
+                elif resumes_seen != _resumes[0]:
+                    continue  # the queues were emptied: re-fetched after the rewind
                 else:
                     decision = guard.check(tp, offset)
                     if decision.verdict in (Verdict.DROP, Verdict.SKIP):
@@ -73,7 +106,7 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C
                             tp.topic, tp.partition, offset, decision.expected, decision.expected,
                         )  # fmt: skip
                         metrics.CONSUMER_JUMPS.labels(tp.topic, "refetched").inc()
-                        await self.seek(tp, cast(int, decision.expected))
+                        await _seek(self, tp, cast(int, decision.expected))
                         continue
                     if decision.verdict is Verdict.GAP:
                         log.warning(
@@ -117,6 +150,11 @@ def install() -> None:
     perform_seek = Consumer.perform_seek
     seek = Consumer.seek
     on_revoked = Consumer.on_partitions_revoked
+    resume = FlowControlEvent.resume
+
+    def resume_counted(self: FlowControlEvent) -> None:
+        resume(self)  # empties every stream queue
+        _resumes[0] += 1
 
     async def perform_seek_guarded(self: Consumer) -> None:
         await perform_seek(self)
@@ -138,4 +176,5 @@ def install() -> None:
     Consumer.perform_seek = perform_seek_guarded  # type: ignore[method-assign]
     Consumer.seek = seek_guarded  # type: ignore[method-assign]
     Consumer.on_partitions_revoked = on_revoked_guarded  # type: ignore[method-assign]
+    FlowControlEvent.resume = resume_counted  # type: ignore[method-assign]
     Consumer._govstream_ordered = True  # type: ignore[attr-defined]

@@ -15,8 +15,15 @@ a jump appear although the records exist, and then they are never processed:
 :class:`OffsetGuard` keeps the next offset expected for each partition (set by every seek) and
 decides for each record: deliver it, drop it (already delivered), or — on a jump — seek back
 to the expected offset and fetch again. Only when ``confirmations`` fresh fetches from the
-expected offset still start past it are the missing offsets accepted as a real gap. Pure
-logic; ``agents/ordered.py`` wires it into the Faust consumer.
+expected offset still start past it are the missing offsets accepted as a real gap.
+
+A third way to lose records is not a jump: Faust clears the streams' queues each time it
+resumes the flow after a rebalance, and records delivered into them between the seek to the
+committed offsets and that resume were gone (seen: offsets 3716–3758 of a partition, never
+processed, the worker going on from 3759). So after every resume the partitions are
+positioned again at :meth:`OffsetGuard.rewind_target` — the committed offset, or the first
+offset delivered when nothing was committed yet — and records are re-delivered (the sink and
+the tables are idempotent). Pure logic; ``agents/ordered.py`` wires it into the Faust consumer.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ class OffsetGuard:
     confirmations: int = 2
     expected: dict[Hashable, int] = field(default_factory=dict)
     refetches: dict[Hashable, tuple[int, int]] = field(default_factory=dict)  # tp: (at, n)
+    origin: dict[Hashable, int] = field(default_factory=dict)  # first offset from unknown
     _reseeking: set[Hashable] = field(default_factory=set)
 
     def seeked(self, tp: Hashable, offset: int | None) -> None:
@@ -55,11 +63,13 @@ class OffsetGuard:
             self.expected.pop(tp, None)
         else:
             self.expected[tp] = offset
+            self.origin.pop(tp, None)
 
     def revoked(self, tps: Iterable[Hashable]) -> None:
         for tp in tps:
             self.expected.pop(tp, None)
             self.refetches.pop(tp, None)
+            self.origin.pop(tp, None)
             self._reseeking.discard(tp)
 
     def new_fetch(self) -> None:
@@ -69,7 +79,10 @@ class OffsetGuard:
     def check(self, tp: Hashable, offset: int) -> Decision:
         """What to do with the record at ``offset`` of ``tp``."""
         expected = self.expected.get(tp)
-        if expected is None or offset == expected:
+        if expected is None:
+            self.origin.setdefault(tp, offset)
+            return Decision(Verdict.DELIVER)
+        if offset == expected:
             return Decision(Verdict.DELIVER)
         if offset < expected:
             return Decision(Verdict.DROP, expected)
@@ -88,3 +101,9 @@ class OffsetGuard:
         """The record at ``offset`` reached the stream: the next one is expected."""
         self.expected[tp] = offset + 1
         self.refetches.pop(tp, None)
+
+    def rewind_target(self, tp: Hashable, committed: int | None) -> int | None:
+        """Where to position ``tp`` after queued records were discarded (None: leave it)."""
+        if committed is not None and committed >= 0:
+            return committed
+        return self.origin.get(tp)

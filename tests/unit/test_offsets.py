@@ -79,3 +79,14 @@ def test_unknown_position_takes_the_first_record_and_revocation_forgets() -> Non
     assert TP not in guard.expected
     guard.seeked(TP, None)
     assert guard.check(TP, 99).verdict is Verdict.DELIVER
+
+
+def test_rewind_goes_to_the_committed_offset_or_where_delivery_began() -> None:
+    """After Faust empties the stream queues, nothing delivered into them may be lost."""
+    guard = OffsetGuard()
+    assert deliver_all(guard, [40, 41, 42]) == [40, 41, 42]  # nothing committed yet
+    assert guard.rewind_target(TP, None) == 40
+    assert guard.rewind_target(TP, 41) == 41
+    guard.seeked(TP, 41)
+    assert guard.rewind_target(TP, None) is None  # a known position: nothing to guess
+    assert guard.rewind_target(("report", 0), None) is None
