@@ -33,7 +33,7 @@ demo: $(STAMP) ## Start the embedded stack, run the pipeline on simulated data, 
 	$(BIN)/python -m pipelines.demo
 
 test: $(STAMP) $(CHROMIUM) ## Run the test suite (unit + integration on an embedded stack)
-	$(BIN)/pytest -m "not slow and not known_loss" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 test-all: $(STAMP) $(CHROMIUM) ## Run every test, slow and soak ones included
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from agents import ordered
+from agents import ordered, recovery
 from pipelines.pii import install_log_scrubber
 from pipelines.settings import Settings, get_settings
 
@@ -37,6 +37,7 @@ def set_fetch_wait(ms: int) -> None:
 def create_app(settings: Settings) -> faust.App:
     set_fetch_wait(FETCH_WAIT_MS)
     ordered.install()  # no input record skipped across a rebalance or a Tansu offset hole
+    recovery.install(settings)  # tables recover to the changelog's true end (Tansu understates it)
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     web_host, _ = settings.kafka_address
     return faust.App(
@@ -56,10 +57,6 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         broker_commit_livelock_soft_timeout=120.0,
         producer_linger=0.005,
-        # one record per batch: Tansu answers ListOffsets(latest) with the last *batch* base
-        # offset + 1, and Faust recovers a table up to that offset; single-record batches keep
-        # changelog recovery complete after a rebalance or restart
-        producer_max_batch_size=1,
         stream_buffer_maxsize=max(4096, 2 * settings.sink_batch_rows),
         web_enabled=True,
         web_bind=web_host if web_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0",

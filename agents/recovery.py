@@ -1,0 +1,47 @@
+"""Table recovery reads each changelog partition to its true end.
+
+Faust recovers a table from its changelog up to the partition's high watermark, which it takes
+from ListOffsets(latest). Tansu answers that with the base offset of the last record batch
++ 1, not the offset after the last record, so with multi-record batches a recovery stopped
+short of the last batch and a rebalanced or restarted worker missed table state.
+:func:`install` makes Faust take the end from :func:`pipelines.lag.log_end_offsets`, which is
+exact on Tansu and on Apache Kafka (it reads the last batch when the two differ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any
+
+from faust.tables.recovery import Recovery
+from faust.types import TP
+
+from pipelines import lag
+from pipelines.settings import Settings
+
+log = logging.getLogger("govstream.agents.recovery")
+
+
+def install(settings: Settings) -> None:
+    """Replace ``Recovery._build_highwaters`` (faust-streaming 0.15.3)."""
+
+    async def _build_highwaters(
+        self: Recovery, consumer: Any, tps: set[TP], destination: Counter[TP], title: str
+    ) -> None:
+        parts = sorted((tp.topic, tp.partition) for tp in tps)
+        ends = await asyncio.to_thread(lag.log_end_offsets, settings, parts)
+        # Faust's highwater is the offset of the last record (-1: empty)
+        highwaters = {tp: ends.get((tp.topic, tp.partition), 0) - 1 for tp in tps}
+        log.info(
+            "%s changelog ends: %s",
+            title,
+            ", ".join(
+                f"{tp.topic}[{tp.partition}]={hw + 1}" for tp, hw in sorted(highwaters.items())
+            ),
+        )
+        destination.clear()
+        destination.update(highwaters)
+
+    Recovery._build_highwaters = _build_highwaters  # type: ignore[method-assign]
