@@ -1,7 +1,10 @@
 """Decoding Confluent-framed Avro (magic byte 0, 4-byte schema id, Avro body).
 
 Writer schemas are fetched from the registry once per id and cached; the fetch runs in a
-thread so a Faust agent's event loop never blocks on HTTP. Data is resolved against the
+thread so a Faust agent's event loop never blocks on HTTP. An id the registry does not know is
+remembered for :data:`UNKNOWN_ID_TTL_S`, so a producer flooding a topic with a foreign
+registry's ids costs one registry round trip per id and interval (6 ms each here), not one per
+event; the interval is short because a registry follower may learn a new id a moment late. Data is resolved against the
 project's own reader schema (``schemas/avro``), so a producer on an older or newer compatible
 schema version decodes into the shape the pipeline expects.
 
@@ -18,6 +21,7 @@ import json
 import logging
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +38,9 @@ UNKNOWN_SCHEMA = "unknown_schema_id"
 BAD_AVRO = "avro_decode_failed"
 INCOMPATIBLE = "schema_incompatible"
 WRONG_SUBJECT = "wrong_schema_for_topic"
+
+#: How long a schema id the registry answered 404 for is taken as unknown without asking again.
+UNKNOWN_ID_TTL_S = 5.0
 
 
 log = logging.getLogger("govstream.codec")
@@ -94,12 +101,23 @@ class AvroDecoder:
         self.reader_name = self.reader.get("name") if isinstance(self.reader, dict) else None
         self._fetch = fetch
         self._writers: dict[int, Any] = {}
+        self._unknown: dict[int, tuple[float, str]] = {}  # id: (until, the 404's message)
         self._lock = threading.Lock()
 
     def _writer(self, schema_id: int) -> Any:
         writer = self._writers.get(schema_id)
         if writer is None:
-            text = self._fetch(schema_id)
+            unknown = self._unknown.get(schema_id)
+            if unknown is not None and time.monotonic() < unknown[0]:
+                raise DecodeError(UNKNOWN_SCHEMA, unknown[1])
+            try:
+                text = self._fetch(schema_id)
+            except DecodeError as exc:
+                if exc.reason == UNKNOWN_SCHEMA:
+                    with self._lock:
+                        until = time.monotonic() + UNKNOWN_ID_TTL_S
+                        self._unknown[schema_id] = (until, exc.message)
+                raise
             try:
                 writer = parse_schema(json.loads(text))
             except Exception as exc:
@@ -111,11 +129,16 @@ class AvroDecoder:
         return writer
 
     def known(self, data: bytes | None) -> bool:
-        """True when the writer schema of ``data`` is cached (decode needs no registry call)."""
+        """True when decoding ``data`` needs no registry call (its writer schema is cached,
+        or its id was unknown a moment ago)."""
         try:
-            return split_frame(data)[0] in self._writers
+            schema_id = split_frame(data)[0]
         except DecodeError:
             return True  # fails without the registry
+        unknown = self._unknown.get(schema_id)
+        return schema_id in self._writers or (
+            unknown is not None and time.monotonic() < unknown[0]
+        )
 
     def decode(self, data: bytes | None) -> dict[str, Any]:
         """Decode, fetching the writer schema if needed (blocking)."""

@@ -122,3 +122,30 @@ def test_decode_waiting_waits_out_an_unreachable_registry() -> None:
     decoder = AvroDecoder(schema, fetch)
     assert asyncio.run(decoder.decode_waiting(frame(3, out.getvalue()))) == {"a": 7}
     assert calls == [3, 3]
+
+
+def test_an_unknown_schema_id_is_asked_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood of events framed with a foreign registry's id must not cost a 404 each."""
+    from pipelines import codec
+
+    calls: list[int] = []
+
+    def fetch(schema_id: int) -> str:
+        calls.append(schema_id)
+        raise DecodeError(UNKNOWN_SCHEMA, f"schema id {schema_id} is not registered")
+
+    now = [1000.0]
+    monkeypatch.setattr(codec.time, "monotonic", lambda: now[0])
+    decoder = AvroDecoder(V2, fetch)
+    data = frame(77, b"\x00")
+    assert not decoder.known(data)
+    for _ in range(3):
+        with pytest.raises(DecodeError) as caught:
+            decoder.decode(data)
+        assert caught.value.reason == UNKNOWN_SCHEMA and "77" in str(caught.value)
+    assert calls == [77] and decoder.known(data)
+    now[0] += codec.UNKNOWN_ID_TTL_S + 0.1  # the registry may know it by now: ask again
+    assert not decoder.known(data)
+    with pytest.raises(DecodeError):
+        decoder.decode(data)
+    assert calls == [77, 77]
