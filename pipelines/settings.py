@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         2000, ge=1, description="Events per ClickHouse insert batch (per agent)."
     )
     sink_flush_s: float = Field(
-        0.5, gt=0, description="Longest time an event waits in a batch before the insert."
+        0.2, gt=0, description="Longest time an event waits in a batch before the insert."
     )
     duplicate_window_s: int = Field(
         7200, ge=0, description="并单: a report within this many seconds of an open one may merge."
