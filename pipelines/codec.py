@@ -4,9 +4,9 @@ Writer schemas are fetched from the registry once per id and cached; the fetch r
 thread so a Faust agent's event loop never blocks on HTTP. An id the registry does not know is
 remembered for :data:`UNKNOWN_ID_TTL_S`, so a producer flooding a topic with a foreign
 registry's ids costs one registry round trip per id and interval (6 ms each here), not one per
-event; the interval is short because a registry follower may learn a new id a moment late. Data is resolved against the
-project's own reader schema (``schemas/avro``), so a producer on an older or newer compatible
-schema version decodes into the shape the pipeline expects.
+event; the interval is short because a registry follower may learn a new id a moment late.
+Data is resolved against the project's own reader schema (``schemas/avro``), so a producer on
+an older or newer compatible schema version decodes into the shape the pipeline expects.
 
 Every failure is a :class:`~pipelines.errors.DecodeError` with a stable reason code, except
 an unreachable registry, which is transient (:class:`RegistryUnavailable`): the caller
@@ -136,9 +136,7 @@ class AvroDecoder:
         except DecodeError:
             return True  # fails without the registry
         unknown = self._unknown.get(schema_id)
-        return schema_id in self._writers or (
-            unknown is not None and time.monotonic() < unknown[0]
-        )
+        return schema_id in self._writers or (unknown is not None and time.monotonic() < unknown[0])
 
     def decode(self, data: bytes | None) -> dict[str, Any]:
         """Decode, fetching the writer schema if needed (blocking)."""
