@@ -104,26 +104,33 @@ _ID_ANYWHERE = re.compile(r"\d{17}[\dXx]")
 _PHONE_ANYWHERE = re.compile(r"1[3-9]\d{9}")
 # the one exception is a digit run that is part of a decimal number (the integer part before
 # ".digits" or the fraction after "digits."), e.g. a timer's runtime=1.3818300129998206
-_DIGIT_RUN = re.compile(r"\d+[Xx]?")
 _PERSONAL_RUN = re.compile(r"(?:0086|86)?1[3-9]\d{9}|\d{17}[\dXx]")  # a whole run, on its own
 
 
-def _in_decimal(text: str, start: int, end: int) -> bool:
-    """True when ``text[start:end]`` stands right after ``digits.`` or right before ``.digits``."""
+# A repr escape (b'\x16', '\u2060', '\U000e0001') ends in hex digits that are not data: in
+# b'\x1613907301234' the run to scrub is 13907301234, not 1613907301234 (whose first eleven
+# digits would be masked and the phone's last six shown). An escaped backslash is a token of its
+# own, so in b'\\x16…' the backslash is data and so are the digits after the x.
+_LOG_TOKEN = re.compile(r"\\\\|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}|\d+[Xx]?")
+
+
+def _in_decimal(text: str, start: int, end: int, escape_end: int = -1) -> bool:
+    """True when ``text[start:end]`` stands right after ``digits.`` or right before ``.digits``
+    (a hex digit of an escape ending at ``escape_end`` is not a decimal digit)."""
     before = text[max(start - 2, 0) : start]
     after = text[end : end + 2]
-    return (len(before) == 2 and before[1] == "." and before[0].isdecimal()) or (
-        len(after) == 2 and after[0] == "." and after[1].isdecimal()
-    )
+    return (
+        len(before) == 2 and before[1] == "." and before[0].isdecimal() and escape_end != start - 1
+    ) or (len(after) == 2 and after[0] == "." and after[1].isdecimal())
 
 
-def _scrub_run(match: re.Match[str]) -> str:
-    run = match.group()
+def _scrub_run(text: str, start: int, end: int, escape_end: int = -1) -> str:
+    run = text[start:end]
     # A run that is a whole mobile or ID number on its own is masked even next to a dot and
     # digits: 13812345678.5, 0.13812345678 or a list item "1.13812345678" may be a person's
     # number, and a wrongly masked float is harmless where a leaked number is not. Only a run
     # in which such a number is merely embedded (a float's 16-digit fraction) is left alone.
-    if _in_decimal(match.string, match.start(), match.end()) and not _PERSONAL_RUN.fullmatch(run):
+    if _in_decimal(text, start, end, escape_end) and not _PERSONAL_RUN.fullmatch(run):
         return run
     run = _ID_ANYWHERE.sub(lambda m: mask_id_number(m.group()), run)
     return _PHONE_ANYWHERE.sub(lambda m: mask_phone(m.group()), run)
@@ -131,8 +138,31 @@ def _scrub_run(match: re.Match[str]) -> str:
 
 def scrub_log(text: str) -> str:
     """A log line with every ID-number-like and mobile-like digit run masked, except inside
-    a decimal number such as ``1.3818300129998206`` (see ``_scrub_run``)."""
-    return _DIGIT_RUN.sub(_scrub_run, text)
+    a decimal number such as ``1.3818300129998206`` (see ``_scrub_run``); the hex digits of a
+    repr escape such as ``\\x16`` are not part of the digit run after it."""
+    out: list[str] = []
+    pos = 0
+    escape_end, escape_hex = -1, ""  # the last escape (\xHH, \uHHHH, \UHHHHHHHH) seen
+    for token in _LOG_TOKEN.finditer(text):
+        start, end = token.span()
+        if token.group().startswith("\\"):
+            if len(token.group()) > 2:
+                escape_end, escape_hex = end, token.group()[2:]
+            continue
+        masked = _scrub_run(text, start, end, escape_end)
+        glued = len(escape_hex) - len(escape_hex.rstrip("0123456789"))
+        if masked == token.group() and escape_end == start and glued:
+            # Nothing personal once the escape's digits are left out. If this is not a repr
+            # after all (a path C:\x13812345678.txt), those digits may be data: scrub them with
+            # the run, as before escapes were known, and keep that if it masks anything.
+            wider = _scrub_run(text, start - glued, end)
+            if wider != text[start - glued : end]:
+                start, masked = start - glued, wider
+        out.append(text[pos:start])
+        out.append(masked)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def install_log_scrubber() -> None:

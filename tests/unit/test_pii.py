@@ -147,6 +147,41 @@ def test_log_scrubber_masks_numbers_wherever_they_stand(text: str, expected: str
     assert scrub_log(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the "16" belongs to the escape: the phone is masked as a bare 13907301234 would be
+        ("b'\\x1613907301234'", "b'\\x16139****1234'"),
+        ("b'\\x1613907301234\\x02'", "b'\\x16139****1234\\x02'"),
+        ("b'\\x01430602198503124024'", "b'\\x01430602********4024'"),
+        ("b'\\x9911010519491231002X'", "b'\\x99110105********002X'"),
+        ("'\\u2060430602198503124024'", "'\\u2060430602********4024'"),
+        ("'\\U000e000113907301234'", "'\\U000e0001139****1234'"),
+        # after an escape and a dot the run is not a fraction: the "2." is no decimal number
+        ("b'\\x12.3813812345678'", "b'\\x12.38138****5678'"),
+        # an escaped backslash: the x and the digits after it are data, scrubbed as a plain run
+        ("b'\\\\x13812345678'", "b'\\\\x138****5678'"),
+        # not a repr (or b'\x13' + 812345678): in doubt the escape's digits are scrubbed too
+        ("C:\\logs\\x13812345678.txt", "C:\\logs\\x138****5678.txt"),
+    ],
+)
+def test_log_scrubber_skips_the_hex_digits_of_escapes(text: str, expected: str) -> None:
+    assert scrub_log(text) == expected
+
+
+@pytest.mark.parametrize("text", ["b'\\x12\\x34'", "b'\\x12\\x34\\x99\\x00'", "'\\u2060\\x13'"])
+def test_log_scrubber_leaves_escapes_alone(text: str) -> None:
+    assert scrub_log(text) == text
+
+
+def test_log_scrubber_masks_a_phone_after_an_escape_in_a_record() -> None:
+    install_log_scrubber()
+    record = logging.getLogger("aiokafka").makeRecord(
+        "aiokafka", logging.DEBUG, __file__, 1, "value=%r", (b"\x1613907301234",), None
+    )
+    assert record.getMessage() == "value=b'\\x16139****1234'"
+
+
 def test_log_scrubber_keeps_a_float_argument_of_a_record() -> None:
     install_log_scrubber()
     runtime = 1.3818300129998206
