@@ -290,6 +290,19 @@ def proc_status(pid: int) -> dict[str, float]:
     return out
 
 
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) CPU time of the whole machine, all cores, from /proc/stat (jiffies)."""
+    values = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def busy_share(start: tuple[float, float], end: tuple[float, float]) -> float | None:
+    """Share of the machine's CPU time (all cores) that was busy between two cpu_times()."""
+    total = end[1] - start[1]
+    return (end[0] - start[0]) / total if total > 0 else None
+
+
 def start_workers(run: Run, db: str, count: int, tag: str) -> list[WorkerProcess]:
     client = clickhouse.get_client(run.settings)
     clickhouse.migrate(client, db)
@@ -347,9 +360,11 @@ def full_pipeline(run: Run, pool: Pool, workers: int) -> float:
     procs = start_workers(run, db, workers, f"w{workers}")
     try:
         client = clickhouse.get_client(settings)
+        cpu = cpu_times()
         fill(settings, pool)
         seen = wait_accounted(client, db, pool.expected)
         done_ms = time.time() * 1000
+        run.results.full_cpu[workers] = busy_share(cpu, cpu_times())
         first_ms = _first_received_ms(client, db)
         peaks = [proc_status(w.proc.pid).get("VmHWM", 0.0) for w in procs if w.proc]
         if workers == 1 and peaks:

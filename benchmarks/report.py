@@ -50,6 +50,7 @@ class Results:
     faust_eps: float | None = None
     full1_eps: float | None = None
     full2_eps: float | None = None
+    full_cpu: dict[int, float | None] = field(default_factory=dict)  # workers: machine busy share
     stage_us: dict[str, float] = field(default_factory=dict)
     insert_rows_s: float | None = None
     produce_eps: float | None = None
@@ -106,6 +107,12 @@ def figures(r: Results) -> list[Figure]:
         Figure("full pipeline, 1 worker", r.full1_eps, "events/s", "rate"),
         Figure("full pipeline, 2 workers", r.full2_eps, "events/s", "rate"),
     ]
+    out += [
+        Figure(f"machine CPU busy, full pipeline {n} worker{'s' if n > 1 else ''}",
+               None if share is None else share * 100, "% of all cores",
+               note="broker, registry, ClickHouse, workers and load generator together")
+        for n, share in sorted(r.full_cpu.items())
+    ]  # fmt: skip
     out += [Figure(f"stage: {name}", us, "µs/event", "cost") for name, us in r.stage_us.items()]
     out += [
         Figure("ClickHouse insert (clickhouse-connect)", r.insert_rows_s, "rows/s", "rate"),

@@ -54,3 +54,16 @@ def test_render_shows_every_section_and_ratio_columns() -> None:
     assert "| stage: decode | 20.0 | µs/event | 2.00 | 0.20 |  |" in text
     assert "| p99 end-to-end at 50 % load | ≤ 2,000 ms |" in text
     assert "**not met**" in text and "not measured" in text
+
+
+def test_machine_cpu_share_is_reported_per_pipeline_phase() -> None:
+    from benchmarks.harness import busy_share, cpu_times
+
+    assert busy_share((100.0, 400.0), (250.0, 600.0)) == 0.75  # 150 busy of 200 jiffies
+    assert busy_share((1.0, 1.0), (1.0, 1.0)) is None
+    busy, total = cpu_times()
+    assert 0 < busy < total
+    r = Results(faust_eps=10_000, full1_eps=5_000, full_cpu={1: 0.97, 2: None})
+    text = report.render(r, title="t", machine={}, versions={}, settings={}, sizes={})
+    assert "| machine CPU busy, full pipeline 1 worker | 97 | % of all cores |" in text
+    assert "| machine CPU busy, full pipeline 2 workers | — | % of all cores |" in text
