@@ -222,11 +222,13 @@ async def supervise_sla() -> None:
         return  # the table may be incomplete: an escalation could be repeated
     async with _state_lock:
         now = datetime.now(UTC)
-        mine = _report_partitions()
+        now_ms, mine = reports.to_ms(now), _report_partitions()
         batch, sends, changed = Batch(), cast(list[Any], []), []
         for key, state in list(work_orders.items()):
             if state is None or state["partition"] not in mine:
                 continue  # a standby copy, or another worker's order
+            if not workorders.needs_attention(state, now_ms):
+                continue  # most orders: nothing pending, not overdue
             new, rejected = workorders.expire(state, now, tolerance_ms=TOLERANCE_MS)
             new, escalation, alert_rows, target_rows = workorders.escalate(new, now)
             if escalation is None and not rejected:

@@ -345,6 +345,15 @@ def is_overdue(state: Mapping[str, Any], now: datetime) -> bool:
     return state["state"] in UNRESOLVED and int(state["deadline_ms"]) < to_ms(now)
 
 
+def needs_attention(state: Mapping[str, Any], now_ms: int) -> bool:
+    """Whether :func:`expire` or :func:`escalate` could change the order at ``now_ms``: it has
+    buffered steps, or it is unresolved past its deadline. The SLA scan calls this on every
+    order of the worker, so it copies nothing (the two functions copy the state)."""
+    return bool(state["pending"]) or (
+        state["state"] in UNRESOLVED and int(state["deadline_ms"]) < now_ms
+    )
+
+
 @dataclass(frozen=True)
 class Escalation:
     report_id: str

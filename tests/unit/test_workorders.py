@@ -365,3 +365,25 @@ def test_a_simulated_day_gives_the_manifest_on_time_rates_per_department() -> No
         < sum(s["on_time"] for s in expected.values())
         < sum(s["resolved"] for s in expected.values())
     )  # both on-time and late orders in the day
+
+
+def test_the_sla_scan_precheck_never_skips_an_order_that_would_change() -> None:
+    """needs_attention() False must mean expire() and escalate() are no-ops, for every kind of
+    order and time (it lets the SLA scan skip most orders without copying them)."""
+    accepted = _run(_order(), _step("ACCEPT", 5))
+    pending = workorders.apply(accepted, _step("RESOLVE", 9), tolerance_ms=TOL).state
+    states = [
+        _order(), accepted, pending, _run(_order(), _step("CANCEL", 3)),
+        *(_run(_order(), *_path(until)) for until in ("RESOLVE", "VERIFY", "CLOSE")),
+    ]  # fmt: skip
+    assert any(s["pending"] for s in states)
+    for state in states:
+        for minutes in (0, 30, 239, 241, 60 * 24, 60 * 24 * 30):
+            now = T0 + timedelta(minutes=minutes)
+            if workorders.needs_attention(state, reports.to_ms(now)):
+                continue
+            assert workorders.expire(state, now, tolerance_ms=TOL)[1] == []
+            assert workorders.escalate(state, now)[1] is None
+    overdue = T0 + timedelta(hours=5)
+    assert workorders.needs_attention(accepted, reports.to_ms(overdue))
+    assert not workorders.needs_attention(accepted, reports.to_ms(T0 + timedelta(hours=1)))
