@@ -424,7 +424,16 @@ def latency_soak(run: Run, pool: Pool, rate: float, seconds: float) -> None:
         "WHERE produced_at >= {t:DateTime64(3)}",
         {"t": since.replace(tzinfo=None)},
     ).result_rows[0]
+    minutes = client.query(  # p99 per minute: does latency hold over the soak?
+        f"SELECT toStartOfMinute(produced_at) AS m, quantile(0.99)("
+        f"toUnixTimestamp64Milli(inserted_at) - toUnixTimestamp64Milli(produced_at)) "
+        f"FROM {db}.reports WHERE produced_at >= {{t:DateTime64(3)}} GROUP BY m ORDER BY m",
+        {"t": since.replace(tzinfo=None)},
+    ).result_rows
+    full = minutes[1:-1] if len(minutes) > 2 else minutes  # the first and last are partial
     r = run.results
+    if full:
+        r.p99_first_min_ms, r.p99_last_min_ms = float(full[0][1]), float(full[-1][1])
     r.latency_rate = sent / seconds
     r.p50_ms, r.p99_ms = (float(q) for q in row[0]) if row[1] else (None, None)
     r.latency_rows = int(row[1])

@@ -57,6 +57,8 @@ class Results:
     latency_rate: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
+    p99_first_min_ms: float | None = None  # p99 of the first full minute of the soak
+    p99_last_min_ms: float | None = None  # and of its last full minute
     latency_rows: int = 0
     peak_rss_mib: float | None = None
     soak_s: float | None = None
@@ -120,6 +122,8 @@ def figures(r: Results) -> list[Figure]:
         Figure("latency load (50 % of 1-worker max)", r.latency_rate, "events/s", "rate"),
         Figure("end-to-end latency p50", r.p50_ms, "ms", note=f"{r.latency_rows:,} rows"),
         Figure("end-to-end latency p99", r.p99_ms, "ms", note=f"{r.latency_rows:,} rows"),
+        Figure("end-to-end latency p99, first full minute", r.p99_first_min_ms, "ms"),
+        Figure("end-to-end latency p99, last full minute", r.p99_last_min_ms, "ms"),
         Figure("worker peak RSS", r.peak_rss_mib, "MiB"),
     ]
     growth = soak_growth(r.rss_samples)

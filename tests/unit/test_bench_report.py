@@ -56,14 +56,16 @@ def test_render_shows_every_section_and_ratio_columns() -> None:
     assert "**not met**" in text and "not measured" in text
 
 
-def test_machine_cpu_share_is_reported_per_pipeline_phase() -> None:
+def test_machine_cpu_share_and_p99_per_soak_minute_are_reported() -> None:
     from benchmarks.harness import busy_share, cpu_times
 
     assert busy_share((100.0, 400.0), (250.0, 600.0)) == 0.75  # 150 busy of 200 jiffies
     assert busy_share((1.0, 1.0), (1.0, 1.0)) is None
     busy, total = cpu_times()
     assert 0 < busy < total
-    r = Results(faust_eps=10_000, full1_eps=5_000, full_cpu={1: 0.97, 2: None})
+    r = Results(faust_eps=10_000, full1_eps=5_000, full_cpu={1: 0.97, 2: None},
+                p99_first_min_ms=900.0, p99_last_min_ms=4_200.0)  # fmt: skip
     text = report.render(r, title="t", machine={}, versions={}, settings={}, sizes={})
     assert "| machine CPU busy, full pipeline 1 worker | 97 | % of all cores |" in text
     assert "| machine CPU busy, full pipeline 2 workers | — | % of all cores |" in text
+    assert "| end-to-end latency p99, last full minute | 4,200 | ms |" in text
