@@ -56,7 +56,10 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
         broker_commit_livelock_soft_timeout=120.0,
-        producer_linger=0.005,
+        # fewer, larger batches: Tansu's fetch work grows with the number of batches it stores
+        # (4-min soak at 50 % load, p99 first → last minute: 884 → 1,415 ms at 5 ms linger,
+        # 1,008 → 1,294 ms at 50 ms)
+        producer_linger=0.05,
         stream_buffer_maxsize=max(4096, 2 * settings.sink_batch_rows),
         web_enabled=True,
         web_bind=web_host if web_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0",
