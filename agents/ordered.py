@@ -46,12 +46,15 @@ async def _seek(self: Consumer, tp: TP, offset: int) -> None:
         log.info("%s[%d] was revoked before the seek to %d", tp.topic, tp.partition, offset)
 
 
+def _input_partitions(self: Consumer) -> list[TP]:
+    """The assigned partitions the guard watches: all but table changelogs."""
+    return sorted(tp for tp in self.assignment() if not self._is_changelog_tp(tp))
+
+
 async def _rewind(self: Consumer, guard: OffsetGuard) -> None:
     """Position every input partition where no record can have been lost in a queue."""
     positions = []
-    for tp in sorted(self.assignment()):
-        if self._is_changelog_tp(tp):
-            continue
+    for tp in _input_partitions(self):
         target = guard.rewind_target(tp, self._committed_offset.get(tp))
         if target is not None:
             await _seek(self, tp, target)
@@ -88,7 +91,8 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C
                     await asyncio.sleep(0)
                     num_since_yield = 0
                 offset = message.offset
-                if self._is_changelog_tp(tp):
+                changelog = self._is_changelog_tp(tp)
+                if changelog:
                     r_offset = read_offset[tp]
                     if r_offset is not None and offset < r_offset:
                         continue  # as Faust: already read
@@ -126,7 +130,7 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C
                 if delivery not in result.done:
                     break  # a rebalance suspended the flow: it seeks again afterwards
                 read_offset[tp] = offset
-                if not self._is_changelog_tp(tp):
+                if not changelog:
                     guard.delivered(tp, offset)
             self.diag.unset_flag(CONSUMER_FETCHING)
     except self.consumer_stopped_errors:
@@ -160,9 +164,8 @@ def install() -> None:
         await perform_seek(self)
         guard = _guard(self)
         positions: Mapping[TP, int | None] = self._read_offset
-        for tp in self.assignment():
-            if not self._is_changelog_tp(tp):
-                guard.seeked(tp, positions.get(tp))
+        for tp in _input_partitions(self):
+            guard.seeked(tp, positions.get(tp))
 
     async def seek_guarded(self: Consumer, partition: TP, offset: int) -> None:
         await seek(self, partition, offset)

@@ -104,12 +104,19 @@ class AvroDecoder:
         self._unknown: dict[int, tuple[float, str]] = {}  # id: (until, the 404's message)
         self._lock = threading.Lock()
 
+    def _recently_unknown(self, schema_id: int) -> str | None:
+        """The registry's 404 message for ``schema_id`` if it came within UNKNOWN_ID_TTL_S."""
+        unknown = self._unknown.get(schema_id)
+        if unknown is not None and time.monotonic() < unknown[0]:
+            return unknown[1]
+        return None
+
     def _writer(self, schema_id: int) -> Any:
         writer = self._writers.get(schema_id)
         if writer is None:
-            unknown = self._unknown.get(schema_id)
-            if unknown is not None and time.monotonic() < unknown[0]:
-                raise DecodeError(UNKNOWN_SCHEMA, unknown[1])
+            unknown = self._recently_unknown(schema_id)
+            if unknown is not None:
+                raise DecodeError(UNKNOWN_SCHEMA, unknown)
             try:
                 text = self._fetch(schema_id)
             except DecodeError as exc:
@@ -135,8 +142,7 @@ class AvroDecoder:
             schema_id = split_frame(data)[0]
         except DecodeError:
             return True  # fails without the registry
-        unknown = self._unknown.get(schema_id)
-        return schema_id in self._writers or (unknown is not None and time.monotonic() < unknown[0])
+        return schema_id in self._writers or self._recently_unknown(schema_id) is not None
 
     def decode(self, data: bytes | None) -> dict[str, Any]:
         """Decode, fetching the writer schema if needed (blocking)."""
