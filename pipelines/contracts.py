@@ -51,6 +51,15 @@ OUT_OF_RANGE = "number_out_of_range"
 BAD_ANSWER = "bad_answer"
 INVALID = "invalid_record"
 MISSING_KEY = "missing_key"
+EVENT_TOO_LARGE = "event_too_large"
+
+#: Largest encoded event (message key + Confluent-framed Avro value, in bytes) the contract
+#: allows. Source: Kafka's defaults — librdkafka's producer ``message.max.bytes`` is
+#: 1,000,000 (key, value, headers and record overhead counted) and the broker's
+#: ``message.max.bytes`` / topic ``max.message.bytes`` is 1,048,588 per record batch. 900,000
+#: leaves 100,000 bytes for headers and record/batch framing under both, so an event within
+#: the limit is taken by the client and by a broker with default settings. See CONTRACT.md.
+MAX_EVENT_BYTES = 900_000
 
 #: Epoch-millisecond values outside [1973-03-03, 2100-01-01) are refused: smaller ones are
 #: almost always epoch *seconds*, larger ones microseconds.
@@ -145,6 +154,69 @@ def key_for(topic: str, record: Mapping[str, Any]) -> str:
             raise FieldError(MISSING_KEY, "references[0]", "is not an alert id")
         return root
     return _key_part(record, "alert_id", topic)
+
+
+# --- size --------------------------------------------------------------------------------------
+
+
+def _size(part: str | bytes | None) -> int:
+    if part is None:
+        return 0
+    return len(part.encode("utf-8")) if isinstance(part, str) else len(part)
+
+
+def largest_field(record: Mapping[str, Any]) -> tuple[str, int]:
+    """(path, UTF-8 bytes) of the longest text of a record: where an oversized event is big.
+
+    Walks nested records, maps and lists (``reporter.name``, ``answers.q3``, ``images[0]``);
+    ``("", 0)`` when the record holds no text.
+    """
+    best: tuple[str, int] = ("", 0)
+    todo: list[tuple[str, Any]] = [("", record)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, str):
+            size = len(value.encode("utf-8"))
+            if size > best[1]:
+                best = (path, size)
+        elif isinstance(value, bytes) and len(value) > best[1]:
+            best = (path, len(value))
+        elif isinstance(value, Mapping):
+            todo += [(_join(path, str(k)), v) for k, v in value.items()]
+        elif isinstance(value, list):
+            todo += [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    return best
+
+
+def check_event_size(
+    value: bytes | None,
+    key: str | bytes | None = None,
+    *,
+    record: Mapping[str, Any] | None = None,
+    limit: int = MAX_EVENT_BYTES,
+) -> int:
+    """The encoded size of an event (key + value bytes); :class:`FieldError` over ``limit``.
+
+    ``value`` is the Confluent-framed Avro value as sent (or as a consumer received it), ``key``
+    the message key. The error's reason is ``event_too_large``, its message ``encoded event too
+    large (X bytes > 900,000 bytes)``; with the decoded ``record`` given, the error names its
+    largest text field (``description``) instead of ``(record)``. The limit and its source:
+    :data:`MAX_EVENT_BYTES`. The producer calls this before sending; a consumer can call it
+    on what arrives, before decoding, to dead-letter an event a broker took anyway.
+    """
+    size = _size(key) + _size(value)
+    if size <= limit:
+        return size
+    where, detail = "", ""
+    if record is not None:
+        where, biggest = largest_field(record)
+        if where:
+            detail = f"; {where} alone is {biggest:,} bytes"
+    raise FieldError(
+        EVENT_TOO_LARGE,
+        where,
+        f"encoded event too large ({size:,} bytes > {limit:,} bytes){detail}",
+    )
 
 
 # --- report rules that Avro cannot express ---------------------------------------------------

@@ -8,8 +8,10 @@
         producer.send("report", {"event_id": ..., "report_id": ..., ...})
     # leaving the block flushes; undelivered events raise UndeliveredError
 
-``send`` validates the event against the contract first (``contracts.from_json``): a
-:class:`~pipelines.contracts.FieldError` is raised and nothing is sent. The value is serialized
+``send`` validates the event against the contract first (``contracts.from_json``) and checks
+the encoded size (``contracts.check_event_size``: key + value at most
+``contracts.MAX_EVENT_BYTES``, 900,000 bytes): a :class:`~pipelines.contracts.FieldError` is
+raised and nothing is sent. The value is serialized
 by confluent-kafka's ``AvroSerializer`` under the topic's TopicNameStrategy subject
 (``report-value``, …); the message key is ``contracts.key_for`` (UTF-8), hashed with
 ``murmur2_random`` like the Java client, so every client puts a key on the same partition.
@@ -207,16 +209,20 @@ class EventProducer:
         """Validate, serialize and queue one event; returns its message key.
 
         ``event`` is a JSON-shaped dict (or its JSON text). A contract violation raises
-        :class:`~pipelines.contracts.FieldError` and nothing is sent; an unknown topic raises
+        :class:`~pipelines.contracts.FieldError` and nothing is sent, also when the encoded
+        event (key + framed value) is over ``contracts.MAX_EVENT_BYTES`` (reason
+        ``event_too_large``, checked before librdkafka sees it); an unknown topic raises
         :class:`~pipelines.contracts.UnknownTopicError`. ``on_delivery(err, msg)`` is called
         from ``poll``/``flush`` once Kafka acknowledged (``err is None``) or gave up.
         """
         try:
             key, record = self.prepare(topic, event)
+            value = self.serialize(topic, record)
+            contracts.check_event_size(value, key, record=record)
         except contracts.FieldError:
             self.stats.refused += 1
             raise
-        self.produce_raw(topic, self.serialize(topic, record), key=key, on_delivery=on_delivery)
+        self.produce_raw(topic, value, key=key, on_delivery=on_delivery)
         return key
 
     def produce_raw(

@@ -2,9 +2,13 @@
 
 Each line is one event as upstream apps write it (see schemas/avro/CONTRACT.md). A line that
 breaks the contract is reported on stderr as ``line N: <field>: <reason>: <detail>`` and
-skipped; the other lines are sent. Exit code 0 when every line was sent and delivered, 1 when a
-line was refused or Kafka did not take an event, 2 for a bad argument (unknown topic,
-unreadable file).
+skipped; the other lines are sent. That includes an event whose encoded size is over the
+contract's limit, refused before it reaches Kafka (``line 2: description: event_too_large:
+encoded event too large (1,200,412 bytes > 900,000 bytes); ...``). A producer error (broker,
+registry) stops the run at its line, reported as ``line N: not sent, stopping: ...``; the
+summary is printed in every case. Exit code 0 when every line was sent and delivered, 1 when
+a line was refused, Kafka did not take an event or the run stopped early, 2 for a bad
+argument (unknown topic, unreadable file).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import typer
 
 from pipelines import contracts
 from pipelines.cli.output import print_json, print_table
-from pipelines.producer import EventProducer
+from pipelines.producer import EventProducer, ProducerError
 from pipelines.settings import Settings, get_settings
 
 
@@ -42,8 +46,12 @@ def refusal(number: int, error: contracts.FieldError) -> str:
 
 
 def _send_all(producer: EventProducer, topic: str, stream: IO[str]) -> dict[str, Any]:
+    """Send every line; a refused line is reported and skipped. A producer error (broker,
+    registry) stops the run at that line, reported with its number; the summary still follows
+    (``stopped_at_line``), and the lines before it are flushed."""
     refused: dict[str, int] = {}
     sent = lines = 0
+    stopped: int | None = None
     for number, line in _lines(stream):
         lines += 1
         try:
@@ -52,8 +60,20 @@ def _send_all(producer: EventProducer, topic: str, stream: IO[str]) -> dict[str,
             refused[error.reason] = refused.get(error.reason, 0) + 1
             print(refusal(number, error), file=sys.stderr)
             continue
+        except ProducerError as error:
+            print(f"line {number}: not sent, stopping: {error}", file=sys.stderr)
+            stopped = number
+            break
         sent += 1
-    return {"lines": lines, "sent": sent, "refused": sum(refused.values()), "reasons": refused}
+    summary: dict[str, Any] = {
+        "lines": lines,
+        "sent": sent,
+        "refused": sum(refused.values()),
+        "reasons": refused,
+    }
+    if stopped is not None:
+        summary["stopped_at_line"] = stopped
+    return summary
 
 
 def produce(
@@ -107,5 +127,5 @@ def produce(
         print_table([summary], columns, title="govstream produce")
     for error in stats.errors:
         print(f"not delivered: {error}", file=sys.stderr)
-    if summary["refused"] or summary["failed"]:
+    if summary["refused"] or summary["failed"] or "stopped_at_line" in summary:
         raise typer.Exit(1)

@@ -106,6 +106,17 @@ def read_back(
     return out
 
 
+def run_produce(settings: Settings, topic: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """``govstream produce TOPIC --file PATH --json`` in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", "produce", topic, "--file", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        env={**settings_env(settings), "PATH": ""},
+        timeout=120,
+    )
+
+
 def test_ensure_topics_is_idempotent(ready: Settings, unique: str) -> None:
     assert topics.ensure_topics(ready) == []  # the fixture created them already
     internal = f"repartition-{unique}"
@@ -192,14 +203,7 @@ def test_cli_refused_line_does_not_stop_the_rest(
     path = tmp_path / "reports.jsonl"
     path.write_text("\n".join(text) + "\n", encoding="utf-8")
     starts = end_offsets(ready, "report")
-    env = {**settings_env(ready), "PATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "produce", "report", "--file", str(path), "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    result = run_produce(ready, "report", path)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines() == [
         "line 2: region_code: wrong_type: expected string, got int 430602001001"
@@ -259,3 +263,55 @@ def test_simulated_events_arrive_as_the_manifest_says(ready: Settings, unique: s
         if topic == "report" and value is not None:
             partitions.setdefault(key, set()).add(partition)
     assert all(len(p) == 1 for p in partitions.values())
+
+
+def test_cli_oversized_line_is_refused_by_number_and_the_rest_sent(
+    ready: Settings, unique: str, tmp_path: Path
+) -> None:
+    """Issue 13 item 7: a 400,000-character description on line 2 used to abort the run with
+    one ``MSG_SIZE_TOO_LARGE`` line; now it is refused before Kafka and line 3 is sent."""
+    lines = (EXAMPLES / "report.jsonl").read_text(encoding="utf-8").splitlines()
+    first, third = json.loads(lines[0]), json.loads(lines[1])
+    big = dict(first, description="井盖缺失" * 100_000)  # 400,000 characters, 1.2 MB
+    for number, event in enumerate((first, big, third), start=1):
+        event["event_id"] = f"{event['event_id']}-{unique}-{number}"
+    path = tmp_path / "big.jsonl"
+    path.write_text(
+        "\n".join(json.dumps(e, ensure_ascii=False) for e in (first, big, third)) + "\n",
+        encoding="utf-8",
+    )
+    starts = end_offsets(ready, "report")
+    result = run_produce(ready, "report", path)
+    assert result.returncode == 1, result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(
+        "line 2: description: event_too_large: encoded event too large ("
+    ), errors[0]
+    assert "bytes > 900,000 bytes)" in errors[0]
+    summary = json.loads(result.stdout)
+    assert (summary["lines"], summary["sent"], summary["refused"]) == (3, 2, 1)
+    assert summary["delivered"] == 2 and summary["failed"] == 0
+    wanted = {first["event_id"], third["event_id"]}
+    got = read_back(ready, starts, wanted)
+    arrived = {ident(value) for _t, _p, _k, value in got if value is not None}
+    assert wanted <= arrived and big["event_id"] not in arrived
+
+
+def test_an_event_at_the_size_limit_is_taken_by_the_broker(ready: Settings, unique: str) -> None:
+    """The contract's limit is one the client and the broker accept with default settings."""
+    event = json.loads((EXAMPLES / "report.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    event["event_id"] = f"{event['event_id']}-{unique}-limit"
+    with EventProducer(ready) as producer:
+        key, record = producer.prepare("report", event)
+        base = len(producer.serialize("report", record)) + len(key.encode())
+        # one byte more for the description's length varint (2 -> 3 bytes)
+        event["description"] += "x" * (contracts.MAX_EVENT_BYTES - base - 1)
+        _key, record = producer.prepare("report", event)
+        size = len(producer.serialize("report", record)) + len(key.encode())
+        assert size == contracts.MAX_EVENT_BYTES
+        starts = end_offsets(ready, "report")
+        producer.send("report", event)
+    assert producer.stats.delivered == 1 and producer.stats.failed == 0
+    got = read_back(ready, starts, {event["event_id"]})
+    assert event["event_id"] in {ident(v) for _t, _p, _k, v in got if v is not None}

@@ -8,12 +8,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 
 from pipelines import contracts
 from pipelines.cli import main
 from pipelines.cli import produce as produce_cli
-from pipelines.producer import DeliveryStats, EventProducer, parse_event
+from pipelines.producer import DeliveryStats, EventProducer, ProducerError, parse_event
 from pipelines.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -22,20 +23,29 @@ EXAMPLES = contracts.SCHEMA_DIR / "examples"
 
 
 class FakeProducer(EventProducer):
-    """EventProducer's validation and counting, with Kafka and the registry replaced."""
+    """EventProducer's validation and counting, with Kafka and the registry replaced.
+
+    ``serialize`` gives the real Confluent-framed Avro bytes (schema id 1), so the size check
+    sees what Kafka would; ``sent`` lists what reached ``produce_raw``.
+    """
 
     def __init__(self, settings: Settings, *, fail_delivery: int = 0) -> None:
         self.settings = settings
         self.stats = DeliveryStats()
         self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self._serialized: tuple[str, str, dict[str, Any]] | None = None
         self._closed = False
         self._fail_delivery = fail_delivery
 
     def serialize(self, topic: str, record: Mapping[str, Any]) -> bytes:
-        self.sent.append((topic, contracts.key_for(topic, record), dict(record)))
-        return b"\x00\x00\x00\x00\x01avro"
+        self._serialized = (topic, contracts.key_for(topic, record), dict(record))
+        body = io.BytesIO()
+        fastavro.schemaless_writer(body, contracts.parsed_schema(topic), dict(record))
+        return b"\x00\x00\x00\x00\x01" + body.getvalue()
 
     def produce_raw(self, topic: str, value: bytes | None, **kwargs: Any) -> None:
+        assert self._serialized is not None
+        self.sent.append(self._serialized)
         self.stats.produced += 1
 
     def flush(self, timeout: float = 30.0, *, raise_on_failure: bool = True) -> DeliveryStats:
@@ -194,3 +204,90 @@ def test_parse_event_invalid_json_reason() -> None:
     with pytest.raises(contracts.FieldError) as info:
         parse_event("{")
     assert info.value.reason == "invalid_json"
+
+
+# --- size limit (issue 13, item 7) ------------------------------------------------------------
+
+BIG = "路" * 400_000  # 1,200,000 UTF-8 bytes: over the contract's 900,000-byte limit
+
+
+def test_oversized_line_is_refused_with_its_number_rest_sent_exit_1(
+    tmp_path: Path, fake: list[FakeProducer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = example_lines("report")
+    big = json.loads(good[1])
+    big["event_id"] = "big-1"
+    big["action"], big["note"] = "RESOLVE", BIG
+    lines = [good[0], json.dumps(big, ensure_ascii=False), good[2]]
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["produce", "report", "--file", str(path), "--json"]) == 1
+    out = capsys.readouterr()
+    errors = out.err.strip().splitlines()
+    assert len(errors) == 1, out.err
+    assert errors[0].startswith("line 2: note: event_too_large: encoded event too large (")
+    assert "bytes > 900,000 bytes); note alone is 1,200,000 bytes" in errors[0]
+    summary = json.loads(out.out)
+    assert (summary["lines"], summary["sent"], summary["refused"]) == (3, 2, 1)
+    assert summary["reasons"] == {"event_too_large": 1}
+    assert summary["delivered"] == 2 and "stopped_at_line" not in summary
+    sent_events = [s[2]["event_id"] for s in fake[0].sent]
+    assert sent_events == [json.loads(good[0])["event_id"], json.loads(good[2])["event_id"]]
+    assert fake[0].stats.refused == 1
+
+
+def test_size_limit_counts_key_and_value_bytes() -> None:
+    limit = contracts.MAX_EVENT_BYTES
+    assert limit == 900_000
+    assert contracts.check_event_size(b"x" * (limit - 3), "abc") == limit
+    assert contracts.check_event_size(None, None) == 0
+    with pytest.raises(contracts.FieldError) as info:
+        contracts.check_event_size(b"x" * (limit - 2), "路")  # 3 UTF-8 bytes: one over
+    error = info.value
+    assert (error.reason, error.field) == ("event_too_large", "")
+    assert error.message == "(record): encoded event too large (900,001 bytes > 900,000 bytes)"
+
+
+def test_largest_field_names_nested_texts() -> None:
+    record = {"a": "xy", "reporter": {"name": "李" * 5}, "images": ["", "https://x/" + "y" * 9]}
+    assert contracts.largest_field(record) == ("images[1]", 19)
+    assert contracts.largest_field({"reporter": {"name": "李" * 9}}) == ("reporter.name", 27)
+    assert contracts.largest_field({"n": 1}) == ("", 0)
+
+
+def test_an_event_just_under_the_limit_is_sent() -> None:
+    producer = FakeProducer(Settings())
+    event = json.loads(example_lines("report")[0])
+    base = len(producer.serialize("report", contracts.from_json("report", event)))
+    key = len(event["report_id"].encode())
+    room = contracts.MAX_EVENT_BYTES - base - key
+    event["description"] += "x" * (room - 1)  # its length varint grows from 2 to 3 bytes
+    producer.send("report", event)
+    assert producer.stats.produced == 1
+    value = producer.serialize("report", contracts.from_json("report", event))
+    assert len(value) + key == contracts.MAX_EVENT_BYTES  # exactly at the limit
+    event["description"] += "x"
+    with pytest.raises(contracts.FieldError):
+        producer.send("report", event)
+    assert producer.stats.produced == 1 and producer.stats.refused == 1
+
+
+def test_a_producer_error_stops_at_its_line_and_still_prints_the_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Broken(FakeProducer):
+        def produce_raw(self, topic: str, value: bytes | None, **kwargs: Any) -> None:
+            if self.stats.produced == 1:
+                raise ProducerError("cannot produce to 'alert': KafkaError{code=_STATE}")
+            super().produce_raw(topic, value, **kwargs)
+
+    monkeypatch.setattr(produce_cli, "open_producer", lambda settings: Broken(settings))
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(example_lines("alert")), encoding="utf-8")
+    assert main(["produce", "alert", "--file", str(path), "--json"]) == 1
+    out = capsys.readouterr()
+    assert out.err.strip().splitlines() == [
+        "line 2: not sent, stopping: cannot produce to 'alert': KafkaError{code=_STATE}"
+    ]
+    summary = json.loads(out.out)
+    assert (summary["sent"], summary["stopped_at_line"], summary["delivered"]) == (1, 2, 1)
