@@ -79,7 +79,8 @@ class InvalidSchemaError(GovstreamError):
 
 @dataclass(frozen=True)
 class AvroSchema:
-    """A parsed Avro schema: its canonical text, fastavro's parsed form and named types."""
+    """A parsed Avro schema: its canonical text (:func:`canonical_form`), fastavro's parsed
+    form and named types."""
 
     canonical: str
     parsed: Any
@@ -100,24 +101,201 @@ class Incompatibility:
         )
 
 
-def canonical_text(schema_json: Any) -> str:
-    """Compact JSON text of a schema: whitespace-insensitive identity of a schema."""
-    return json.dumps(schema_json, separators=(",", ":"), ensure_ascii=False)
+# Keys the Avro Java parser reads itself; every other key of a schema or field is a
+# property, written back in the order it came (org.apache.avro.Schema SCHEMA_RESERVED,
+# ENUM_RESERVED, FIELD_RESERVED).
+SCHEMA_RESERVED = frozenset(
+    {"doc", "fields", "items", "name", "namespace", "size", "symbols", "values", "type", "aliases"}
+)
+ENUM_RESERVED = SCHEMA_RESERVED | {"default"}
+FIELD_RESERVED = frozenset({"default", "doc", "name", "order", "type", "aliases"})
+
+# JSON nesting a schema may have (objects and arrays, counted from the top). Deeper text is
+# refused before any recursive walk: Python's recursion limit must never be what stops it.
+MAX_SCHEMA_DEPTH = 100
+
+
+def canonical_form(schema_json: Any) -> str:
+    """The text Confluent Schema Registry stores and compares for an Avro schema.
+
+    Confluent parses a schema with Avro Java and keeps ``AvroSchema.canonicalString()``,
+    which is ``org.apache.avro.Schema.toString()`` of the parsed schema
+    (``KafkaSchemaRegistry.canonicalizeSchema`` sets it as the schema text; register and
+    lookup find an existing schema by that text). This function writes what that method
+    writes, so two texts get one id exactly when Confluent gives them one:
+
+    - whitespace and the order of the reserved keys do not matter (``type``, ``name``,
+      ``namespace``, ``doc``, ``fields``/``symbols``/``size``/``items``/``values``,
+      ``default``, ``order``, ``aliases`` are written in Avro's fixed order);
+    - ``{"type": "string"}`` is ``"string"``; a named type used again is written as a
+      reference, short when it is in the enclosing namespace; ``namespace`` is written only
+      when it differs from the enclosing one; a field's ``"order": "ascending"`` is dropped;
+    - ``doc``, ``default``, ``aliases`` and other properties are kept, so a schema that
+      differs in a doc or a default is another schema (another id, another version), as in
+      Confluent; other properties keep their order, as Avro Java's ``JsonProperties`` do.
+
+    Not Parsing Canonical Form (the Avro spec's fingerprint form drops docs, defaults and
+    aliases): Confluent compares ``canonicalString()``, not that form.
+
+    ``schema_json`` must be a schema fastavro's ``parse_schema`` accepted.
+    """
+    writer = _CanonicalWriter()
+    return json.dumps(writer.schema(schema_json, None), separators=(",", ":"), ensure_ascii=False)
+
+
+class _CanonicalWriter:
+    """``org.apache.avro.Schema.toJson`` over parsed JSON: names are resolved and written
+    relative to the enclosing record's namespace, as the Java parser and writer do."""
+
+    def __init__(self) -> None:
+        self.known: set[str] = set()
+
+    def schema(self, schema: Any, space: str | None) -> Any:
+        if isinstance(schema, list):
+            return [self.schema(branch, space) for branch in schema]
+        if isinstance(schema, str):
+            return self.reference(schema, space)
+        kind = schema["type"]
+        if isinstance(kind, (dict, list)):  # {"type": {...}}: the inner schema
+            return self.schema(kind, space)
+        if kind in PRIMITIVES:
+            props = _props(schema, SCHEMA_RESERVED)
+            return {"type": kind, **props} if props else kind
+        if kind in NAMED:
+            return self.named(schema, kind, space)
+        if kind == "array":
+            return {
+                "type": "array",
+                "items": self.schema(schema["items"], space),
+                **_props(schema, SCHEMA_RESERVED),
+            }
+        if kind == "map":
+            return {
+                "type": "map",
+                "values": self.schema(schema["values"], space),
+                **_props(schema, SCHEMA_RESERVED),
+            }
+        return self.reference(kind, space)  # {"type": "SomeRecord"}
+
+    def reference(self, name: str, space: str | None) -> str:
+        if name in PRIMITIVES:
+            return name
+        full = name if "." in name or not space else f"{space}.{name}"
+        if full not in self.known and name in self.known:  # Java: retry in no namespace
+            full = name
+        namespace, _, short = full.rpartition(".")
+        return short if (namespace or None) == space else full
+
+    def named(self, schema: dict[str, Any], kind: str, space: str | None) -> Any:
+        name = str(schema["name"])
+        if "." in name:
+            namespace: str | None = name.rpartition(".")[0]
+        else:
+            given = schema.get("namespace")
+            namespace = given if isinstance(given, str) else space
+        namespace = namespace or None
+        short = name.rpartition(".")[2]
+        full = f"{namespace}.{short}" if namespace else short
+        if full in self.known:  # fastavro refuses redefinitions; written as a reference
+            return self.reference(full, space)
+        self.known.add(full)
+        out: dict[str, Any] = {"type": kind, "name": short}
+        if namespace != space:
+            out["namespace"] = namespace or ""
+        doc = schema.get("doc")
+        if isinstance(doc, str):
+            out["doc"] = doc
+        reserved = SCHEMA_RESERVED
+        if kind in ("record", "error"):
+            out["fields"] = [self.field(fld, namespace) for fld in schema["fields"]]
+        elif kind == "enum":
+            reserved = ENUM_RESERVED
+            out["symbols"] = list(schema["symbols"])
+            if isinstance(schema.get("default"), str):
+                out["default"] = schema["default"]
+        else:
+            out["size"] = schema["size"]
+        out.update(_props(schema, reserved))
+        aliases = schema.get("aliases") or []
+        if aliases:
+            out["aliases"] = [_alias(str(a), namespace) for a in aliases]
+        return out
+
+    def field(self, fld: dict[str, Any], space: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": fld["name"], "type": self.schema(fld["type"], space)}
+        if isinstance(fld.get("doc"), str):
+            out["doc"] = fld["doc"]
+        if "default" in fld:
+            out["default"] = fld["default"]
+        order = str(fld.get("order", "ascending")).lower()
+        if order != "ascending":
+            out["order"] = order
+        if fld.get("aliases"):
+            out["aliases"] = list(fld["aliases"])
+        out.update(_props(fld, FIELD_RESERVED))
+        return out
+
+
+def _props(node: dict[str, Any], reserved: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in node.items() if k not in reserved}
+
+
+def _alias(alias: str, namespace: str | None) -> str:
+    """An alias as Avro Java writes it: short when in the type's own namespace."""
+    if "." not in alias:
+        return alias
+    alias_space, _, short = alias.rpartition(".")
+    return short if alias_space == namespace else alias
+
+
+def json_depth(value: Any) -> int:
+    """How deeply JSON arrays and objects nest in ``value`` (a scalar is 0), without
+    recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children)
+    return deepest
 
 
 def parse_avro(text: str) -> AvroSchema:
-    """Parse and validate Avro schema text; raises :class:`InvalidSchemaError`."""
+    """Parse and validate Avro schema text; raises :class:`InvalidSchemaError` for text
+    that is not JSON, nests deeper than :data:`MAX_SCHEMA_DEPTH`, holds a lone surrogate
+    (it has no UTF-8 form, so it could be neither stored nor sent) or is no valid Avro."""
     try:
         schema_json = json.loads(text)
+    except RecursionError:
+        raise InvalidSchemaError(
+            f"Invalid schema: nested deeper than {MAX_SCHEMA_DEPTH} levels"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise InvalidSchemaError(f"Invalid schema: not JSON: {exc}") from exc
+    if json_depth(schema_json) > MAX_SCHEMA_DEPTH:
+        raise InvalidSchemaError(f"Invalid schema: nested deeper than {MAX_SCHEMA_DEPTH} levels")
     named: dict[str, Any] = {}
     try:
         parsed = parse_schema(schema_json, named_schemas=named)
     except Exception as exc:  # fastavro raises SchemaParseException, UnknownType, TypeError…
         raise InvalidSchemaError(f"Invalid schema: {type(exc).__name__}: {exc}") from exc
     _check_unions(parsed, named, set())
-    return AvroSchema(canonical_text(schema_json), parsed, named)
+    canonical = canonical_form(schema_json)
+    try:
+        canonical.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidSchemaError(
+            "Invalid schema: it contains a lone surrogate (\\ud800-\\udfff), which has no "
+            "UTF-8 encoding"
+        ) from None
+    return AvroSchema(canonical, parsed, named)
 
 
 def _check_unions(schema: Any, named: dict[str, Any], seen: set[str]) -> None:

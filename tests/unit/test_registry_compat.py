@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 
 from pipelines.stack.registry_compat import (
+    MAX_SCHEMA_DEPTH,
     CompatibilityLevel,
     InvalidSchemaError,
     compatibility_errors,
@@ -392,3 +394,129 @@ def test_canonical_text_ignores_whitespace_only() -> None:
 def test_primitive_schema_parses() -> None:
     assert parse_avro('"string"').parsed == "string"
     assert checker_reads("int", "long") and not checker_reads("long", "int")
+
+
+# --- canonical form: Confluent's schema identity ---------------------------------------------
+# Confluent stores and compares AvroSchema.canonicalString() = Avro Java's Schema.toString()
+# of the parsed schema (KafkaSchemaRegistry.canonicalizeSchema); see canonical_form.
+
+REPORT_AVSC = Path(__file__).resolve().parents[2] / "schemas" / "avro" / "report.avsc"
+
+
+def reordered(value: Any) -> Any:
+    """The same JSON with every object's keys in reverse order."""
+    if isinstance(value, dict):
+        return {k: reordered(v) for k, v in reversed(list(value.items()))}
+    if isinstance(value, list):
+        return [reordered(v) for v in value]
+    return value
+
+
+def test_report_schema_with_its_keys_reordered_is_the_same_schema() -> None:
+    text = REPORT_AVSC.read_text(encoding="utf-8")
+    other = json.dumps(reordered(json.loads(text)), separators=(",", ":"), ensure_ascii=False)
+    assert other != text
+    assert parse_avro(other).canonical == parse_avro(text).canonical
+    # the canonical text is itself a schema with the same canonical text
+    canonical = parse_avro(text).canonical
+    assert parse_avro(canonical).canonical == canonical
+
+
+def test_canonical_form_writes_what_avro_java_writes() -> None:
+    # fields in Avro's order, primitive objects collapsed, namespace and alias made relative,
+    # order=ascending dropped, properties kept in their order after the reserved keys
+    text = json.dumps(
+        {
+            "aliases": ["gov.Old"],
+            "fields": [
+                {
+                    "order": "ascending",
+                    "default": "x",
+                    "doc": "d",
+                    "type": {"type": "string"},
+                    "name": "a",
+                    "zz": 1,
+                    "aa": 2,
+                },
+                {"name": "t", "type": {"logicalType": "timestamp-millis", "type": "long"}},
+                {
+                    "name": "e",
+                    "type": {
+                        "symbols": ["A", "B"],
+                        "name": "E",
+                        "type": "enum",
+                        "namespace": "gov",
+                        "default": "A",
+                    },
+                },
+                {"name": "e2", "type": "gov.E"},
+                {
+                    "name": "n",
+                    "type": {"type": "record", "name": "N", "namespace": "", "fields": []},
+                },
+            ],
+            "custom": True,
+            "doc": "top",
+            "name": "R",
+            "namespace": "gov",
+            "type": "record",
+        }
+    )
+    assert parse_avro(text).canonical == (
+        '{"type":"record","name":"R","namespace":"gov","doc":"top","fields":['
+        '{"name":"a","type":"string","doc":"d","default":"x","zz":1,"aa":2},'
+        '{"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}},'
+        '{"name":"e","type":{"type":"enum","name":"E","symbols":["A","B"],"default":"A"}},'
+        '{"name":"e2","type":"E"},'
+        '{"name":"n","type":{"type":"record","name":"N","namespace":"","fields":[]}}],'
+        '"custom":true,"aliases":["Old"]}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"type": "string"}, "string"),
+        (record("R", f("a", "int"), namespace="n"), record("n.R", f("a", "int"))),
+        (
+            record("R", f("x", record("S", f("b", "int"))), f("y", "S"), namespace="n"),
+            record("R", f("x", record("S", f("b", "int"))), f("y", "n.S"), namespace="n"),
+        ),
+        (record("R", f("a", "int", order="ascending")), record("R", f("a", "int"))),
+    ],
+)
+def test_equivalent_spellings_share_a_canonical_form(a: Any, b: Any) -> None:
+    assert parse_avro(json.dumps(a)).canonical == parse_avro(json.dumps(b)).canonical
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        record("R", f("a", "int", doc="another doc")),
+        record("R", f("a", "int", default=1)),
+        record("R", f("a", "int"), doc="a record doc"),
+        record("R", f("a", "int"), aliases=["Q"]),
+        record("R", f("a", "int", order="descending")),
+    ],
+)
+def test_doc_default_aliases_and_order_make_another_schema_as_in_confluent(changed: Any) -> None:
+    base = parse_avro(json.dumps(record("R", f("a", "int"))))
+    assert parse_avro(json.dumps(changed)).canonical != base.canonical
+
+
+def nested_arrays(levels: int) -> Any:
+    """An int inside ``levels`` arrays: ``levels`` JSON objects deep."""
+    schema: Any = "int"
+    for _ in range(levels):
+        schema = {"type": "array", "items": schema}
+    return schema
+
+
+def test_deep_nesting_and_lone_surrogates_are_invalid_schemas() -> None:
+    with pytest.raises(InvalidSchemaError, match="nested deeper"):
+        parse_avro(json.dumps(nested_arrays(MAX_SCHEMA_DEPTH + 1)))
+    with pytest.raises(InvalidSchemaError, match="nested deeper"):
+        parse_avro("[" * 100_000 + "]" * 100_000)  # beyond json's own recursion limit
+    parse_avro(json.dumps(nested_arrays(MAX_SCHEMA_DEPTH)))
+    with pytest.raises(InvalidSchemaError, match="lone surrogate"):
+        parse_avro(json.dumps(record("R", f("a", "int", doc="\ud800"))))
