@@ -12,12 +12,19 @@ warning. Rows:
 - ``gov.alert_targets``: one row per village/community the warning reaches or reached, with its
   current status (``active``, ``cancelled``, or ``lifted`` when an Update shrank the area).
 
+Region codes are resolved by :func:`pipelines.divisions.resolve`: a withdrawn code (宁乡县
+430124, 宁乡市 430182 since 2017; ``data/divisions/withdrawn.csv``, from the 民政部 code
+changes) reaches its successor's villages, and a code that names nothing is dropped, not the
+warning. Both are recorded in the gov.alerts row (``replaced_codes``, ``unknown_codes``) and
+logged. Only a warning with no resolvable area at all is refused (``unknown_region``).
+
 The agent (``agents/alerts.py``) only wires these to the topic, the table and the sink.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +38,8 @@ from pipelines.pii import scrub_text
 from pipelines.reports import MAX_AGE, MAX_FUTURE, UNKNOWN_REGION, enrich, from_ms, to_ms
 
 DATA = Path(__file__).parent / "data" / "weather_warnings.csv"
+
+log = logging.getLogger("govstream.alerts")
 
 # reason codes of gov.dead_letters for alerts
 BAD_HAZARD_LEVEL = "bad_hazard_level"
@@ -98,7 +107,12 @@ def root_of(record: Mapping[str, Any]) -> str:
 
 
 def validate(record: Mapping[str, Any], now: datetime) -> None:
-    """Raise ValidationError (with a reason code) when a decoded alert breaks a rule."""
+    """Raise ValidationError (with a reason code) when a decoded alert breaks a rule.
+
+    Region codes: ``unknown_region`` only when none of them resolves to a current division
+    (:func:`pipelines.divisions.resolve`); a withdrawn code counts through its successor, and
+    an unknown code beside a good one is dropped later (:func:`apply`), not refused here.
+    """
     for name in ("alert_id", "sender", "headline"):
         if not str(record.get(name) or "").strip():
             raise ValidationError(MISSING_CAP_FIELD, f"{name} is empty")
@@ -130,9 +144,12 @@ def validate(record: Mapping[str, Any], now: datetime) -> None:
     codes = list(record.get("region_codes") or [])
     if not codes:
         raise ValidationError(UNKNOWN_REGION, "region_codes is empty")
-    for code in codes:
-        if not divisions.is_known(str(code)):
-            raise ValidationError(UNKNOWN_REGION, f"region code {code!r} is not a known division")
+    resolved = divisions.resolve(codes)
+    if not resolved.codes:
+        shown = ", ".join(repr(c) for c in resolved.unknown)
+        raise ValidationError(
+            UNKNOWN_REGION, f"no region code names a known or withdrawn division: {shown}"
+        )
     sent: datetime = record["sent_at"]
     if sent > now + MAX_FUTURE:
         raise ValidationError(BAD_TIMESTAMP, f"sent_at {sent.isoformat()} is in the future")
@@ -181,8 +198,27 @@ class Change:
     lifted: tuple[str, ...] = ()  # region codes the previous state covered (to re-mark)
 
 
+def resolve_regions(record: Mapping[str, Any]) -> divisions.Resolution:
+    """The message's region codes resolved (:func:`pipelines.divisions.resolve`), with a log
+    line for each withdrawn code mapped (INFO) and for the unknown codes dropped (WARNING)."""
+    resolved = divisions.resolve(record.get("region_codes") or [])
+    alert_id = record.get("alert_id")
+    for old, new in resolved.replaced.items():
+        log.info(
+            "alert %s: withdrawn region code %s replaced by its successor %s",
+            alert_id, old, ", ".join(new),
+        )  # fmt: skip
+    if resolved.unknown:
+        log.warning(
+            "alert %s: unknown region code(s) %s dropped; the warning goes to %s",
+            alert_id, ", ".join(resolved.unknown), ", ".join(resolved.codes) or "no area",
+        )  # fmt: skip
+    return resolved
+
+
 def _message(record: Mapping[str, Any], received_at: datetime) -> dict[str, Any]:
     expires = record.get("expires")
+    resolved = resolve_regions(record)
     return {
         "alert_id": str(record["alert_id"]),
         "msg_type": str(record["msg_type"]),
@@ -190,7 +226,9 @@ def _message(record: Mapping[str, Any], received_at: datetime) -> dict[str, Any]
         "hazard": str(record["hazard"]),
         "hazard_local": str(record.get("hazard_local") or ""),
         "level": str(record["level"]),
-        "region_codes": [divisions.get(str(c)).prefix for c in record["region_codes"]],
+        "region_codes": list(resolved.codes),
+        "replaced_codes": {old: list(new) for old, new in resolved.replaced.items()},
+        "unknown_codes": list(resolved.unknown),
         "headline": scrub_text(str(record["headline"])),
         "description": scrub_text(str(record.get("description") or "")),
         "instruction": scrub_text(str(record.get("instruction") or "")),
@@ -239,7 +277,15 @@ def apply(
             new["first_sent_ms"] = min(state["first_sent_ms"], message["sent_ms"])
         elif message["msg_type"] == "Cancel":
             area = list(dict.fromkeys([*state["region_codes"], *message["region_codes"]]))
-            new.update(message, region_codes=area, status=CANCELLED)
+            replaced = {**(state.get("replaced_codes") or {}), **message["replaced_codes"]}
+            unknown = [*(state.get("unknown_codes") or []), *message["unknown_codes"]]
+            new.update(
+                message,
+                region_codes=area,
+                replaced_codes=replaced,
+                unknown_codes=list(dict.fromkeys(unknown)),
+                status=CANCELLED,
+            )
             outcome, lifted = "superseded", ()
         else:
             new.update(message, status=ACTIVE)
@@ -256,12 +302,17 @@ ALERT_COLUMNS = (
     "root_id", "alert_id", "msg_type", "status", "source", "sender", "hazard", "hazard_name",
     "level", "severity", "headline", "description", "instruction", "region_codes", "messages",
     "first_sent_at", "sent_at", "effective", "expires", "villages", "population", "received_at",
-    "source_partition", "source_offset", "version",
+    "source_partition", "source_offset", "version", "replaced_codes", "unknown_codes",
 )  # fmt: skip
 
 
 def alert_row(state: Mapping[str, Any]) -> list[Any]:
-    """A warning's current state as a gov.alerts row (ALERT_COLUMNS order)."""
+    """A warning's current state as a gov.alerts row (ALERT_COLUMNS order).
+
+    ``replaced_codes`` maps each withdrawn code the warning named to its successors
+    (``{'430124': ['430182']}``), ``unknown_codes`` lists the codes dropped (migration
+    0006); states kept before these existed give ``{}`` and ``[]``.
+    """
     villages, population = reach(state["region_codes"])
     expires = state.get("expires_ms")
     return [
@@ -272,6 +323,7 @@ def alert_row(state: Mapping[str, Any]) -> list[Any]:
         from_ms(state["sent_ms"]), from_ms(state["effective_ms"]),
         from_ms(expires) if expires is not None else None, villages, population,
         from_ms(state["received_ms"]), state["partition"], state["offset"], state["revision"],
+        dict(state.get("replaced_codes") or {}), list(state.get("unknown_codes") or []),
     ]  # fmt: skip
 
 

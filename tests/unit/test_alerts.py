@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipelines import alerts, contracts, divisions
+from pipelines import alerts, clickhouse, contracts, divisions
 from pipelines.errors import ValidationError
 
 pytestmark = pytest.mark.unit
@@ -68,7 +69,7 @@ def test_severity_follows_cap() -> None:
         ({"references": ["x"]}, alerts.BAD_REFERENCES),
         ({"msg_type": "Update", "references": ["a", "a"]}, alerts.BAD_REFERENCES),
         ({"region_codes": []}, alerts.UNKNOWN_REGION),
-        ({"region_codes": ["430602", "439999"]}, alerts.UNKNOWN_REGION),
+        ({"region_codes": ["439999", "4306021"]}, alerts.UNKNOWN_REGION),  # nothing resolves
         ({"region_codes": ["4306021"]}, alerts.UNKNOWN_REGION),
         ({"sent_at": NOW + timedelta(hours=1)}, alerts.BAD_TIMESTAMP),
         (
@@ -194,3 +195,100 @@ def test_expiry_and_effective_time_bound_activity() -> None:
     assert not alerts.is_active(state, datetime(2024, 7, 1, tzinfo=UTC))
     assert state["hazard_local"] == "森林火险"
     assert alerts.alert_row(state)[alerts.ALERT_COLUMNS.index("hazard_name")] == "森林火险"
+
+
+# --- outdated and unknown region codes (issue 13, item 9) -------------------------------------
+
+
+def _row(state: dict[str, Any]) -> dict[str, Any]:
+    return dict(zip(alerts.ALERT_COLUMNS, alerts.alert_row(state), strict=True))
+
+
+def _village_codes(rows: list[list[Any]], status: str = alerts.ACTIVE) -> set[str]:
+    col = alerts.TARGET_COLUMNS.index("status")
+    return {r[alerts.TARGET_COLUMNS.index("village_code")] for r in rows if r[col] == status}
+
+
+def test_a_withdrawn_county_code_reaches_its_successors_villages(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """宁乡县 430124 became 宁乡市 430182 in 2017: the red warning used to be dead-lettered
+    whole, so 浏阳市 430181 got nothing either."""
+    red = _alert(hazard="rainstorm", level="red", region_codes=["430124", "430181"])
+    alerts.validate(red, NOW)  # raised unknown_region before
+    with caplog.at_level(logging.INFO, logger="govstream.alerts"):
+        state, _ = alerts.apply(None, red, received_at=NOW)
+    assert state["region_codes"] == ["430182", "430181"]
+    want = {v.code for code in ("430182", "430181") for v in divisions.villages_under(code)}
+    assert len(want) > 600 and _village_codes(alerts.target_rows(state)) == want
+    row = _row(state)
+    assert row["replaced_codes"] == {"430124": ["430182"]} and row["unknown_codes"] == []
+    assert (row["villages"], row["population"]) == alerts.reach(["430182", "430181"])
+    assert "withdrawn region code 430124 replaced by its successor 430182" in caplog.text
+
+
+def test_an_unknown_code_is_dropped_not_the_warning(caplog: pytest.LogCaptureFixture) -> None:
+    record = _alert(region_codes=["439999", "430602", "4306021"])
+    alerts.validate(record, NOW)
+    with caplog.at_level(logging.WARNING, logger="govstream.alerts"):
+        state, _ = alerts.apply(None, record, received_at=NOW)
+    assert state["region_codes"] == ["430602"]
+    assert _village_codes(alerts.target_rows(state)) == {
+        v.code for v in divisions.villages_under("430602")
+    }
+    row = _row(state)
+    assert row["unknown_codes"] == ["439999", "4306021"] and row["replaced_codes"] == {}
+    assert "unknown region code(s) 439999, 4306021 dropped; the warning goes to 430602" in (
+        caplog.text
+    )
+
+
+def test_only_a_warning_with_no_resolvable_area_is_refused() -> None:
+    with pytest.raises(ValidationError) as caught:
+        alerts.validate(_alert(region_codes=["439999", "4306021"]), NOW)
+    assert caught.value.reason == alerts.UNKNOWN_REGION
+    assert "'439999', '4306021'" in caught.value.message
+    alerts.validate(_alert(region_codes=["430124"]), NOW)  # a withdrawn code alone is enough
+
+
+def test_a_split_division_reaches_every_successor() -> None:
+    state, _ = alerts.apply(None, _alert(region_codes=["440582"]), received_at=NOW)  # 潮阳市
+    assert state["region_codes"] == ["440513", "440514"]  # 潮阳区, 潮南区
+    assert _row(state)["replaced_codes"] == {"440582": ["440513", "440514"]}
+
+
+def test_update_and_cancel_with_outdated_codes_keep_the_mapping() -> None:
+    alert, update, cancel = _chain()
+    state, _ = alerts.apply(None, {**alert, "region_codes": ["430124"]}, received_at=NOW)
+    update = {**update, "region_codes": ["430122", "439999"]}  # 望城县 → 望城区 430112
+    state, change = alerts.apply(state, update, received_at=NOW)
+    assert state["region_codes"] == ["430112"] and change.lifted == ("430182",)
+    assert _row(state)["replaced_codes"] == {"430122": ["430112"]}
+    assert _row(state)["unknown_codes"] == ["439999"]
+    lifted = _village_codes(alerts.target_rows(state, change.lifted), alerts.LIFTED)
+    assert lifted == {v.code for v in divisions.villages_under("430182")}
+    state, _ = alerts.apply(state, {**cancel, "region_codes": ["430124"]}, received_at=NOW)
+    assert state["status"] == alerts.CANCELLED
+    assert state["region_codes"] == ["430112", "430182"]
+    assert _row(state)["replaced_codes"] == {"430122": ["430112"], "430124": ["430182"]}
+    assert _row(state)["unknown_codes"] == ["439999"]
+
+
+def test_a_state_kept_before_the_mapping_columns_still_gives_a_row() -> None:
+    state, _ = alerts.apply(None, _examples()[0], received_at=NOW)
+    old = {k: v for k, v in state.items() if k not in ("replaced_codes", "unknown_codes")}
+    row = _row(old)
+    assert (row["replaced_codes"], row["unknown_codes"]) == ({}, [])
+    again, _ = alerts.apply(old, _examples()[2], received_at=NOW)  # a Cancel folds in
+    assert _row(again)["replaced_codes"] == {}
+
+
+def test_the_migration_adds_the_columns_with_defaults() -> None:
+    (migration,) = [m for m in clickhouse.load_migrations() if m.name == "alert_region_changes"]
+    assert migration.version == 6
+    text = " ".join(migration.sql.split())
+    assert "ADD COLUMN IF NOT EXISTS replaced_codes Map(String, Array(String)) DEFAULT map()" in (
+        text
+    )
+    assert "ADD COLUMN IF NOT EXISTS unknown_codes Array(String) DEFAULT []" in text
+    assert alerts.ALERT_COLUMNS[-2:] == ("replaced_codes", "unknown_codes")

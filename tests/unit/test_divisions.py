@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -224,3 +225,59 @@ def test_a_city_without_counties_has_townships_directly_below_it() -> None:
     township = divisions.children("441900")[0]
     assert township.level == "township"
     assert [d.level for d in divisions.chain(township.code)] == ["province", "city", "township"]
+
+
+# --- withdrawn codes (issue 13, item 9) --------------------------------------------------------
+
+
+def test_withdrawn_codes_are_gone_and_their_successors_are_current() -> None:
+    gone = divisions.withdrawn()
+    assert {c[:6] for c in gone if c.startswith("43")} >= {"430122", "430124"}
+    ningxiang = gone["430124000000"]
+    assert (ningxiang.name, ningxiang.successors, ningxiang.year) == (
+        "宁乡县",
+        ("430182000000",),
+        2017,
+    )
+    assert divisions.get("430182").name == "宁乡市"
+    assert gone["430122000000"].successors == ("430112000000",)  # 望城县 → 望城区, 2011
+    for entry in gone.values():
+        assert not divisions.is_known(entry.code), entry
+        assert entry.successors and all(divisions.is_known(c) for c in entry.successors)
+        assert entry.code[:2] == entry.successors[0][:2]  # no change crosses a province
+        assert entry.year is None or 1990 <= entry.year <= 2023  # the data is NBS 2023
+
+
+def test_resolve_maps_withdrawn_keeps_known_and_reports_unknown() -> None:
+    got = divisions.resolve(["430124", "430181", " 430124 ", "439999", "4306021", 43, "430182"])
+    assert got.codes == ("430182", "430181")
+    assert got.replaced == {"430124": ("430182",)}
+    assert got.unknown == ("439999", "4306021", "43")
+    assert divisions.resolve(["430124000000"]).codes == ("430182",)  # 12-digit form too
+    assert divisions.resolve([]) == divisions.Resolution()
+    # a township code under the withdrawn county is not guessed at
+    assert divisions.resolve(["430124101"]).unknown == ("430124101",)
+
+
+def _withdrawn_file(tmp_path: Path, row: str) -> Path:
+    path = tmp_path / "withdrawn.csv"
+    path.write_text(
+        "# test\ncode,name,successors,successor_names,year,change\n" + row + "\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "430181,浏阳市,430182,宁乡市,2017,x",  # still a current division
+        "430124,宁乡县,430182,宁乡县,2017,x",  # successor named otherwise
+        "430124,宁乡县,439999,某市,2017,x",  # successor unknown
+        "430124,宁乡县,430182,宁乡市,17,x",  # not a year
+        "430124,宁乡县,430182",  # too few columns
+    ],
+)
+def test_a_wrong_withdrawn_row_is_a_data_error(tmp_path: Path, row: str) -> None:
+    with pytest.raises(divisions.DivisionDataError):
+        divisions.withdrawn(_withdrawn_file(tmp_path, row))
