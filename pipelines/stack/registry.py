@@ -4,7 +4,7 @@ A REST subset of Confluent Schema Registry, enough for confluent-kafka's
 ``SchemaRegistryClient``, ``AvroSerializer`` and ``AvroDeserializer`` to work unchanged:
 
 ========================================================  ====================================
-``POST /subjects/{s}/versions``                           register (same text → same global id)
+``POST /subjects/{s}/versions``                           register (same schema → same id)
 ``POST /subjects/{s}``                                    look a schema up in a subject
 ``GET /schemas/ids/{id}`` (``/versions``, ``/subjects``)  a schema by its global id
 ``GET /schemas/guids/{guid}``, ``GET /schemas/types``
@@ -16,15 +16,24 @@ A REST subset of Confluent Schema Registry, enough for confluent-kafka's
 ``GET /mode``, ``GET /``
 ========================================================  ====================================
 
-Only ``AVRO`` schemas without references are accepted. State is one JSON file under
-``Settings().data_dir / "registry"``, rewritten atomically on every change, so ids and
-versions survive a restart. ``python -m pipelines.stack.registry`` serves in the foreground.
+Only ``AVRO`` schemas without references are accepted. Two texts are the same schema when
+their canonical forms are equal, as in Confluent (``registry_compat.canonical_form``: key
+order and whitespace do not matter, a doc or a default does).
+
+Limits, each answered as a Confluent-style ``{"error_code", "message"}``: a body over
+:data:`MAX_BODY_BYTES` is refused with 413 from its ``Content-Length`` before it is read; a
+schema over :data:`MAX_SCHEMA_BYTES` with 422 / 42209; malformed or too deeply nested JSON
+with 400; a schema nested over 100 levels or holding a lone surrogate with 422 / 42201.
+
+State lives under ``Settings().data_dir / "registry"``: a snapshot plus an append-only
+journal (:class:`RegistryStore`), so ids and versions survive a restart and a kill, and a
+change costs one small fsync'ed append whatever the size of the state.
+``python -m pipelines.stack.registry`` serves in the foreground.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import os
@@ -35,7 +44,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,6 +59,7 @@ from pipelines.stack.registry_compat import (
     AvroSchema,
     CompatibilityLevel,
     InvalidSchemaError,
+    canonical_form,
     compatibility_errors,
     parse_avro,
 )
@@ -66,8 +77,18 @@ ACCEPTED_BODY_TYPES = frozenset(
     }
 )
 SETTING = "GOVSTREAM_SCHEMA_REGISTRY_URL"
-STATE_FILE = "registry.json"
-STATE_FORMAT = 1
+STATE_FILE = "registry.json"  # snapshot of the whole state
+JOURNAL_FILE = "registry.journal"  # changes since the snapshot, one line each
+STATE_FORMAT = 2  # 1: snapshot only, texts as sent; 2: + journal_seq, canonical texts
+COMPACT_MIN_BYTES = 1 << 20  # the journal is folded into the snapshot past max(this, snapshot)
+# Confluent stores a schema as one record of its _schemas topic, so Kafka's default
+# message.max.bytes (1,048,588) bounds it; a larger one is refused with 422 / 42209
+# (Errors.SCHEMA_TOO_LARGE_ERROR_CODE, "Write failed because schema is too large").
+MAX_SCHEMA_BYTES = 1 << 20
+# A request body may carry a schema of MAX_SCHEMA_BYTES JSON-escaped inside another JSON
+# document; anything larger is refused with 413 before it is read.
+MAX_BODY_BYTES = 2 << 20
+SOCKET_TIMEOUT_S = 30.0  # a client that stops sending mid-request is dropped
 MAX_VERSION = 2**31 - 1
 
 
@@ -191,20 +212,80 @@ class SchemaRequest:
             raise invalid_schema(str(exc)) from exc
 
 
+def _canonical_or_same(text: str) -> str:
+    """A stored schema text in canonical form (it was validated when registered)."""
+    try:
+        return canonical_form(json.loads(text))
+    except Exception:  # noqa: BLE001 (keep a text this code cannot read as it was)
+        return text
+
+
+def _encode_line(seq: int, ops: list[dict[str, Any]]) -> bytes:
+    body = json.dumps({"seq": seq, "ops": ops}, ensure_ascii=False, separators=(",", ":"))
+    data = body.encode("utf-8")
+    return b"%08x %s\n" % (zlib.crc32(data), data)
+
+
+def _decode_line(line: bytes) -> tuple[int, list[dict[str, Any]]] | None:
+    """``(seq, ops)`` of a journal line, or None when it is damaged (CRC or JSON)."""
+    crc, _, data = line.partition(b" ")
+    try:
+        if len(crc) != 8 or int(crc, 16) != zlib.crc32(data):
+            return None
+        change = json.loads(data)
+        return int(change["seq"]), list(change["ops"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _fdatasync(fd: int) -> None:
+    sync = getattr(os, "fdatasync", os.fsync)  # data only where the OS offers it
+    sync(fd)
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
 class RegistryStore:
-    """Subjects, versions, schemas and configs, persisted to one JSON file. Thread-safe."""
+    """Subjects, versions, schemas and configs, persisted under ``directory``. Thread-safe.
+
+    Storage: ``registry.json`` is a snapshot of the whole state and ``registry.journal``
+    holds the changes made since, one line each (``<crc32 hex> <json>\\n``, the JSON being
+    ``{"seq": n, "ops": [...]}``). A change is appended and fsync'ed before it is applied
+    in memory or answered, so its cost does not grow with the state. When the journal
+    outgrows the snapshot (and 1 MiB) the state is compacted: a new snapshot recording the
+    last ``seq`` it holds is written to a temporary file, fsync'ed and renamed over the old
+    one, then the journal is emptied.
+
+    Crash safety: a kill during an append leaves a torn last line, which loading drops
+    (that change was never acknowledged); a kill during compaction leaves the old snapshot,
+    or the new one with journal lines it already holds, which loading skips by ``seq``;
+    stray temporary files are removed. A damaged line that is not the last one is real
+    corruption and refuses to load (:class:`RegistryStoreError`).
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / STATE_FILE
+        self.journal_path = directory / JOURNAL_FILE
         self._lock = threading.RLock()
         self._next_id = 1
         self._schemas: dict[int, dict[str, str]] = {}  # id -> {"schema", "guid"}
-        self._ids_by_text: dict[str, int] = {}
+        self._ids_by_text: dict[str, int] = {}  # canonical text -> first id given to it
         self._subjects: dict[str, list[Version]] = {}
         self._global_level = DEFAULT_LEVEL
         self._subject_levels: dict[str, CompatibilityLevel] = {}
         self._parsed: dict[int, AvroSchema] = {}
+        self._seq = 0  # last change applied
+        self._snapshot_bytes = 0
+        self._journal_bytes = 0  # length of the journal's valid lines
+        self._journal_fd: int | None = None
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -216,6 +297,7 @@ class RegistryStore:
     def _dump(self) -> dict[str, Any]:
         return {
             "format": STATE_FORMAT,
+            "journal_seq": self._seq,
             "next_id": self._next_id,
             "schemas": {str(i): dict(s) for i, s in sorted(self._schemas.items())},
             "subjects": {
@@ -232,12 +314,18 @@ class RegistryStore:
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
+        self._seq = int(state.get("journal_seq", 0))
         self._next_id = int(state["next_id"])
         self._schemas = {
             int(i): {"schema": str(s["schema"]), "guid": str(s["guid"])}
             for i, s in state["schemas"].items()
         }
-        self._ids_by_text = {s["schema"]: i for i, s in self._schemas.items()}
+        if state["format"] == 1:  # texts as sent (whitespace-free): make them canonical
+            for schema in self._schemas.values():
+                schema["schema"] = _canonical_or_same(schema["schema"])
+        self._ids_by_text = {}
+        for i in sorted(self._schemas):
+            self._ids_by_text.setdefault(self._schemas[i]["schema"], i)
         self._subjects = {
             name: [Version(int(v["version"]), int(v["id"]), bool(v["deleted"])) for v in versions]
             for name, versions in state["subjects"].items()
@@ -247,54 +335,170 @@ class RegistryStore:
         self._subject_levels = {
             s: CompatibilityLevel(lv) for s, lv in config.get("subjects", {}).items()
         }
-        self._parsed = {  # drop parses of ids a rolled-back change had handed out
-            i: parsed
-            for i, parsed in self._parsed.items()
-            if i in self._schemas and self._schemas[i]["schema"] == parsed.canonical
-        }
 
     def _load(self) -> None:
-        if not self.path.exists():
-            return
+        for stray in self.directory.glob(f".{STATE_FILE}.*.tmp"):  # a compaction cut short
+            with contextlib.suppress(OSError):
+                stray.unlink()
+        migrate = False
         try:
-            state = json.loads(self.path.read_text(encoding="utf-8"))
-            if state.get("format") != STATE_FORMAT:
-                raise ValueError(f"unknown format {state.get('format')!r}")
-            self._restore(state)
+            if self.path.exists():
+                raw = self.path.read_bytes()
+                state = json.loads(raw)
+                if state.get("format") not in (1, STATE_FORMAT):
+                    raise ValueError(f"unknown format {state.get('format')!r}")
+                self._restore(state)
+                self._snapshot_bytes = len(raw)
+                migrate = state["format"] != STATE_FORMAT
+            for seq, ops in self._read_journal():
+                if seq > self._seq:  # lines up to journal_seq are in the snapshot already
+                    self._apply_all(ops)
+                    self._seq = seq
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RegistryStoreError(f"cannot read {self.path}: {exc}") from exc
+        try:
+            self._journal_fd = os.open(
+                self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+            )
+            os.ftruncate(self._journal_fd, self._journal_bytes)  # drop a torn last line
+        except OSError as exc:
+            raise RegistryStoreError(f"cannot open {self.journal_path}: {exc.strerror}") from exc
+        if migrate or not self.path.exists() or self._compaction_due():
+            self._compact()
 
-    def _save(self) -> None:
-        text = json.dumps(self._dump(), ensure_ascii=False, indent=1)
+    def _read_journal(self) -> list[tuple[int, list[dict[str, Any]]]]:
+        """The journal's changes in order; sets ``_journal_bytes`` to the length of its
+        valid lines. A damaged or unterminated last line is a torn write and is ignored;
+        raises ValueError when any other line is damaged."""
+        if not self.journal_path.exists():
+            return []
+        data = self.journal_path.read_bytes()
+        changes: list[tuple[int, list[dict[str, Any]]]] = []
+        offset = 0
+        while offset < len(data):
+            end = data.find(b"\n", offset)
+            last = end == -1 or end == len(data) - 1
+            change = None if end == -1 else _decode_line(data[offset:end])
+            if change is None:
+                if last:
+                    log.warning(
+                        "%s: dropping a torn last change (%d bytes) written by a process "
+                        "killed while writing it",
+                        self.journal_path,
+                        len(data) - offset,
+                    )
+                    break
+                raise ValueError(f"{self.journal_path} is damaged at byte {offset}")
+            if changes and change[0] <= changes[-1][0]:
+                raise ValueError(f"{self.journal_path}: change {change[0]} out of order")
+            changes.append(change)
+            offset = end + 1
+        self._journal_bytes = offset
+        return changes
+
+    def _apply_all(self, ops: list[dict[str, Any]]) -> None:
+        for op in ops:
+            kind = op["op"]
+            if kind == "schema":
+                schema_id = int(op["id"])
+                self._schemas[schema_id] = {"schema": str(op["schema"]), "guid": str(op["guid"])}
+                self._ids_by_text.setdefault(str(op["schema"]), schema_id)
+                self._next_id = max(self._next_id, schema_id + 1)
+            elif kind == "version":
+                versions = self._subjects.setdefault(str(op["subject"]), [])
+                versions.append(Version(int(op["version"]), int(op["id"])))
+            elif kind == "delete":
+                subject, numbers = str(op["subject"]), {int(n) for n in op["versions"]}
+                versions = self._subjects.get(subject, [])
+                if op["permanent"]:
+                    versions[:] = [v for v in versions if v.version not in numbers]
+                    if not versions:
+                        self._subjects.pop(subject, None)
+                else:
+                    for v in versions:
+                        if v.version in numbers:
+                            v.deleted = True
+            elif kind == "config":
+                level = None if op["level"] is None else CompatibilityLevel(op["level"])
+                if op["subject"] is None:
+                    self._global_level = level or DEFAULT_LEVEL
+                elif level is None:
+                    self._subject_levels.pop(str(op["subject"]), None)
+                else:
+                    self._subject_levels[str(op["subject"])] = level
+            else:
+                raise ValueError(f"unknown change {kind!r}")
+
+    def _commit(self, ops: list[dict[str, Any]]) -> None:
+        """Make a change durable (journal append + fsync), then apply it in memory. On
+        failure nothing is applied and :class:`RegistryStoreError` is raised."""
+        if self._journal_fd is None:
+            raise RegistryStoreError("the registry store is closed")
+        seq = self._seq + 1
+        line = _encode_line(seq, ops)
+        try:
+            written = 0
+            while written < len(line):
+                written += os.write(self._journal_fd, line[written:])
+            _fdatasync(self._journal_fd)
+        except OSError as exc:
+            try:  # never leave a partial line for the next change to follow
+                os.ftruncate(self._journal_fd, self._journal_bytes)
+            except OSError:
+                os.close(self._journal_fd)
+                self._journal_fd = None  # refuse writes: the journal's tail is unknown
+            raise RegistryStoreError(f"cannot write {self.journal_path}: {exc.strerror}") from exc
+        self._journal_bytes += len(line)
+        self._seq = seq
+        self._apply_all(ops)
+        if self._compaction_due():
+            try:
+                self._compact()
+            except RegistryStoreError as exc:  # the change is safe in the journal
+                log.warning("compaction failed, will retry on the next change: %s", exc.message)
+
+    def _compaction_due(self) -> bool:
+        return self._journal_bytes > max(COMPACT_MIN_BYTES, self._snapshot_bytes)
+
+    def _compact(self) -> None:
+        """Write the whole state as a new snapshot (atomically), then empty the journal."""
+        data = json.dumps(self._dump(), ensure_ascii=False, separators=(",", ":")).encode()
         fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=self.directory)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
-        except OSError as exc:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise RegistryStoreError(f"cannot write {self.path}: {exc.strerror}") from exc
-        with contextlib.suppress(OSError):  # make the rename itself durable
-            dir_fd = os.open(self.directory, os.O_RDONLY)
+            if isinstance(exc, OSError):
+                raise RegistryStoreError(f"cannot write {self.path}: {exc.strerror}") from exc
+            raise
+        _fsync_directory(self.directory)  # the rename itself must survive a power cut
+        self._snapshot_bytes = len(data)
+        if self._journal_fd is not None and self._journal_bytes:
             try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+                os.ftruncate(self._journal_fd, 0)
+                os.fsync(self._journal_fd)
+            except OSError as exc:  # the snapshot's journal_seq makes the old lines harmless
+                log.warning("cannot empty %s: %s", self.journal_path, exc.strerror)
+                return
+            self._journal_bytes = 0
 
-    @contextlib.contextmanager
-    def _change(self) -> Iterator[None]:
-        """Apply a change and persist it; on any failure the state is left as it was."""
+    def close(self) -> None:
+        """Compact what the journal holds and release the journal; later writes fail."""
         with self._lock:
-            before = copy.deepcopy(self._dump())
-            try:
-                yield
-                self._save()
-            except BaseException:
-                self._restore(before)
-                raise
+            if self._journal_fd is None:
+                return
+            if self._journal_bytes:
+                try:
+                    self._compact()
+                except RegistryStoreError as exc:
+                    log.warning("compaction at close failed: %s", exc.message)
+            os.close(self._journal_fd)
+            self._journal_fd = None
 
     # helpers ----------------------------------------------------------------------------
 
@@ -345,7 +549,20 @@ class RegistryStore:
     # schemas ----------------------------------------------------------------------------
 
     def register(self, subject: str, request: SchemaRequest) -> dict[str, Any]:
+        """Register ``request`` under ``subject``: ``{"id", "guid"}``. A schema whose
+        canonical text (:func:`canonical_form`) a live version of the subject has already
+        answers that version's id; one known in another subject reuses its global id.
+        Raises 409 when incompatible under the subject's level, 422 when invalid or larger
+        than :data:`MAX_SCHEMA_BYTES` (42209), 500 when the store cannot be written."""
         schema = request.parse()
+        size = len(schema.canonical.encode("utf-8"))
+        if size > MAX_SCHEMA_BYTES:
+            raise RegistryError(
+                422,
+                42209,
+                f"Write failed because schema is too large ({size:,} bytes, at most "
+                f"{MAX_SCHEMA_BYTES:,})",
+            )
         with self._lock:
             live = [v for v in self._subjects.get(subject, []) if not v.deleted]
             for v in live:
@@ -362,20 +579,19 @@ class RegistryStore:
                     f'subject "{subject}", details: [{"; ".join(problems)}] '
                     f"(compatibility {level.value})",
                 )
-            with self._change():
-                schema_id = self._ids_by_text.get(schema.canonical)
-                if schema_id is None:
-                    schema_id = self._next_id
-                    self._next_id += 1
-                    self._schemas[schema_id] = {
-                        "schema": schema.canonical,
-                        "guid": str(uuid.uuid4()),
-                    }
-                    self._ids_by_text[schema.canonical] = schema_id
-                    self._parsed[schema_id] = schema
-                versions = self._subjects.setdefault(subject, [])
-                number = max((v.version for v in versions), default=0) + 1
-                versions.append(Version(number, schema_id))
+            ops: list[dict[str, Any]] = []
+            schema_id = self._ids_by_text.get(schema.canonical)
+            if schema_id is None:
+                schema_id = self._next_id
+                guid = str(uuid.uuid4())
+                ops.append(
+                    {"op": "schema", "id": schema_id, "schema": schema.canonical, "guid": guid}
+                )
+            versions = self._subjects.get(subject, [])
+            number = max((v.version for v in versions), default=0) + 1
+            ops.append({"op": "version", "subject": subject, "version": number, "id": schema_id})
+            self._commit(ops)
+            self._parsed.setdefault(schema_id, schema)
             log.info("registered %s version %d as id %d", subject, number, schema_id)
             return {"id": schema_id, "guid": self._schemas[schema_id]["guid"]}
 
@@ -440,62 +656,68 @@ class RegistryStore:
             return []
 
     def delete_subject(self, subject: str, *, permanent: bool) -> list[int]:
+        """Soft-delete a subject's live versions, or (``permanent``) drop a subject whose
+        versions are all soft-deleted; the numbers deleted. Its own compatibility level goes
+        with it. 404 40401 / 40404 / 40405 as Confluent."""
         with self._lock:
             versions = self._subjects.get(subject)
             if not versions:
                 raise subject_not_found(subject)
             live = [v for v in versions if not v.deleted]
-            with self._change():
-                if permanent:
-                    if live:
-                        raise RegistryError(
-                            404,
-                            40405,
-                            f"Subject '{subject}' was not deleted first before being "
-                            "permanently deleted",
-                        )
-                    del self._subjects[subject]
-                    self._subject_levels.pop(subject, None)
-                    return [v.version for v in versions]
-                if not live:
-                    raise RegistryError(
-                        404,
-                        40404,
-                        f"Subject '{subject}' was soft deleted.Set permanent=true to delete "
-                        "permanently",
-                    )
-                for v in live:
-                    v.deleted = True
-                self._subject_levels.pop(subject, None)
-                return [v.version for v in live]
+            if permanent and live:
+                raise RegistryError(
+                    404,
+                    40405,
+                    f"Subject '{subject}' was not deleted first before being permanently deleted",
+                )
+            if not permanent and not live:
+                raise RegistryError(
+                    404,
+                    40404,
+                    f"Subject '{subject}' was soft deleted.Set permanent=true to delete "
+                    "permanently",
+                )
+            numbers = [v.version for v in (versions if permanent else live)]
+            ops: list[dict[str, Any]] = [
+                {"op": "delete", "subject": subject, "versions": numbers, "permanent": permanent}
+            ]
+            if subject in self._subject_levels:
+                ops.append({"op": "config", "subject": subject, "level": None})
+            self._commit(ops)
+            return numbers
 
     def delete_version(self, subject: str, spec: str, *, permanent: bool) -> int:
+        """Soft-delete one version, or (``permanent``) drop a soft-deleted one; its number.
+        404 40401 / 40402 / 40406 / 40407, 422 42202 as Confluent."""
         with self._lock:
             v = self._version(subject, spec, deleted=True)
             if spec in ("latest", "-1") and not permanent:
                 v = self._version(subject, spec)
-            with self._change():
-                if permanent:
-                    if not v.deleted:
-                        raise RegistryError(
-                            404,
-                            40407,
-                            f"Subject '{subject}' Version {v.version} was not deleted first "
-                            "before being permanently deleted",
-                        )
-                    self._subjects[subject].remove(v)
-                    if not self._subjects[subject]:
-                        del self._subjects[subject]
-                    return v.version
-                if v.deleted:
-                    raise RegistryError(
-                        404,
-                        40406,
-                        f"Subject '{subject}' Version {v.version} was soft deleted.Set "
-                        "permanent=true to delete permanently",
-                    )
-                v.deleted = True
-                return v.version
+            if permanent and not v.deleted:
+                raise RegistryError(
+                    404,
+                    40407,
+                    f"Subject '{subject}' Version {v.version} was not deleted first "
+                    "before being permanently deleted",
+                )
+            if not permanent and v.deleted:
+                raise RegistryError(
+                    404,
+                    40406,
+                    f"Subject '{subject}' Version {v.version} was soft deleted.Set "
+                    "permanent=true to delete permanently",
+                )
+            self._commit(
+                [
+                    {
+                        "op": "delete",
+                        "subject": subject,
+                        "versions": [v.version],
+                        "permanent": permanent,
+                    }
+                ]
+            )
+            return v.version
 
     # compatibility ----------------------------------------------------------------------
 
@@ -527,20 +749,16 @@ class RegistryStore:
             return self._subject_levels[subject]
 
     def set_config(self, subject: str | None, level: CompatibilityLevel) -> None:
-        with self._change():
-            if subject is None:
-                self._global_level = level
-            else:
-                self._subject_levels[subject] = level
+        """Set the global level (``subject`` None) or a subject's own."""
+        with self._lock:
+            self._commit([{"op": "config", "subject": subject, "level": level.value}])
 
     def delete_config(self, subject: str | None) -> CompatibilityLevel:
+        """Reset the global level to the default, or drop a subject's own (404 40408 when
+        it has none); the level it had."""
         with self._lock:
             old = self.get_config(subject, default_to_global=False)
-            with self._change():
-                if subject is None:
-                    self._global_level = DEFAULT_LEVEL
-                else:
-                    del self._subject_levels[subject]
+            self._commit([{"op": "config", "subject": subject, "level": None}])
             return old
 
 
@@ -693,6 +911,7 @@ class RegistryHandler(BaseHTTPRequestHandler):
 
     server: RegistryServer
     protocol_version = "HTTP/1.1"
+    timeout = SOCKET_TIMEOUT_S
     server_version = "govstream-registry"
 
     def do_GET(self) -> None:
@@ -716,10 +935,15 @@ class RegistryHandler(BaseHTTPRequestHandler):
         except Exception:  # a bug must answer 500, never kill the server
             log.exception("internal error on %s %s", self.command, self.path)
             status, payload = 500, {"error_code": 500, "message": "Internal Server Error"}
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        try:
+            data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate echoed in a message: escape it
+            data = json.dumps(payload).encode("ascii")
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
         log.info(
@@ -732,8 +956,7 @@ class RegistryHandler(BaseHTTPRequestHandler):
         )
 
     def _request(self) -> Request:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
+        raw = self._body()
         url = urlsplit(self.path)
         parts = [unquote(s) for s in url.path.strip("/").split("/") if s]
         body: Any = None
@@ -743,9 +966,43 @@ class RegistryHandler(BaseHTTPRequestHandler):
                 raise RegistryError(415, 415, f"HTTP 415 Unsupported Media Type: {media}")
             try:
                 body = json.loads(raw)
+            except RecursionError:
+                raise RegistryError(
+                    400, 400, "Malformed JSON request body: nested too deeply"
+                ) from None
             except ValueError as exc:
                 raise RegistryError(400, 400, f"Malformed JSON request body: {exc}") from exc
         return Request(self.command, parts, parse_qs(url.query), body)
+
+    def _body(self) -> bytes:
+        """The request body, read only when ``Content-Length`` is valid and at most
+        :data:`MAX_BODY_BYTES`: 413 (larger), 411 (chunked, which Confluent's clients never
+        send), 400 (bad length), 408 (the client stopped sending). Each of them closes the
+        connection, as the unread rest of the body cannot be skipped."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise RegistryError(411, 411, "HTTP 411 Length Required: send Content-Length")
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not text.isdigit():
+            self.close_connection = True
+            raise RegistryError(400, 400, f"Invalid Content-Length: {text[:40]!r}")
+        length = int(text)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise RegistryError(
+                413,
+                413,
+                f"HTTP 413 Payload Too Large: the body has {length:,} bytes, at most "
+                f"{MAX_BODY_BYTES:,} are accepted",
+            )
+        try:
+            raw = self.rfile.read(length) if length else b""
+        except OSError:  # socket timeout or reset
+            raw = b""
+        if len(raw) < length:
+            self.close_connection = True
+            raise RegistryError(408, 408, "HTTP 408 Request Timeout: the body was cut short")
+        return raw
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # _handle logs one line per request, with its duration
@@ -771,6 +1028,10 @@ class RegistryServer(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.store.close()
 
     @property
     def url(self) -> str:

@@ -26,7 +26,8 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from pipelines.settings import Settings, settings_env
-from pipelines.stack.registry import RegistryServer, make_server
+from pipelines.stack.registry import RegistryServer, RegistryStore, make_server
+from tests.unit.test_registry_compat import nested_arrays, reordered
 
 pytestmark = pytest.mark.integration
 
@@ -491,3 +492,164 @@ def test_main_exits_2_when_the_port_is_taken(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert str(port) in lines[0] and "GOVSTREAM_SCHEMA_REGISTRY_URL" in lines[0]
+
+
+# --- schema identity (issue 13, item 8) ------------------------------------------------------
+
+REPORT_AVSC = REPO / "schemas" / "avro" / "report.avsc"
+
+
+def test_report_schema_with_its_keys_reordered_is_the_registered_schema(registry: Running) -> None:
+    text = REPORT_AVSC.read_text(encoding="utf-8")
+    schema_id = registry.client().register_schema("report-value", Schema(text, "AVRO"))
+    other = json.dumps(reordered(json.loads(text)))
+
+    found = registry.client().lookup_schema("report-value", Schema(other, "AVRO"))
+    assert (found.schema_id, found.version) == (schema_id, 1)
+    status, _, body = http(f"{registry.url}/subjects/report-value", "POST", {"schema": other})
+    assert (status, body["id"], body["version"]) == (200, schema_id, 1)
+    assert registry.client().register_schema("report-value", Schema(other, "AVRO")) == schema_id
+    assert registry.client().get_versions("report-value") == [1]
+    # the stored text is Confluent's canonical one: the schema, in Avro's key order
+    stored = registry.client().get_schema(schema_id).schema_str or ""
+    assert json.loads(stored) == json.loads(text) and list(json.loads(stored))[:3] == [
+        "type",
+        "name",
+        "namespace",
+    ]
+
+
+def test_a_schema_differing_in_a_doc_is_a_new_version_as_in_confluent(registry: Running) -> None:
+    client = registry.client()
+    first = client.register_schema("a-value", avro(V1))
+    documented = {**V1, "doc": "a report"}
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        client.lookup_schema("a-value", avro(documented))
+    assert sr_error(excinfo) == (404, 40403)
+    assert client.register_schema("a-value", avro(documented)) != first
+    assert client.get_versions("a-value") == [1, 2]
+
+
+# --- robustness (issue 15, item 8) -----------------------------------------------------------
+
+
+def raw_request(url: str, head: str, body: bytes = b"", timeout: float = 10) -> tuple[int, Any]:
+    """Send ``head`` (request line and headers, without the blank line) and ``body`` on a
+    raw socket; (status, decoded JSON body) of the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(head.encode() + b"\r\n\r\n" + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+            header, sep, rest = data.partition(b"\r\n\r\n")
+            if sep and b"content-length:" in header.lower():
+                length = int(header.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                if len(rest) >= length:
+                    break
+    header, _, rest = data.partition(b"\r\n\r\n")
+    return int(header.split()[1]), json.loads(rest)
+
+
+def post_raw(url: str, path: str, body: bytes) -> tuple[int, Any]:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}"
+    )
+    return raw_request(url, head, body)
+
+
+def tmp_files(home: Path) -> list[Path]:
+    return [p for p in (home / "data" / "registry").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_oversized_bodies_and_schemas_are_refused(registry: Running) -> None:
+    def big(size: int) -> dict[str, Any]:
+        return {**V1, "doc": "x" * size}
+
+    # 5 MB schema: the body is refused before it is read
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        registry.client().register_schema("a-value", avro(big(5_000_000)))
+    assert sr_error(excinfo) == (413, 413)
+    # 1.5 MB schema in a body under the limit: too large to store, as Confluent's 42209
+    with pytest.raises(SchemaRegistryError) as excinfo:
+        registry.client().register_schema("a-value", avro(big(1_500_000)))
+    assert sr_error(excinfo) == (422, 42209)
+    # 256 MiB announced and never sent: answered at once from the headers alone
+    started = time.monotonic()
+    status, body = raw_request(
+        registry.url,
+        "POST /subjects/a-value/versions HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 268435456",
+    )
+    assert (status, body["error_code"]) == (413, 413) and time.monotonic() - started < 5
+    status, body = raw_request(
+        registry.url,
+        "POST /subjects/a-value/versions HTTP/1.1\r\nHost: x\r\nContent-Length: -1",
+    )
+    assert (status, body["error_code"]) == (400, 400)
+    assert registry.client().register_schema("a-value", avro(V1)) > 0  # still serving
+
+
+def test_lone_surrogates_and_deep_nesting_answer_4xx_and_leave_no_file(
+    registry: Running,
+) -> None:
+    home = registry.settings.home
+    schema_with_surrogate = json.dumps({**V1, "doc": "\ud800"})  # escaped: "\\ud800"
+    cases: list[tuple[bytes, int, int]] = [
+        (json.dumps({"schema": schema_with_surrogate}).encode(), 422, 42201),
+        (b'{"schema": "\\ud800"}', 422, 42201),
+        (
+            b'{"schema": "{\\"type\\": \\"record\\", \\"name\\": \\"R\\", '
+            b'\\"doc\\": \\"\\ud800\\", \\"fields\\": []}"}',
+            422,
+            42201,
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, 400, 400),
+        (json.dumps({"schema": "[" * 100_000 + "]" * 100_000}).encode(), 422, 42201),
+        (json.dumps({"schema": json.dumps(nested_arrays(150))}).encode(), 422, 42201),
+    ]
+    for path in ("/subjects/a-value/versions", "/subjects/a-value"):
+        for body, status, code in cases:
+            got_status, got = post_raw(registry.url, path, body)
+            assert (got_status, got["error_code"]) == (status, code), (path, body[:60], got)
+    assert tmp_files(home) == []
+    assert registry.client().register_schema("a-value", avro(V1)) > 0
+
+
+KILLED_WRITER = """
+import json, sys
+from pathlib import Path
+from pipelines.stack.registry import RegistryStore, SchemaRequest
+store = RegistryStore(Path(sys.argv[1]))
+for i in range(100_000):
+    schema = {"type": "record", "name": f"R{i}", "doc": "d" * 50_000,
+              "fields": [{"name": "a", "type": "int"}]}
+    answer = store.register(f"s{i}-value", SchemaRequest(json.dumps(schema)))
+    print(i, answer["id"], flush=True)
+"""
+
+
+@pytest.mark.parametrize("after_s", [1.0, 2.0])
+def test_a_registry_killed_while_writing_keeps_every_acknowledged_change(
+    tmp_path: Path, after_s: float
+) -> None:
+    """SIGKILL a process registering as fast as it can (compactions included, as the journal
+    outgrows its 1 MiB floor): every registration it reported is there after a restart and
+    the state loads."""
+    directory = tmp_path / "registry"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(directory)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after_s)
+    proc.kill()
+    out, err = proc.communicate(timeout=10)
+    acknowledged = [tuple(map(int, line.split())) for line in out.splitlines() if line.strip()]
+    assert acknowledged, err
+    store = RegistryStore(directory)
+    for i, schema_id in acknowledged:
+        assert store.get_version(f"s{i}-value", "1", deleted=False)["id"] == schema_id
