@@ -67,12 +67,14 @@ def frame(schema_id: int, body: bytes) -> bytes:
 SchemaFetcher = Callable[[int], str]
 
 
-def registry_fetcher(registry_url: str) -> SchemaFetcher:
-    """A blocking fetcher of schema text by id over confluent-kafka's SchemaRegistryClient."""
+def registry_fetcher(registry: str | dict[str, Any]) -> SchemaFetcher:
+    """A blocking fetcher of schema text by id over confluent-kafka's SchemaRegistryClient;
+    ``registry`` is its URL or its whole configuration (``Settings.registry_config()``, which
+    carries the registry credentials when they are set)."""
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-    client = SchemaRegistryClient({"url": registry_url})
+    client = SchemaRegistryClient({"url": registry} if isinstance(registry, str) else registry)
 
     def fetch(schema_id: int) -> str:
         try:

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     schema_registry_url: str = Field(
         "http://127.0.0.1:8081", description="Confluent-compatible schema registry URL."
     )
+    schema_registry_user: str = Field(
+        "",
+        description="Basic-auth user for the schema registry: the embedded registry requires it "
+        "for writes and deletes, and the clients send it; empty: no credentials.",
+    )
+    schema_registry_password: str = Field("", description="Password of `schema_registry_user`.")
     clickhouse_url: str = Field(
         "http://127.0.0.1:8123", description="ClickHouse HTTP interface URL."
     )
@@ -169,8 +175,21 @@ class Settings(BaseSettings):
         return conf
 
     def registry_config(self) -> dict[str, Any]:
-        """Configuration for confluent-kafka's ``SchemaRegistryClient``."""
-        return {"url": self.schema_registry_url}
+        """Configuration for confluent-kafka's ``SchemaRegistryClient`` (with
+        ``basic.auth.user.info`` when ``schema_registry_user`` is set)."""
+        conf: dict[str, Any] = {"url": self.schema_registry_url}
+        if self.schema_registry_user:
+            conf["basic.auth.user.info"] = (
+                f"{self.schema_registry_user}:{self.schema_registry_password}"
+            )
+        return conf
+
+    @property
+    def registry_credentials(self) -> tuple[str, str] | None:
+        """(user, password) the embedded registry requires for changes, or None."""
+        if not self.schema_registry_user:
+            return None
+        return self.schema_registry_user, self.schema_registry_password
 
     def clickhouse_kwargs(self, *, analyst: bool = False, **overrides: Any) -> dict[str, Any]:
         """Keyword arguments for ``clickhouse_connect.get_client``."""

@@ -33,7 +33,9 @@ change costs one small fsync'ed append whatever the size of the state.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -928,7 +930,12 @@ class RegistryHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         started = time.perf_counter()
+        headers: dict[str, str] = {}
         try:
+            if not self._authorized():
+                self.close_connection = True  # the body is left unread
+                headers["WWW-Authenticate"] = 'Basic realm="govstream-registry"'
+                raise RegistryError(401, 401, "Unauthorized: this request needs credentials")
             status, payload = 200, route(self.server.store, self._request())
         except RegistryError as exc:
             status, payload = exc.http_status, exc.body()
@@ -942,6 +949,8 @@ class RegistryHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -954,6 +963,29 @@ class RegistryHandler(BaseHTTPRequestHandler):
             status,
             (time.perf_counter() - started) * 1000,
         )
+
+    def _authorized(self) -> bool:
+        """True unless the server has credentials and this request changes the state
+        (register, any PUT or DELETE) without them in a Basic ``Authorization`` header.
+        Reads and lookups stay open: deserializers fetch schemas by id without credentials."""
+        expected = self.server.credentials
+        path = urlsplit(self.path).path.strip("/").split("/")
+        register = (
+            self.command == "POST" and len(path) == 3 and path[::2] == ["subjects", "versions"]
+        )
+        if expected is None or not (register or self.command in ("PUT", "DELETE")):
+            return True
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, password = (
+                base64.b64decode(token.strip(), validate=True).decode().partition(":")
+            )
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            return False
+        same_user = hmac.compare_digest(user.encode(), expected[0].encode())
+        return hmac.compare_digest(password.encode(), expected[1].encode()) and same_user
 
     def _request(self) -> Request:
         raw = self._body()
@@ -1017,10 +1049,16 @@ class RegistryServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], store: RegistryStore) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        store: RegistryStore,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.store = store
+        self.credentials = credentials  # (user, password) required for changes, or None
         super().__init__(address, RegistryHandler)
 
     def server_bind(self) -> None:
@@ -1041,11 +1079,12 @@ class RegistryServer(ThreadingHTTPServer):
 
 def make_server(settings: Settings) -> RegistryServer:
     """A registry server bound to ``settings.registry_address`` with its state under
-    ``settings.data_dir / "registry"``; call ``serve_forever()`` on it."""
+    ``settings.data_dir / "registry"``, requiring ``settings.registry_credentials`` (when
+    set) for changes; call ``serve_forever()`` on it."""
     store = RegistryStore(settings.data_dir / "registry")
     host, port = settings.registry_address
     try:
-        return RegistryServer((host, port), store)
+        return RegistryServer((host, port), store, settings.registry_credentials)
     except OSError as exc:
         raise bind_error(exc, "schema registry", host, port, SETTING) from exc
 

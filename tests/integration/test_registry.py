@@ -653,3 +653,45 @@ def test_a_registry_killed_while_writing_keeps_every_acknowledged_change(
     store = RegistryStore(directory)
     for i, schema_id in acknowledged:
         assert store.get_version(f"s{i}-value", "1", deleted=False)["id"] == schema_id
+
+
+# --- credentials (issue 15, item 7) ----------------------------------------------------------
+
+
+def test_changes_need_credentials_when_they_are_set(tmp_path: Path) -> None:
+    settings = Settings(
+        schema_registry_url=f"http://127.0.0.1:{free_port()}",
+        schema_registry_user="producer",
+        schema_registry_password="s3cret",
+        home=tmp_path,
+    )
+    running = Running(settings)
+    try:
+        anonymous = running.client()
+        allowed = SchemaRegistryClient({**settings.registry_config(), "max.retries": 0})
+        wrong = SchemaRegistryClient(
+            {"url": running.url, "basic.auth.user.info": "producer:guess", "max.retries": 0}
+        )
+        for client in (anonymous, wrong):
+            with pytest.raises(SchemaRegistryError) as excinfo:
+                client.register_schema("a-value", avro(V1))
+            assert sr_error(excinfo) == (401, 401)
+        schema_id = allowed.register_schema("a-value", avro(V1))
+        for client in (anonymous, wrong):
+            for change in (
+                lambda c: c.delete_subject("a-value"),
+                lambda c: c.delete_version("a-value", 1),
+                lambda c: c.set_compatibility("a-value", "NONE"),
+            ):
+                with pytest.raises(SchemaRegistryError) as excinfo:
+                    change(client)
+                assert sr_error(excinfo) == (401, 401)
+        # reads and lookups stay open: a deserializer fetches schemas without credentials
+        assert anonymous.get_schema(schema_id).schema_str
+        assert anonymous.lookup_schema("a-value", avro(V1)).schema_id == schema_id
+        status, headers, body = http(f"{running.url}/config", "PUT", {"compatibility": "NONE"})
+        assert (status, body["error_code"]) == (401, 401)
+        assert headers["WWW-Authenticate"].startswith("Basic")
+        assert allowed.delete_subject("a-value") == [1]
+    finally:
+        running.stop()
