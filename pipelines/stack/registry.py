@@ -358,6 +358,7 @@ class RegistryStore:
                     self._seq = seq
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RegistryStoreError(f"cannot read {self.path}: {exc}") from exc
+        created = not self.journal_path.exists()
         try:
             self._journal_fd = os.open(
                 self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
@@ -365,6 +366,8 @@ class RegistryStore:
             os.ftruncate(self._journal_fd, self._journal_bytes)  # drop a torn last line
         except OSError as exc:
             raise RegistryStoreError(f"cannot open {self.journal_path}: {exc.strerror}") from exc
+        if created:  # the new file's name must survive a power cut with its first lines
+            _fsync_directory(self.directory)
         if migrate or not self.path.exists() or self._compaction_due():
             self._compact()
 
