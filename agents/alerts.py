@@ -13,7 +13,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import faust
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import faust
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings

@@ -90,8 +90,8 @@ def test_a_restarted_worker_recovers_every_table_and_goes_on(run: Run) -> None:
     )
     wait_for(lambda: count(run, "SELECT count() FROM {db}.form_submissions FINAL") == 1, 60,
              "the first form")  # fmt: skip
-    wait_for(lambda: count(run, "SELECT count() FROM {db}.alerts FINAL WHERE source = 'weather'") == 1, 60,
-             "the alert")  # fmt: skip
+    weather = "SELECT count() FROM {db}.alerts FINAL WHERE source = 'weather'"
+    wait_for(lambda: count(run, weather) == 1, 60, "the alert")
     wait_for(lambda: count(run, "SELECT count() FROM {db}.reports FINAL") == 1, 60, "the report")
     assert worker.stop() == 0
     worker.start().wait_ready()
@@ -114,6 +114,6 @@ def test_a_restarted_worker_recovers_every_table_and_goes_on(run: Run) -> None:
     wait_for(lambda: count(run, "SELECT countIf(msg_type = 'Update') FROM {db}.alerts FINAL") == 1,
              60, "the Update applied to the warning of before the restart")  # fmt: skip
     assert count(run, "SELECT count() FROM {db}.form_submissions FINAL") == 1
-    assert count(run, "SELECT count() FROM {db}.alerts FINAL WHERE source = 'weather'") == 1
+    assert count(run, weather) == 1
     assert count(run, "SELECT count() FROM {db}.dead_letters FINAL") == 0
     assert "Error in recovery" not in worker.log_text()
