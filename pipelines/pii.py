@@ -18,6 +18,7 @@ are searched for numbers however residents type them:
   are an amount (``13,800,000,000``): neither is a phone;
 - a number starts and ends at a digit-group boundary, so a phone inside a longer run of digits
   (an order number) is not one; letters around it do not matter (``sfz430…``, ``tel138…``);
+  from one group on, the longest number wins (an ID number ``130102 1985…`` is not a phone);
 - mobiles: ``1[3-9]`` + 9 digits (MIIT numbering plan, as :func:`is_mobile`), optionally after
   ``+86``, ``0086`` or ``86``; masked as :func:`mask_phone` (the prefix is dropped);
 - landlines: trunk ``0`` + area code (``10``, ``2x`` or three digits from ``3``) + a 7- or
@@ -223,31 +224,32 @@ def _number_mask(digits: str, *, single: bool, check_x: bool, intl_plus: bool) -
     return None
 
 
-def _not_a_number(folded: str, gaps: list[str], groups: list[str]) -> bool:
+def _not_a_number(gaps: list[str], groups: list[str]) -> bool:
     """A decimal number (two groups and a lone dot) or an amount in thousands (1,380,000)."""
     if len(gaps) == 1 and gaps[0] == ".":
         return True
     return bool(gaps) and all(g == "," for g in gaps) and all(len(g) == 3 for g in groups[1:])
 
 
-def _number_spans(folded: str) -> list[tuple[int, int, str]]:
-    """(start, end, mask) of every phone or ID number in ``folded`` (already folded text)."""
+def _number_spans(folded: str, *, split_only: bool = False) -> list[tuple[int, int, str]]:
+    """(start, end, mask) of every phone or ID number in ``folded`` (already folded text);
+    ``split_only``: only those written in more than one group."""
     groups = [(m.start(), m.end(), m.group()) for m in _DIGIT_GROUP.finditer(folded)]
+    # gaps[k]: the separators between group k and k + 1, or None when they do not link
+    gaps: list[str | None] = []
+    for (_, end, _), (start, _, _) in zip(groups, groups[1:], strict=False):
+        gap = folded[end:start]
+        linked = folded[end] not in "Xx" and len(gap) <= _MAX_GAP  # an X ends a number
+        gaps.append(gap if linked and all(_is_separator(c) for c in gap) else None)
     spans: list[tuple[int, int, str]] = []
     i = 0
     while i < len(groups):
         found = None
         digits = ""
-        gaps: list[str] = []
         for j in range(i, len(groups)):
             start, end, group = groups[j]
-            if j > i:
-                gap = folded[groups[j - 1][1] : start]
-                if groups[j - 1][1] < len(folded) and folded[groups[j - 1][1]] in "Xx":
-                    break  # an X ends a number
-                if len(gap) > _MAX_GAP or not all(_is_separator(c) for c in gap):
-                    break
-                gaps.append(gap)
+            if j > i and gaps[j - 1] is None:
+                break
             digits += group
             if len(digits) > _MAX_DIGITS:
                 break
@@ -257,16 +259,20 @@ def _number_spans(folded: str) -> list[tuple[int, int, str]]:
             first = groups[i][0]
             plus = first > 0 and folded[first - 1] == "+"
             mask = _number_mask(digits, single=i == j, check_x=check_x, intl_plus=plus)
-            if mask is None or _not_a_number(folded, gaps, [g[2] for g in groups[i : j + 1]]):
+            between = [g for g in gaps[i:j] if g is not None]
+            if (
+                (split_only and i == j)
+                or mask is None
+                or _not_a_number(between, [g[2] for g in groups[i : j + 1]])
+            ):
                 continue
             left = first - 1 if plus and digits.startswith("86") else first
-            if first > 0 and folded[first - 1] == "(" and any(")" in g for g in gaps):
+            if first > 0 and folded[first - 1] == "(" and any(")" in g for g in between):
                 left = first - 1
             right = end + 1 if check_x and len(digits) == 17 else end
             while right < len(folded) and unicodedata.category(folded[right]) in ("Mn", "Me"):
                 right += 1  # the marks of a keycap digit (1️⃣) belong to the number
-            found = (left, right, mask, j)
-            break
+            found = (left, right, mask, j)  # the longest number from group i wins
         if found is None:
             i += 1
             continue
@@ -339,11 +345,10 @@ def _view(text: str, escape: re.Pattern[str]) -> tuple[str, list[int]]:
         start, end = match.span()
         if start != pos:
             flush(pos)
-            for offset, char in enumerate(text[pos:start]):
-                chars.append(char if char < "\x80" else _fold_char(char))
-                bounds.append(pos + offset)
+            chars.append(fold(text[pos:start]))
+            bounds.extend(range(pos, start))
         token = match.group()
-        if token[1] in "x" or token[0] == "%":
+        if token[1] == "x" or token[0] == "%":
             pending.append((int(token[-2:], 16), start))
         else:
             flush(start)
@@ -355,18 +360,20 @@ def _view(text: str, escape: re.Pattern[str]) -> tuple[str, list[int]]:
             bounds.append(start)
         pos = end
     flush(pos)
-    for offset, char in enumerate(text[pos:]):
-        chars.append(char if char < "\x80" else _fold_char(char))
-        bounds.append(pos + offset)
+    chars.append(fold(text[pos:]))
+    bounds.extend(range(pos, len(text)))
     bounds.append(len(text))
     return "".join(chars), bounds
 
 
-def _scrub_view(text: str, escape: re.Pattern[str]) -> str:
+def _scrub_view(text: str, escape: re.Pattern[str], *, split_only: bool = False) -> str:
     if not escape.search(text):
-        return scrub_numbers(text)
-    folded, bounds = _view(text, escape)
-    spans = [(bounds[s], bounds[e], mask) for s, e, mask in _number_spans(folded)]
+        folded, bounds = fold(text), None
+    else:
+        folded, bounds = _view(text, escape)
+    spans = _number_spans(folded, split_only=split_only)
+    if bounds is not None:
+        spans = [(bounds[s], bounds[e], mask) for s, e, mask in spans]
     return _replace(text, spans)
 
 
@@ -471,7 +478,7 @@ _PERSONAL_RUN = re.compile(r"(?:0086|86)?1[3-9][0-9]{9}|[0-9]{17}[0-9Xx]")  # a 
 # b'\x1613907301234' the run to scrub is 13907301234, not 1613907301234 (whose first eleven
 # digits would be masked and the phone's last six shown). An escaped backslash is a token of its
 # own, so in b'\\x16…' the backslash is data and so are the digits after the x.
-_LOG_TOKEN = re.compile(r"\\\\|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}|\d+[Xx]?")
+_LOG_TOKEN = re.compile(r"\\\\|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}|\d+[XxＸｘ]?")
 
 
 def _in_decimal(text: str, start: int, end: int, escape_end: int = -1) -> bool:
@@ -492,6 +499,8 @@ def _scrub_run(text: str, start: int, end: int, escape_end: int = -1) -> str:
     # in which such a number is merely embedded (a float's 16-digit fraction) is left alone.
     if _in_decimal(text, start, end, escape_end) and not _PERSONAL_RUN.fullmatch(run):
         return text[start:end]
+    if len(run) == 15 and _plausible_id(run):  # an old ID number, not a phone inside it
+        return mask_id_number(run)
     masked = _ID_ANYWHERE.sub(lambda m: mask_id_number(m.group()), run)
     masked = _PHONE_ANYWHERE.sub(lambda m: mask_phone(m.group()), masked)
     return text[start:end] if masked == run else masked
@@ -530,6 +539,9 @@ def scrub_log(text: str) -> str:
     if not text:
         return text
     if re.search(r"\d", text):
+        # numbers split into groups first (an ID number 13010220000 1010002 is not the phone
+        # 13010220000), then runs with a number glued inside, then whatever is left
+        text = _scrub_view(text, _LOG_ESCAPE, split_only=True)
         text = _scrub_view(_scrub_glued_runs(text), _LOG_ESCAPE)
     return scrub_names(text, keyed=True)
 
