@@ -222,9 +222,9 @@ def _message(record: Mapping[str, Any], received_at: datetime) -> dict[str, Any]
     return {
         "alert_id": str(record["alert_id"]),
         "msg_type": str(record["msg_type"]),
-        "sender": str(record["sender"]),
+        "sender": scrub_text(str(record["sender"])),
         "hazard": str(record["hazard"]),
-        "hazard_local": str(record.get("hazard_local") or ""),
+        "hazard_local": scrub_text(str(record.get("hazard_local") or "")),
         "level": str(record["level"]),
         "region_codes": list(resolved.codes),
         "replaced_codes": {old: list(new) for old, new in resolved.replaced.items()},
@@ -362,10 +362,15 @@ def target_rows(state: Mapping[str, Any], lifted: Sequence[str] = ()) -> list[li
     return rows
 
 
+# the alert's free-text fields (contract: schemas/avro/alert.avsc)
+FREE_TEXT = ("headline", "description", "instruction", "hazard_local", "sender")
+
+
 def masked_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of an alert safe to dead-letter (free texts scrubbed; alerts name no person)."""
+    """A copy of an alert safe to dead-letter: its free texts (``FREE_TEXT``) scrubbed by
+    :func:`pipelines.pii.scrub_text` (a warning names no person, but a text may)."""
     out = dict(record)
-    for name in ("headline", "description", "instruction"):
+    for name in FREE_TEXT:
         if isinstance(out.get(name), str):
             out[name] = scrub_text(out[name])
     return out

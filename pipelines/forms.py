@@ -34,7 +34,14 @@ from pipelines import alerts, divisions
 from pipelines.clickhouse import check_identifier
 from pipelines.contracts import BAD_ANSWER
 from pipelines.errors import GovstreamError, ValidationError
-from pipelines.pii import id_number_problem, mask_id_number, mask_phone, pseudonym, scrub_text
+from pipelines.pii import (
+    fold,
+    id_number_problem,
+    mask_id_number,
+    mask_phone,
+    pseudonym,
+    scrub_text,
+)
 from pipelines.reports import (
     BAD_ID_NUMBER,
     BAD_TIMESTAMP,
@@ -172,12 +179,26 @@ _NUM_RE = re.compile(r"^-?\d+(\.\d+)?$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+# answers read after folding (pii.fold: full-width ５, －, ．, ｔｒｕｅ and the digits of any
+# script as ASCII), and stored as folded: an input method's full width is no other value
+FOLDED_TYPES = ("number", "integer", "boolean", "date")
+
+
+def normal_answer(spec: Field, text: str) -> str:
+    """The answer string as read and stored: folded and stripped for ``FOLDED_TYPES``."""
+    return fold(text).strip() if spec.type in FOLDED_TYPES else text
+
+
 def parse_answer(spec: Field, text: str) -> Any:
-    """The typed value of one answer string; ValidationError(bad_answer) when it is invalid."""
+    """The typed value of one answer string; ValidationError(bad_answer) when it is invalid.
+
+    Number, integer, boolean and date answers are read after :func:`normal_answer`, so
+    ``"５"`` is the integer 5."""
 
     def bad(why: str) -> ValidationError:
         return ValidationError(BAD_ANSWER, f"answers[{spec.id!r}]: {why}")
 
+    text = normal_answer(spec, text)
     value: Any
     if spec.type in ("number", "integer"):
         pattern = _INT_RE if spec.type == "integer" else _NUM_RE
@@ -250,7 +271,10 @@ def is_abnormal_value(spec: Field, value: Any) -> bool:
 
 
 def masked_answer(spec: Field, value: Any, text: str) -> str:
-    """The answer as stored: the contract's string, personal data masked."""
+    """The answer as stored: the contract's string, personal data masked, number, integer,
+    boolean and date answers as :func:`normal_answer` reads them (``"５"`` → ``"5"``)."""
+    if spec.type in FOLDED_TYPES:
+        return normal_answer(spec, text)
     if spec.type == "phone":
         return mask_phone(text)
     if spec.type == "id_number":

@@ -23,6 +23,7 @@ from pipelines.pii import (
     mask_phone,
     pseudonym,
     scrub_text,
+    scrub_url,
 )
 
 # reason codes of gov.dead_letters for reports
@@ -121,12 +122,28 @@ def masked_person(person: Mapping[str, Any] | None, salt: str) -> dict[str, str]
     }
 
 
+# the report's free-text fields (contract: schemas/avro/report.avsc); names, phones and ID
+# numbers typed into any of them are masked by pii.scrub_text, image URLs by pii.scrub_url
+FREE_TEXT = ("description", "address", "note", "assigned_department", "category_hint", "grid_id")
+
+
+def masked_images(images: Sequence[Any] | None) -> list[str]:
+    """Image URLs with the phone and ID numbers in them masked (``…/13812345678.jpg``)."""
+    return [scrub_url(str(url)) for url in images or ()]
+
+
 def masked_record(record: Mapping[str, Any], salt: str) -> dict[str, Any]:
-    """A copy of a report record safe to log or dead-letter: people replaced by masks."""
+    """A copy of a report record safe to log or dead-letter: people replaced by masks, free
+    text (``FREE_TEXT``) scrubbed and image URLs masked."""
     out = dict(record)
     for role in ("reporter", "operator", "respondent"):
         if out.get(role) is not None:
             out[role] = {**masked_person(out[role], salt), "role": role}
+    for name in FREE_TEXT:
+        if isinstance(out.get(name), str):
+            out[name] = scrub_text(out[name])
+    if isinstance(out.get("images"), list):
+        out["images"] = masked_images(out["images"])
     return out
 
 
@@ -234,7 +251,7 @@ def work_order(
         "lon": record.get("lon"),
         "address": scrub_text(record.get("address") or ""),
         "description": scrub_text(record.get("description") or ""),
-        "images": list(record.get("images") or []),
+        "images": masked_images(record.get("images")),
         "category": {
             "code": category.code,
             "major": category.major,
@@ -295,7 +312,10 @@ STEP_COLUMNS = (
 def step_row(
     record: Mapping[str, Any], *, salt: str, partition: int, offset: int, received_at: datetime
 ) -> list[Any]:
-    """A handling step (ACCEPT, DISPATCH, …) as a gov.work_order_events row."""
+    """A handling step (ACCEPT, DISPATCH, …) as a gov.work_order_events row; the operator's
+    role (or department), the assigned department, the note and the image URLs are scrubbed
+    of personal data (a role typed ``网格员张三 13812345678`` is kept as
+    ``网格员张* 138****5678``)."""
     operator = record.get("operator") or {}
     who = masked_person(operator or record.get("reporter"), salt)
     role = (
@@ -303,7 +323,8 @@ def step_row(
     )
     return [
         record["event_id"], record["report_id"], record["action"], record["occurred_at"],
-        received_at, record["region_code"], who["hash"], who["name"], role,
-        record.get("assigned_department") or "", scrub_text(record.get("note") or ""),
-        list(record.get("images") or []), partition, offset,
+        received_at, record["region_code"], who["hash"], who["name"], scrub_text(role),
+        scrub_text(record.get("assigned_department") or ""),
+        scrub_text(record.get("note") or ""), masked_images(record.get("images")),
+        partition, offset,
     ]  # fmt: skip

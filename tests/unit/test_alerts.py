@@ -292,3 +292,18 @@ def test_the_migration_adds_the_columns_with_defaults() -> None:
     )
     assert "ADD COLUMN IF NOT EXISTS unknown_codes Array(String) DEFAULT []" in text
     assert alerts.ALERT_COLUMNS[-2:] == ("replaced_codes", "unknown_codes")
+
+
+def test_alert_free_texts_are_scrubbed_in_rows_and_dead_letters() -> None:
+    record = _alert(
+        headline="暴雨预警 联系人：张三 １３９ ０７３０ １２３４",
+        instruction="咨询0730-1234567",
+        hazard_local="内涝（联系人：李四 13907301234）",
+    )
+    state, _ = alerts.apply(None, record, received_at=NOW)
+    rows = json.dumps([alerts.alert_row(state), alerts.masked_record(record)],
+                      ensure_ascii=False, default=str)  # fmt: skip
+    for raw in ("13907301234", "１３９", "0730-1234567", "张三", "李四"):
+        assert raw not in rows
+    assert state["headline"] == "暴雨预警 联系人：张* 139****1234"
+    assert state["hazard_local"] == "内涝（联系人：李* 139****1234）"

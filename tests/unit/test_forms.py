@@ -271,3 +271,38 @@ def test_roster_rows_cover_every_division_with_its_population() -> None:
         v.population for v in divisions.villages_under("430602001")
     )
     assert township["township_code"] == "430602001000" and township["county_code"] == "430602000000"
+
+
+@pytest.mark.parametrize(
+    ("answers", "stored"),
+    [
+        ({"household_size": "５"}, {"household_size": "5"}),
+        ({"household_size": " １２ "}, {"household_size": "12"}),
+    ],
+)
+def test_number_answers_typed_full_width_are_stored_normalised(
+    answers: dict[str, str], stored: dict[str, str]
+) -> None:
+    record = _health(**answers)
+    checked = forms.validate(record, NOW)
+    for key, value in stored.items():
+        assert checked.answers[key] == value
+
+
+def test_a_full_width_temperature_is_read_as_its_number() -> None:
+    checked = forms.validate(_health(temperature="３７．５"), NOW)
+    assert checked.answers["temperature"] == "37.5" and checked.flags == ["temperature"]
+
+
+def test_text_answers_lose_names_and_numbers_in_every_writing() -> None:
+    remark = (
+        "我叫王桂芳，电话１３５　０９１７　１２３４，身份证４３０６０２１９８５０３１２４０２４"
+    )
+    record = _health(remark=remark)
+    entry = _entry(record)
+    state, _ = forms.merge(None, entry)
+    texts = json.dumps([entry, forms.form_row(state), forms.masked_record(record, SALT)],
+                       ensure_ascii=False, default=str)  # fmt: skip
+    for raw in ("桂芳", "１３５", "０９１７", "４３０６０２１９８５"):
+        assert raw not in texts
+    assert entry["answers"]["remark"] == "我叫王**，电话135****1234，身份证430602********4024"

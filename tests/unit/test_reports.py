@@ -152,3 +152,40 @@ def test_dead_letter_row_and_headers_hold_no_raw_personal_data() -> None:
     assert headers["dlq.reason"] == b"unknown_region"
     assert headers["dlq.source.offset"] == b"9"
     assert headers["app"] == b"v1"
+
+
+def test_every_free_text_field_and_image_url_of_a_report_is_masked() -> None:
+    record = _submit(
+        description="我叫李秀兰，电话１３９　０７３０　１２３４，身份证430602 19850312 4024",
+        address="联系人：李秀兰 0730-1234567",
+        images=["https://img.example.gov.cn/r/13907301234/1.jpg?sfz=430602198503124024"],
+    )
+    order = reports.work_order(record, salt=SALT, partition=2, offset=7, received_at=NOW)
+    row = dict(zip(reports.REPORT_COLUMNS, reports.report_row(order, None), strict=True))
+    text = json.dumps(row, ensure_ascii=False, default=str)
+    for raw in (*RAW, "秀兰", "0730-1234567", "１３９"):
+        assert raw not in text
+    assert row["description"] == "我叫李**，电话139****1234，身份证430602********4024"
+    assert row["address"] == "联系人：李** 073****4567"
+    assert row["images"] == [
+        "https://img.example.gov.cn/r/139****1234/1.jpg?sfz=430602********4024"
+    ]
+    masked = json.dumps(reports.masked_record(record, SALT), ensure_ascii=False, default=str)
+    for raw in (*RAW, "秀兰", "0730-1234567", "１３９"):
+        assert raw not in masked
+
+
+def test_step_row_masks_the_operator_role_department_and_images() -> None:
+    step = _examples()[2]
+    operator = {**step["operator"], "role": "网格员王小明 13907301234"}
+    step = {
+        **step,
+        "operator": operator,
+        "assigned_department": "城管 联系人：张三 0086 139 0730 1234",
+        "images": ["https://img.example.gov.cn/done/8613907301234.jpg"],
+    }
+    row = reports.step_row(step, salt=SALT, partition=1, offset=3, received_at=NOW)
+    values = dict(zip(reports.STEP_COLUMNS, row, strict=True))
+    assert values["operator_role"] == "网格员王** 139****1234"
+    assert values["assigned_department"] == "城管 联系人：张* 139****1234"
+    assert values["images"] == ["https://img.example.gov.cn/done/139****1234.jpg"]
