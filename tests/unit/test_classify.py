@@ -36,7 +36,7 @@ BLIND_FLOOR = 0.85
 
 def test_taxonomy_loads_every_category_with_typed_fields() -> None:
     cats = taxonomy.all()
-    assert len(cats) == 34
+    assert len(cats) == 61
     assert len(set(CODES)) == len(CODES)
     assert "X9999" in CODES
     lamp = taxonomy.get("P0102")
@@ -44,7 +44,7 @@ def test_taxonomy_loads_every_category_with_typed_fields() -> None:
     assert lamp.sla_hours == 48.0 and lamp.level == "community"
     assert "路灯不亮" in lamp.examples
     assert taxonomy.get("E0504").sla_hours == 0.5
-    assert {c.kind for c in cats} == {"part", "event", "other"}
+    assert {c.kind for c in cats} == {"part", "event", "request", "other"}
 
 
 def test_taxonomy_is_valid_and_get_unknown() -> None:
@@ -174,11 +174,16 @@ def test_lexicon_rejects_unknown_code(tmp_path: Path) -> None:
 # --- evaluation set and accuracy -----------------------------------------------------------
 
 
+# the urban-management codes of taxonomy v1 (部件, 事件, X9999): what classify_eval.csv covers;
+# the request codes (S…, v2) are covered by the classification corpus
+V1_CODES = [c.code for c in taxonomy.all() if c.kind != "request"]
+
+
 def test_eval_set_covers_every_category() -> None:
     examples = load_examples()
     per_code = Counter(ex.code for ex in examples)
-    assert set(per_code) == set(CODES)
-    assert min(per_code.values()) >= 8
+    assert set(per_code) >= set(V1_CODES)
+    assert min(per_code[code] for code in V1_CODES) >= 8
     assert {ex.split for ex in examples} == {"dev", "test", "blind"}
     assert len({ex.text for ex in examples}) == len(examples)
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "reference"
 
 
-@pytest.mark.parametrize("name", ["taxonomy.csv", "weather_warnings.csv"])
+@pytest.mark.parametrize("name", ["taxonomy.csv", "request_types.csv", "weather_warnings.csv"])
 def test_project_copy_matches_the_reference(name: str) -> None:
     ours = ROOT / "pipelines" / "data" / name
     assert ours.is_file()
