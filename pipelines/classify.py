@@ -61,6 +61,9 @@ class Classification:
     level: str
     evidence: tuple[str, ...]
     source: Source
+    request_type: str = taxonomy.DEFAULT_REQUEST_TYPE
+    taxonomy_version: str = taxonomy.VERSION
+    classifier: str = "rules-v2"
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -359,8 +362,33 @@ def _has_content(text: str) -> bool:
     return any(_is_cjk(ch) or ch.isalpha() for ch in text)
 
 
+# what the rules engine writes into gov.reports.classifier
+RULES_CLASSIFIER = "rules-v2"
+# request-type cues (request_types.csv): the first type whose cue occurs wins, in this order
+REQUEST_TYPE_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("report", ("举报", "查处", "依法处理", "严查", "取缔")),
+    ("help", ("求助", "救命", "快来", "快派", "帮帮", "急!", "被困")),
+    ("suggestion", ("建议", "提议", "希望增设", "能否增设")),
+    ("consult", ("请问", "咨询", "想问", "想了解", "吗?", "么?", "是否", "怎么办理", "需要什么")),
+    ("praise", ("感谢", "表扬", "点赞", "锦旗", "谢谢")),
+)
+
+
+def request_type_of(norm: str) -> str:
+    """The request type (``request_types.csv`` code) of a normalized text; ``complaint`` when
+    no cue occurs."""
+    for code, cues in REQUEST_TYPE_CUES:
+        if any(cue in norm for cue in cues):
+            return code
+    return taxonomy.DEFAULT_REQUEST_TYPE
+
+
 def _result(
-    category: taxonomy.Category, confidence: float, evidence: tuple[str, ...], source: Source
+    category: taxonomy.Category,
+    confidence: float,
+    evidence: tuple[str, ...],
+    source: Source,
+    request_type: str = taxonomy.DEFAULT_REQUEST_TYPE,
 ) -> Classification:
     return Classification(
         code=category.code,
@@ -373,6 +401,9 @@ def _result(
         level=category.level,
         evidence=evidence,
         source=source,
+        request_type=request_type,
+        taxonomy_version=taxonomy.VERSION,
+        classifier="hint" if source == "hint" else RULES_CLASSIFIER,
     )
 
 
@@ -399,14 +430,15 @@ def classify(text: str, hint: str | None = None) -> Classification:
     norm = normalize(text or "")
     if not _has_content(norm):
         return _result(taxonomy.unknown(), 0.0, (), "fallback")
+    kind = request_type_of(norm)
     scores, evidence = score(norm)
     if not scores:
-        return _result(taxonomy.unknown(), 0.0, (), "fallback")
+        return _result(taxonomy.unknown(), 0.0, (), "fallback", kind)
     ranked = sorted(scores.items(), key=_rank_key)
     best_code, s1 = ranked[0]
     s2 = ranked[1][1] if len(ranked) > 1 else 0.0
     confidence = s1 / (s1 + s2) * (1.0 - math.exp(-s1 / RULES.confidence_scale))
     if confidence < RULES.threshold:
-        return _result(taxonomy.unknown(), confidence, (), "fallback")
+        return _result(taxonomy.unknown(), confidence, (), "fallback", kind)
     terms = _evidence_terms(evidence[best_code])
-    return _result(taxonomy.get(best_code), confidence, terms, "text")
+    return _result(taxonomy.get(best_code), confidence, terms, "text", kind)

@@ -259,6 +259,9 @@ def work_order(
             "confidence": category.confidence,
             "evidence": list(category.evidence),
             "source": category.source,
+            "request_type": category.request_type,
+            "taxonomy_version": category.taxonomy_version,
+            "classifier": category.classifier,
         },
         "priority": plan.priority,
         "emergency": plan.emergency,
@@ -281,11 +284,13 @@ REPORT_COLUMNS = (
     "classified_by", "priority", "emergency", "sla_hours", "deadline", "department",
     "handling_level", "duplicate_of", "reporter_hash", "reporter_name", "reporter_phone",
     "reporter_id_number", "source_partition", "source_offset", "version", "produced_at",
+    "request_type", "taxonomy_version", "classifier",
 )  # fmt: skip
 
 
 def report_row(order: Mapping[str, Any], duplicate_of: str | None) -> list[Any]:
-    """A work order as a gov.reports row (columns in REPORT_COLUMNS order)."""
+    """A work order as a gov.reports row (columns in REPORT_COLUMNS order); an order routed
+    before issue 14 has no request type, taxonomy version or classifier: those are ''."""
     codes, names, cat, who = order["codes"], order["names"], order["category"], order["reporter"]
     return [
         order["report_id"], order["event_id"], from_ms(order["occurred_ms"]),
@@ -299,6 +304,7 @@ def report_row(order: Mapping[str, Any], duplicate_of: str | None) -> list[Any]:
         duplicate_of or "", who["hash"], who["name"], who["phone"], who["id_number"],
         order["partition"], order["offset"], order["offset"],
         from_ms(order.get("produced_ms", order["received_ms"])),
+        cat.get("request_type", ""), cat.get("taxonomy_version", ""), cat.get("classifier", ""),
     ]  # fmt: skip
 
 

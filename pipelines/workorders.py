@@ -161,6 +161,9 @@ def open_order(order: Mapping[str, Any]) -> dict[str, Any]:
         "category_code": category["code"],
         "category_major": category["major"],
         "category_minor": category["minor"],
+        "request_type": category.get("request_type", ""),
+        "taxonomy_version": category.get("taxonomy_version", ""),
+        "classifier": category.get("classifier", ""),
         "priority": order["priority"],
         "sla_hours": order["sla_hours"],
         "routed_department": order["department"],
@@ -486,7 +489,7 @@ ORDER_COLUMNS = (
     "department", "first_level", "level", "submitted_at", "first_deadline", "deadline",
     "accepted_at", "dispatched_at", "resolved_at", "verified_at", "closed_at", "cancelled_at",
     "on_time", "reopens", "escalations", "pending_steps", "last_action", "last_step_at",
-    "updated_at", "version",
+    "updated_at", "version", "request_type", "taxonomy_version", "classifier",
 )  # fmt: skip
 
 
@@ -496,7 +499,8 @@ def _at(ms: int | None) -> datetime | None:
 
 def order_row(state: Mapping[str, Any]) -> list[Any]:
     """An order's current state as a gov.work_orders row (ORDER_COLUMNS order); version =
-    the state's revision, so the latest state wins and a repeated insert collapses."""
+    the state's revision, so the latest state wins and a repeated insert collapses. A state
+    opened before issue 14 has no request type, taxonomy version or classifier: ''."""
     s = state
     return [
         s["report_id"], s["state"], s["region_code"], s["province_code"], s["city_code"],
@@ -508,5 +512,6 @@ def order_row(state: Mapping[str, Any]) -> list[Any]:
         _at(s["resolved_ms"]), _at(s["verified_ms"]), _at(s["closed_ms"]),
         _at(s["cancelled_ms"]), s["on_time"], int(s["reopens"]), int(s["escalations"]),
         len(s["pending"]), s["last_action"], from_ms(s["last_ms"]), from_ms(s["updated_ms"]),
-        int(s["revision"]),
+        int(s["revision"]), s.get("request_type", ""), s.get("taxonomy_version", ""),
+        s.get("classifier", ""),
     ]  # fmt: skip

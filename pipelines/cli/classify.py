@@ -20,6 +20,9 @@ FIELDS = (
     "sla_hours",
     "department",
     "level",
+    "request_type",
+    "taxonomy_version",
+    "classifier",
 )
 COLUMNS = ["text", *FIELDS, "evidence"]
 

@@ -221,6 +221,9 @@ JSON_KEYS = {
     "department",
     "level",
     "evidence",
+    "request_type",
+    "taxonomy_version",
+    "classifier",
 }
 
 

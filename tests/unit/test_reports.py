@@ -189,3 +189,32 @@ def test_step_row_masks_the_operator_role_department_and_images() -> None:
     assert values["operator_role"] == "网格员王** 139****1234"
     assert values["assigned_department"] == "城管 联系人：张* 139****1234"
     assert values["images"] == ["https://img.example.gov.cn/done/139****1234.jpg"]
+
+
+def test_rows_carry_request_type_taxonomy_version_and_classifier() -> None:
+    from pipelines import clickhouse, taxonomy, workorders
+
+    record = _submit(category_hint=None, description="举报：楼下饭店后厨苍蝇乱飞，卤菜发黏了还在卖")
+    order = reports.work_order(record, salt=SALT, partition=0, offset=1, received_at=NOW)
+    row = dict(zip(reports.REPORT_COLUMNS, reports.report_row(order, None), strict=True))
+    assert row["category_code"] == "S0502"
+    assert row["request_type"] == "report"
+    assert row["taxonomy_version"] == taxonomy.VERSION
+    assert row["classifier"].startswith(("rules-", "model-"))
+    state = workorders.open_order(order)
+    wo = dict(zip(workorders.ORDER_COLUMNS, workorders.order_row({**state, "revision": 1,
+              "pending": [], "last_ms": 0, "updated_ms": 0}), strict=True))  # fmt: skip
+    assert (wo["request_type"], wo["taxonomy_version"]) == ("report", taxonomy.VERSION)
+    # an order routed before issue 14 (no such keys) still makes a row
+    old = {**order, "category": {k: order["category"][k] for k in ("code", "major", "minor",
+           "confidence", "evidence", "source")}}  # fmt: skip
+    assert reports.report_row(old, None)[-3:] == ["", "", ""]
+    # the columns exist in ClickHouse with defaults for the rows written before
+    (migration,) = [
+        m for m in clickhouse.load_migrations() if m.name == "classification_provenance"
+    ]
+    sql = " ".join(migration.statements("gov"))
+    for table in ("gov.reports", "gov.work_orders"):
+        for column in ("request_type", "taxonomy_version", "classifier"):
+            assert f"ALTER TABLE {table}\n    ADD COLUMN IF NOT EXISTS {column}" in sql
+    assert sql.count("DEFAULT") == 6
