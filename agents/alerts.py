@@ -10,13 +10,13 @@ acknowledged only after the rows are in ClickHouse.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from agents.forms import consume
+from agents.common import consume
 from pipelines import alerts, contracts, deadletter
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
@@ -50,12 +50,14 @@ decoder = AvroDecoder(
 )
 
 
-def _fold(record: dict[str, Any], event: EventT, batch: Batch) -> None:
-    """Fold one valid message into its warning's state and add the rows it produced."""
+def _process(record: dict[str, Any], event: EventT, batch: Batch, received: datetime) -> None:
+    """Check one message (raises EventError) and fold it into its warning's state and the
+    batch's rows."""
+    alerts.validate(record, received)
     message = event.message
-    key = bytes(message.key or alerts.root_of(record).encode())
+    key = bytes(message.key or b"")  # the root alert id: agents.common.check_key
     state, change = alerts.apply(
-        state_table.get(key), record, received_at=datetime.now(UTC),
+        state_table.get(key), record, received_at=received,
         partition=message.partition, offset=message.offset,
     )  # fmt: skip
     state_table[key] = state
@@ -65,14 +67,6 @@ def _fold(record: dict[str, Any], event: EventT, batch: Batch) -> None:
     log.debug("alert %s: %s", record["alert_id"], change.outcome)
 
 
-def _check(record: dict[str, Any], received: datetime) -> None:
-    alerts.validate(record, received)
-
-
-def _fold_checked(record: dict[str, Any], _checked: None, event: EventT, batch: Batch) -> None:
-    _fold(record, event, batch)
-
-
 @app.agent(alert_topic)
 async def process_alerts(stream: StreamT) -> None:
-    await consume(stream, decoder, sink, _check, _fold_checked, alerts.masked_record)
+    await consume(stream, "process_alerts", decoder, sink, _process, alerts.masked_record)

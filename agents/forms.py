@@ -12,24 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from agents.reports import _headers, batches
+from agents.common import consume
 from pipelines import alerts, contracts, deadletter, forms
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
-from pipelines.errors import EventError
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
 
 log = logging.getLogger("govstream.agents.forms")
 
 form_topic = app.topic(contracts.FORM_SUBMISSION, key_serializer="raw", value_serializer="raw")
-dead_topic = app.topic(deadletter.TOPIC, key_serializer="raw", value_serializer="raw")
 
 latest = app.Table(
     "form-latest",
@@ -55,42 +52,21 @@ sink = ClickHouseSink(
 )
 
 
-async def dead_letter(
-    error: EventError,
-    event: EventT,
-    batch: Batch,
-    received: datetime,
-    masked: dict[str, Any] | None,
-) -> Any:
-    """Describe a bad event in gov.dead_letters (via the batch) and copy it to the dead-letter
-    topic; returns the pending send, to await before acknowledging."""
-    message = event.message
-    letter = deadletter.DeadLetter.of(
-        error, topic=message.topic, partition=message.partition, offset=message.offset,
-        key=message.key, value=message.value, headers=_headers(message), received_at=received,
-        dead_at=datetime.now(UTC), masked=masked,
-    )  # fmt: skip
-    log.info("dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset,
-             error.reason)  # fmt: skip
-    batch.add("dead_letters", letter.row())
-    return await dead_topic.send(
-        key=message.key, value=message.value, headers=letter.topic_headers()
-    )
-
-
 decoder = AvroDecoder(
     contracts.load_schema(contracts.FORM_SUBMISSION), registry_fetcher(settings.schema_registry_url)
 )
 
 
-def _fold(record: dict[str, Any], checked: forms.Checked, event: EventT, batch: Batch) -> None:
-    """Fold one valid submission into its respondent's state and add the rows it produced."""
-    message, received = event.message, datetime.now(UTC)
+def _process(record: dict[str, Any], event: EventT, batch: Batch, received: datetime) -> None:
+    """Check one submission (raises EventError) and fold it into its respondent's state and
+    the batch's rows."""
+    checked = forms.validate(record, received)
+    message = event.message
     entry = forms.submission(
         record, checked, salt=settings.pii_salt, partition=message.partition,
         offset=message.offset, received_at=received,
     )  # fmt: skip
-    key = bytes(message.key or contracts.key_for(contracts.FORM_SUBMISSION, record).encode())
+    key = bytes(message.key or b"")  # the contract's key: agents.common.check_key
     state, outcome = forms.merge(latest.get(key), entry)
     state, alert_rows, target_rows = forms.follow_up(
         state, received_at=received, partition=message.partition, offset=message.offset
@@ -105,42 +81,10 @@ def _fold(record: dict[str, Any], checked: forms.Checked, event: EventT, batch: 
         log.debug("submission %s seen before", record["submission_id"])
 
 
-async def consume(
-    stream: StreamT,
-    decoder: AvroDecoder,
-    sink: ClickHouseSink,
-    check: Callable[[dict[str, Any], datetime], Any],
-    fold: Callable[[dict[str, Any], Any, EventT, Batch], None],
-    mask: Callable[[dict[str, Any]], dict[str, Any]],
-) -> None:
-    """The loop of an agent: batches → decode → ``check`` (raises EventError, returns what
-    ``fold`` needs) → dead letter, or ``fold`` into rows → sink.write → ack."""
-    async for events in batches(stream):
-        batch, sends = Batch(), []
-        for event in events:
-            message = event.message
-            batch.saw(message.topic, message.partition, message.offset)
-            received = datetime.now(UTC)
-            record: dict[str, Any] | None = None
-            try:
-                record = await decoder.decode_waiting(message.value)
-                checked = check(record, received)
-            except EventError as error:
-                masked = mask(record) if record else None
-                sends.append(await dead_letter(error, event, batch, received, masked))
-                continue
-            fold(record, checked, event, batch)
-        await sink.write(batch)
-        for pending in sends:
-            await pending
-        for event in events:
-            await stream.ack(event)
-
-
 @app.agent(form_topic)
 async def process_forms(stream: StreamT) -> None:
     await consume(
-        stream, decoder, sink, forms.validate, _fold,
+        stream, "process_forms", decoder, sink, _process,
         lambda record: forms.masked_record(record, settings.pii_salt),
     )  # fmt: skip
 

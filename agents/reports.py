@@ -22,14 +22,23 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
+from agents.common import (
+    PROCESSING_ERROR,
+    Source,
+    as_event_error,
+    batches,
+    check_key,
+    dead_letter,
+    safe_mask,
+    saw,
+)
 from pipelines import alerts, contracts, deadletter, metrics, reports, workorders
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
-from pipelines.errors import EventError, ValidationError
+from pipelines.errors import ValidationError
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
 
 log = logging.getLogger("govstream.agents.reports")
@@ -42,7 +51,6 @@ routed_topic = app.topic(
     internal=True,  # Faust creates it with the app's partition count
     partitions=settings.topic_partitions,
 )
-dead_topic = app.topic(deadletter.TOPIC, key_serializer="raw", value_serializer="raw")
 
 open_orders = app.Table(
     "open-orders",
@@ -77,48 +85,12 @@ decoder = AvroDecoder(
 )
 
 
-def _headers(message: Any) -> list[tuple[str, bytes]]:
-    headers = message.headers or []
-    items = headers.items() if isinstance(headers, dict) else headers
-    return [(str(k), bytes(v or b"")) for k, v in items]
-
-
-def batches(stream: StreamT) -> Any:
-    """Up to sink_batch_rows events, or what arrived within sink_flush_s; acked by the caller."""
-    return cast(Stream, stream).noack_take(settings.sink_batch_rows, within=settings.sink_flush_s)
-
-
-async def _dead_letter(
-    batch: Batch,
-    sends: list[Any],
-    error: EventError,
-    *,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    headers: list[tuple[str, bytes]],
-    received: datetime,
-    masked: dict[str, Any] | None,
-) -> None:
-    letter = deadletter.DeadLetter.of(
-        error, topic=contracts.REPORT, partition=partition, offset=offset, key=key, value=value,
-        headers=headers, received_at=received, dead_at=datetime.now(UTC), masked=masked,
-    )  # fmt: skip
-    log.info("dead letter %s[%d]@%d: %s", contracts.REPORT, partition, offset, error.reason)
-    batch.add("dead_letters", letter.row())
-    metrics.DEAD_LETTERS.labels("process_reports", error.reason).inc()  # metrics
-    sends.append(await dead_topic.send(key=key, value=value, headers=letter.topic_headers()))
-
-
 async def _rejected(batch: Batch, sends: list[Any], rejected: Any, received: datetime) -> None:
     """Dead-letter buffered steps that will never apply, as their messages came."""
     for step, error in rejected:
         key, value = workorders.original_bytes(step)
-        await _dead_letter(
-            batch, sends, error, partition=step["partition"], offset=step["offset"], key=key,
-            value=value, headers=[], received=received, masked=None,
-        )  # fmt: skip
+        source = Source(contracts.REPORT, step["partition"], step["offset"], key, value)
+        sends.append(await dead_letter("process_reports", error, source, batch, received, None))
 
 
 def _submitted(record: dict[str, Any], key: bytes, order: dict[str, Any], batch: Batch) -> None:
@@ -153,6 +125,27 @@ async def process_reports(stream: StreamT) -> None:
             await _process(events)
         for event in events:
             await stream.ack(event)
+        metrics.progressed("process_reports")
+
+
+def _apply(record: dict[str, Any], message: Any, received: datetime, batch: Batch) -> Any:
+    """Check one decoded report event and fold it into its work order: returns the routed
+    work order of a SUBMIT, the outcome of a step (raises EventError for a bad one)."""
+    key = check_key(contracts.REPORT, message.key, record)
+    reports.validate(record, received)
+    if record["action"] == "SUBMIT":
+        order = reports.work_order(
+            record, salt=settings.pii_salt, partition=message.partition,
+            offset=message.offset, received_at=received,
+            produced_at=datetime.fromtimestamp(message.timestamp, UTC),
+        )  # fmt: skip
+        _submitted(record, key, order, batch)
+        return order
+    step = workorders.step_of(
+        record, partition=message.partition, offset=message.offset,
+        received_at=received, key=message.key, value=message.value,
+    )  # fmt: skip
+    return _stepped(key, step, batch)
 
 
 async def _process(events: Any) -> None:
@@ -160,35 +153,24 @@ async def _process(events: Any) -> None:
     for event in events:
         message = event.message
         metrics.EVENTS_IN.labels("process_reports", message.topic).inc()  # metrics
-        batch.saw(message.topic, message.partition, message.offset)
+        saw(batch, event)
         received = datetime.now(UTC)
         record: dict[str, Any] | None = None
-        key = bytes(message.key or b"")
         try:
             record = await decoder.decode_waiting(message.value)
-            reports.validate(record, received)
-            if record["action"] == "SUBMIT":
-                order = reports.work_order(
-                    record, salt=settings.pii_salt, partition=message.partition,
-                    offset=message.offset, received_at=received,
-                    produced_at=datetime.fromtimestamp(message.timestamp, UTC),
-                )  # fmt: skip
-                _submitted(record, key, order, batch)
-            else:
-                step = workorders.step_of(
-                    record, partition=message.partition, offset=message.offset,
-                    received_at=received, key=message.key, value=message.value,
-                )  # fmt: skip
-                outcome = _stepped(key, step, batch)
-        except EventError as error:
-            await _dead_letter(
-                batch, sends, error, partition=message.partition, offset=message.offset,
-                key=message.key, value=message.value, headers=_headers(message),
-                received=received,
-                masked=reports.masked_record(record, settings.pii_salt) if record else None,
-            )  # fmt: skip
+            result = _apply(record, message, received, batch)
+        except Exception as exc:  # one bad event never stops the stream
+            error = as_event_error(exc)
+            if error.reason == PROCESSING_ERROR:
+                log.warning("%s[%d]@%d failed: %s", message.topic, message.partition,
+                            message.offset, error.message)  # fmt: skip
+            masked = safe_mask(lambda r: reports.masked_record(r, settings.pii_salt), record)
+            sends.append(
+                await dead_letter("process_reports", error, message, batch, received, masked)
+            )
             continue
         if record["action"] == "SUBMIT":
+            order = result
             dedupe = reports.dedupe_key(order["category"]["code"], order["region_code"])
             metrics.CLASSIFIED.labels(order["category"]["code"]).inc()  # metrics
             sends.append(await routed_topic.send(key=dedupe.encode(), value=order))
@@ -200,7 +182,7 @@ async def _process(events: Any) -> None:
                     offset=message.offset, received_at=received,
                 ),
             )  # fmt: skip
-            await _rejected(batch, sends, outcome.rejected, received)
+            await _rejected(batch, sends, result.rejected, received)
     await sink.write(batch)
     metrics.record_written(  # metrics
         "process_reports", batch.rows, (e.message.timestamp for e in events)
@@ -274,7 +256,7 @@ async def link_work_orders(stream: StreamT) -> None:
     async for events in batches(stream):
         batch = Batch()
         for event in events:
-            batch.saw(event.message.topic, event.message.partition, event.message.offset)
+            saw(batch, event)
             batch.add("reports", _link(event))
         await sink.write(batch)
         metrics.EVENTS_IN.labels("link_work_orders", routed_topic.get_topic_name()).inc(  # metrics
@@ -285,3 +267,4 @@ async def link_work_orders(stream: StreamT) -> None:
         )
         for event in events:
             await stream.ack(event)
+        metrics.progressed("link_work_orders")

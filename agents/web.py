@@ -2,8 +2,10 @@
 operators' ``/dashboard`` (its history and work-order summary as JSON).
 
 ``/health`` answers 200 only when the broker, the schema registry and ClickHouse answer
-their protocols, 503 otherwise (with the detail of each). A timer refreshes the consumer-lag
-gauges of the app's own group every ``LAG_INTERVAL_S`` seconds.
+their protocols and no agent is stalled (records waiting on its input topic and no batch
+acknowledged for ``GOVSTREAM_STALL_AFTER_S``), 503 otherwise (with the detail of each). A
+timer refreshes the consumer-lag gauges of the app's own group every ``LAG_INTERVAL_S``
+seconds.
 """
 
 from __future__ import annotations
@@ -36,8 +38,17 @@ async def metrics_json_page(self: web.View, request: web.Request) -> web.Respons
 
 @app.page("/health")
 async def health_page(self: web.View, request: web.Request) -> web.Response:
-    healthy, report = await asyncio.to_thread(metrics.health_report, settings)
+    stalled = metrics.stalled_now(_lag_by_topic(), settings.stall_after_s)
+    healthy, report = await asyncio.to_thread(metrics.health_report, settings, stalled=stalled)
     return self.json(report, status=200 if healthy else 503)
+
+
+def _lag_by_topic() -> dict[str, int]:
+    """Records waiting per input topic of this app's group, as last observed."""
+    out: dict[str, int] = {}
+    for p in _tracker.report(settings.app_id).partitions:
+        out[p.topic] = out.get(p.topic, 0) + max(0, p.lag or 0)
+    return out
 
 
 def _observe_lag() -> None:

@@ -51,6 +51,7 @@ OUT_OF_RANGE = "number_out_of_range"
 BAD_ANSWER = "bad_answer"
 INVALID = "invalid_record"
 MISSING_KEY = "missing_key"
+BAD_KEY = "bad_key"  # the message key is missing or is not the contract's key (key_for)
 EVENT_TOO_LARGE = "event_too_large"
 
 #: Largest encoded event (message key + Confluent-framed Avro value, in bytes) the contract
@@ -464,3 +465,17 @@ def _primitive(value: Any, kind: str, path: str) -> Any:
             raise _wrong(path, value, kind)
         return value
     raise FieldError(INVALID, path, f"unsupported schema type {kind!r}")
+
+
+def check_key(topic: str, key: bytes | None, record: dict[str, Any]) -> bytes:
+    """The message key, when it is the contract's key for ``record``; else ValidationError
+    ``bad_key`` (a keyless or mis-keyed event would share another's table state)."""
+    expected = key_for(topic, record)
+    if key is None or key == b"":
+        raise ValidationError(
+            BAD_KEY, f"the message has no key; the contract's key is {expected!r}"
+        )
+    if key != expected.encode():
+        shown = key[:80].decode("utf-8", "replace")
+        raise ValidationError(BAD_KEY, f"key {shown!r} is not the contract's key {expected!r}")
+    return key

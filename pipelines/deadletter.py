@@ -11,6 +11,7 @@ ClickHouse.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,8 +25,14 @@ TOPIC = "dead-letter"
 
 COLUMNS = (
     "source_topic", "source_partition", "source_offset", "reason", "message", "event_id",
-    "key", "value", "value_size", "headers", "received_at", "dead_at",
+    "key", "value", "value_size", "headers", "received_at", "dead_at", "fingerprint",
 )  # fmt: skip
+
+
+def fingerprint(identity: bytes) -> str:
+    """A dead letter's identity beside its source coordinates (migration 0007): the first 16
+    hex digits of SHA-256 over :func:`pipelines.sink.record_identity` bytes."""
+    return hashlib.sha256(identity).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class DeadLetter:
     received_at: datetime
     dead_at: datetime
     masked: Mapping[str, Any] | None = None  # the decoded record, masked, when it decoded
+    identity: bytes = b""  # key, value and timestamp of the source record (sink.record_identity)
 
     @classmethod
     def of(
@@ -56,10 +64,11 @@ class DeadLetter:
         received_at: datetime,
         dead_at: datetime,
         masked: Mapping[str, Any] | None = None,
+        identity: bytes = b"",
     ) -> DeadLetter:
         return cls(
             topic, partition, offset, key, value, list(headers or []), error.reason,
-            error.message, received_at, dead_at, masked,
+            error.message, received_at, dead_at, masked, identity,
         )  # fmt: skip
 
     def topic_headers(self) -> list[tuple[str, bytes]]:
@@ -87,5 +96,5 @@ class DeadLetter:
             self.topic, self.partition, self.offset, self.reason, scrub_text(self.message[:2000]),
             event_id,
             base64.b64encode(self.key or b"").decode(), value, len(self.value or b""), headers,
-            self.received_at, self.dead_at,
+            self.received_at, self.dead_at, fingerprint(self.identity),
         ]  # fmt: skip

@@ -60,3 +60,17 @@ class DecodeError(EventError):
 
 class ValidationError(EventError):
     """The record decoded but breaks a rule of the contract."""
+
+
+#: reason code of an event whose processing raised something other than an EventError
+PROCESSING_ERROR = "processing_error"
+
+
+def as_event_error(exc: BaseException) -> EventError:
+    """An unexpected failure while processing one event, as a dead-letter reason."""
+    if isinstance(exc, EventError):
+        return exc
+    text = str(exc)
+    if len(text) > 300:
+        text = text[:300] + "…"
+    return EventError(PROCESSING_ERROR, f"{type(exc).__name__}: {text}")

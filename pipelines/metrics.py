@@ -94,6 +94,57 @@ CONSUMER_LAG_SEVERITY = Gauge(
     ["group", "topic", "partition"],
     registry=REGISTRY,
 )
+AGENT_PROGRESS = Gauge(
+    "govstream_agent_last_progress_timestamp_seconds",
+    "Unix time an agent last acknowledged a batch (its rows in ClickHouse).",
+    ["agent"],
+    registry=REGISTRY,
+)
+
+#: input topic → the agent that consumes it (for /health: is the agent of a lagging topic moving?)
+AGENT_OF_TOPIC = {
+    "report": "process_reports",
+    "report-routed": "link_work_orders",
+    "form-submission": "process_forms",
+    "alert": "process_alerts",
+}
+_started = time.monotonic()
+_progress: dict[str, float] = {}  # agent → time.monotonic() of its last acknowledged batch
+
+
+def progressed(agent: str) -> None:
+    """An agent acknowledged a batch: it is consuming."""
+    _progress[agent] = time.monotonic()
+    AGENT_PROGRESS.labels(agent).set(time.time())
+
+
+def stalled_agents(
+    lag_by_topic: Mapping[str, int],
+    progress: Mapping[str, float],
+    *,
+    now: float,
+    started: float,
+    stall_after_s: float,
+) -> list[str]:
+    """Agents that have records waiting (lag > 0 on their input topic) and have not
+    acknowledged a batch for ``stall_after_s`` seconds (counting from ``started`` when they
+    never did). Times are ``time.monotonic()`` seconds. Sorted."""
+    stalled = set()
+    for topic, lag in lag_by_topic.items():
+        agent = next((a for t, a in AGENT_OF_TOPIC.items() if topic.endswith(t)), None)
+        if agent is None or lag <= 0:
+            continue
+        if now - progress.get(agent, started) > stall_after_s:
+            stalled.add(agent)
+    return sorted(stalled)
+
+
+def stalled_now(lag_by_topic: Mapping[str, int], stall_after_s: float) -> list[str]:
+    """:func:`stalled_agents` of this process's agents, now."""
+    return stalled_agents(
+        lag_by_topic, _progress, now=time.monotonic(), started=_started,
+        stall_after_s=stall_after_s,
+    )  # fmt: skip
 
 
 def exposition() -> bytes:
@@ -121,16 +172,20 @@ def snapshot() -> dict[str, Any]:
     return out
 
 
-def health_report(settings: Settings, timeout: float = 2.0) -> tuple[bool, dict[str, Any]]:
-    """Whether the broker, the registry and ClickHouse all answer (their real protocols)."""
+def health_report(
+    settings: Settings, timeout: float = 2.0, stalled: Iterable[str] = ()
+) -> tuple[bool, dict[str, Any]]:
+    """Whether the broker, the registry and ClickHouse all answer (their real protocols) and
+    no agent of this worker is stalled (``stalled``: see :func:`stalled_now`)."""
     from pipelines.stack.services import probe
 
     services: dict[str, Any] = {}
     for name in ("kafka", "registry", "clickhouse"):
         ok, detail = probe(name, settings, timeout)
         services[name] = {"healthy": ok, "detail": detail[:200]}
-    healthy = all(s["healthy"] for s in services.values())
-    return healthy, {"healthy": healthy, "services": services}
+    stalled = sorted(stalled)
+    healthy = all(s["healthy"] for s in services.values()) and not stalled
+    return healthy, {"healthy": healthy, "services": services, "stalled_agents": stalled}
 
 
 def record_written(agent: str, rows: Mapping[str, Sized], timestamps: Iterable[float]) -> None:

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         description="A handling step that arrives before an earlier one waits this many seconds "
         "for it before it is dead-lettered (invalid_transition).",
     )
+    stall_after_s: float = Field(
+        120.0,
+        gt=0,
+        description="/health fails when an agent has records waiting and has not acknowledged "
+        "a batch for this many seconds.",
+    )
     pii_salt: str = Field(
         "govstream-dev-salt",
         description="Salt of the hashes kept for joining people across events; set a secret "

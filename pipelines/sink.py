@@ -1,8 +1,10 @@
 """The ClickHouse sink: batched, idempotent inserts, retried until they succeed.
 
 Rows are collected per table for a batch of source events; each insert carries an
-``insert_deduplication_token`` derived from the table and the source offsets it covers, so
-a retried insert of the same batch is dropped by ClickHouse, and the tables are
+``insert_deduplication_token`` derived from the table, the source offsets it covers *and the
+content of the source records* (key, value, timestamp), so a retried insert of the same batch is
+dropped by ClickHouse while another batch at the same offsets — after the broker's offsets
+started again (a restarted embedded broker, a recreated topic) — is not; the tables are
 ReplacingMergeTree keyed by the event's identity, so a replay that batches differently still
 leaves one row per event (``FINAL`` or a merge collapses it). The caller acknowledges the
 source offsets only after :meth:`ClickHouseSink.write` returned: offsets are never committed
@@ -46,23 +48,38 @@ class Batch:
 
     rows: dict[str, list[Sequence[Any]]] = field(default_factory=lambda: defaultdict(list))
     offsets: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    content: Any = field(default_factory=hashlib.sha256)  # of every source record seen
 
     def add(self, table: str, row: Sequence[Any]) -> None:
         self.rows[table].append(row)
 
-    def saw(self, topic: str, partition: int, offset: int) -> None:
-        """Record that the batch covers this source offset."""
+    def saw(self, topic: str, partition: int, offset: int, content: bytes = b"") -> None:
+        """Record that the batch covers this source offset, whose record is ``content``
+        (its key, value and timestamp; see :func:`record_identity`)."""
         key = (topic, partition)
         low, high = self.offsets.get(key, (offset, offset))
         self.offsets[key] = (min(low, offset), max(high, offset))
+        self.content.update(len(content).to_bytes(8, "big"))
+        self.content.update(content)
 
     def token(self, table: str) -> str:
-        """Deduplication token for this table's insert: table + every source offset range."""
+        """Deduplication token of this table's insert: table, every source offset range and
+        the digest of the source records, so equal offsets with other records differ."""
         ranges = ",".join(f"{t}/{p}/{lo}-{hi}" for (t, p), (lo, hi) in sorted(self.offsets.items()))
-        return hashlib.sha256(f"{table}|{ranges}".encode()).hexdigest()[:32]
+        digest = self.content.hexdigest()
+        return hashlib.sha256(f"{table}|{ranges}|{digest}".encode()).hexdigest()[:32]
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.rows.values())
+
+
+def record_identity(key: bytes | None, value: bytes | None, timestamp: float | None) -> bytes:
+    """The bytes that identify a source record apart from its offset: key, value and record
+    timestamp (a replay of the record gives the same bytes; a new record at a reused offset
+    does not, unless it repeats key, value and timestamp to the millisecond)."""
+    ts = b"" if timestamp is None else repr(round(timestamp, 3)).encode()
+    k, v = key or b"", value or b""
+    return b"".join((len(k).to_bytes(4, "big"), k, len(v).to_bytes(4, "big"), v, ts))
 
 
 @dataclass

@@ -54,13 +54,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipelines import alerts
+from pipelines import alerts, contracts
 from pipelines.errors import ValidationError
 from pipelines.reports import from_ms, to_ms
 
 # reason codes of gov.dead_letters
 INVALID_TRANSITION = "invalid_transition"
 UNKNOWN_REPORT = "unknown_report"
+BAD_KEY = contracts.BAD_KEY
 
 # states
 SUBMITTED = "submitted"
@@ -119,6 +120,7 @@ def step_of(
     is never buffered)."""
     return {
         "event_id": str(record["event_id"]),
+        "report_id": str(record["report_id"]),
         "action": str(record["action"]),
         "occurred_ms": to_ms(record["occurred_at"]),
         "received_ms": to_ms(received_at),
@@ -294,6 +296,12 @@ def apply(
     if state is None:
         raise ValidationError(
             UNKNOWN_REPORT, f"{step['action']} for a report never submitted (no work order)"
+        )
+    if step.get("report_id", state["report_id"]) != state["report_id"]:
+        raise ValidationError(
+            BAD_KEY,
+            f"{step['action']} of report {step['report_id']} reached the work order of "
+            f"{state['report_id']} (its message key is not its report_id)",
         )
     seen = set(state["events"]) | {p["event_id"] for p in state["pending"]}
     if step["event_id"] in seen:

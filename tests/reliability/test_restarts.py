@@ -117,3 +117,53 @@ def test_a_restarted_worker_recovers_every_table_and_goes_on(run: Run) -> None:
     assert count(run, weather) == 1
     assert count(run, "SELECT count() FROM {db}.dead_letters FINAL") == 0
     assert "Error in recovery" not in worker.log_text()
+
+
+def test_poison_answers_are_dead_lettered_and_the_forms_behind_them_go_through(run: Run) -> None:
+    worker = run.worker()
+    worker.start().wait_ready()
+    deep: Any = "fever"
+    for _ in range(100_000):
+        deep = [deep]
+    poison = [
+        fresh_form(household_size="9" * 4401),  # int() refuses over 4,300 digits: ValueError
+        fresh_form(symptoms=json.dumps(deep)),  # nesting past the recursion limit
+    ]
+    with EventProducer(run.settings) as producer:
+        for form in poison:  # as an app that skips the contract check would send them
+            record = contracts.from_json(contracts.FORM_SUBMISSION, form)
+            producer.produce_raw(
+                contracts.FORM_SUBMISSION,
+                producer.serialize(contracts.FORM_SUBMISSION, record),
+                key=contracts.key_for(contracts.FORM_SUBMISSION, record),
+            )
+        for _ in range(2):
+            producer.send(contracts.FORM_SUBMISSION, fresh_form())
+    wait_for(lambda: count(run, "SELECT count() FROM {db}.form_submissions FINAL") == 2, 90,
+             "the two valid forms behind the poison ones")  # fmt: skip
+    wait_for(lambda: count(run, "SELECT count() FROM {db}.dead_letters FINAL") == 2, 30,
+             "both poison forms dead-lettered")  # fmt: skip
+    assert worker.running
+    assert "Agent crashed" not in worker.log_text()
+    assert worker.stop() == 0  # SIGTERM ends it
+
+
+def test_keyless_reports_never_fold_into_one_another(run: Run) -> None:
+    worker = run.worker()
+    worker.start().wait_ready()
+    k1, k2 = fresh_submit(), fresh_submit()
+    accept = example(contracts.REPORT, 1)
+    accept.update(event_id=str(uuid.uuid4()), report_id=k2["report_id"])
+    with EventProducer(run.settings) as producer:
+        for event in (k1, k2, accept):
+            record = contracts.from_json(contracts.REPORT, event)
+            producer.produce_raw(contracts.REPORT, producer.serialize(contracts.REPORT, record))
+        producer.send(contracts.REPORT, fresh_submit())  # keyed as the contract says
+    wait_for(lambda: count(run, "SELECT count() FROM {db}.dead_letters FINAL") == 3, 90,
+             "the three keyless events dead-lettered")  # fmt: skip
+    wait_for(lambda: count(run, "SELECT count() FROM {db}.reports FINAL") == 1, 30,
+             "the keyed report")  # fmt: skip
+    reasons = count(run, "SELECT uniqExact(reason) FROM {db}.dead_letters FINAL "
+                         "WHERE reason = 'bad_key'")  # fmt: skip
+    assert reasons == 1
+    assert count(run, "SELECT count() FROM {db}.work_orders FINAL") == 1

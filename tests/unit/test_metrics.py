@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipelines import metrics
 from pipelines.lag import LagTracker, Observation
 from pipelines.settings import Settings
-from pipelines.sink import Batch, ClickHouseSink, TableSpec
+from pipelines.sink import Batch, ClickHouseSink, TableSpec, record_identity
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.unit
@@ -139,3 +139,28 @@ def test_record_written_counts_rows_and_latency() -> None:
     assert value("govstream_events_out_total", agent="t_written", table="t_rows") == out + 3
     assert value("govstream_end_to_end_latency_seconds_count", agent="t_written") == seen + 2
     assert value("govstream_end_to_end_latency_seconds_sum", agent="t_written") >= 2.5
+
+
+def test_an_agent_with_records_waiting_and_no_progress_is_stalled() -> None:
+    lags = {"report": 3, "govstream-report-routed": 0, "form-submission": 5, "alert": 0}
+    progress = {"process_reports": 100.0, "process_forms": 10.0}
+    stalled = metrics.stalled_agents(lags, progress, now=150.0, started=0.0, stall_after_s=60.0)
+    assert stalled == ["process_forms"]  # reports moved 50 s ago; alerts have nothing waiting
+    never = metrics.stalled_agents({"alert": 1}, {}, now=150.0, started=0.0, stall_after_s=60.0)
+    assert never == ["process_alerts"]  # never acknowledged a batch since the start
+    young = metrics.stalled_agents({"alert": 1}, {}, now=30.0, started=0.0, stall_after_s=60.0)
+    assert young == []
+
+
+def test_the_deduplication_token_follows_the_records_not_only_their_offsets() -> None:
+    def batch_of(*values: bytes) -> Batch:
+        batch = Batch()
+        for offset, value in enumerate(values):
+            batch.saw("report", 0, offset, record_identity(b"k", value, 1.5))
+        return batch
+
+    assert batch_of(b"a", b"b").token("t") == batch_of(b"a", b"b").token("t")  # a retry
+    assert batch_of(b"a", b"b").token("t") != batch_of(b"a", b"c").token("t")  # offsets reused
+    assert batch_of(b"a", b"b").token("t") != batch_of(b"a", b"b").token("u")
+    assert record_identity(b"k", b"v", 1.0) != record_identity(b"k", b"v", 2.0)
+    assert record_identity(b"kv", b"", None) != record_identity(b"k", b"v", None)

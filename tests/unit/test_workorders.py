@@ -387,3 +387,11 @@ def test_the_sla_scan_precheck_never_skips_an_order_that_would_change() -> None:
     overdue = T0 + timedelta(hours=5)
     assert workorders.needs_attention(accepted, reports.to_ms(overdue))
     assert not workorders.needs_attention(accepted, reports.to_ms(T0 + timedelta(hours=1)))
+
+
+def test_a_step_of_another_report_is_refused_not_folded_in() -> None:
+    step = _step("ACCEPT", 5)
+    step["report_id"] = "YY-20240612-000999"  # mis-keyed onto this order's partition and key
+    with pytest.raises(ValidationError) as caught:
+        workorders.apply(_order(), step, tolerance_ms=TOL)
+    assert caught.value.reason == "bad_key"

@@ -1,0 +1,177 @@
+"""What every agent shares: taking batches, the one dead-letter path, the key check and the
+conversion of an unexpected failure into a dead letter.
+
+Rules (issue 13):
+
+* a bad event is dead-lettered and the rest of its batch goes through — an :class:`EventError`
+  keeps its reason code; any other exception raised while processing one event (a bug, a
+  ``ValueError`` from a 4,401-digit integer string, a ``RecursionError`` from nesting) becomes
+  ``processing_error`` with the exception's type and message, so one poison event never
+  crashes, restarts or stalls an agent;
+* an event's message key must be the contract's key (``contracts.key_for``): tables are keyed by
+  it and co-partitioned with the topic, so a missing or wrong key would fold one report, form or
+  warning into another's state — it is dead-lettered ``bad_key`` instead;
+* the dead-letter row and the dead-letter topic copy carry the record's identity (key, value,
+  timestamp), so a new bad event at a reused offset is a new row (see migration 0007).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from faust.streams import Stream
+from faust.types import EventT, StreamT
+
+from agents.app import app, settings
+from pipelines import deadletter, metrics
+from pipelines.contracts import check_key
+from pipelines.errors import PROCESSING_ERROR, EventError, as_event_error
+from pipelines.sink import Batch, record_identity
+
+log = logging.getLogger("govstream.agents")
+
+
+dead_topic = app.topic(deadletter.TOPIC, key_serializer="raw", value_serializer="raw")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A message-like description of a record kept for later (a buffered handling step that
+    is dead-lettered when its wait expires): what :func:`dead_letter` reads of a message."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def batches(stream: StreamT) -> Any:
+    """Up to sink_batch_rows events, or what arrived within sink_flush_s; acked by the caller."""
+    return cast(Stream, stream).noack_take(settings.sink_batch_rows, within=settings.sink_flush_s)
+
+
+def headers_of(message: Any) -> list[tuple[str, bytes]]:
+    """A message's headers as (name, bytes) pairs, whatever shape the transport gave them in."""
+    headers = message.headers or []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(str(k), bytes(v or b"")) for k, v in items]
+
+
+def identity_of(message: Any) -> bytes:
+    """The source record's identity bytes (key, value, timestamp): see sink.record_identity."""
+    return record_identity(message.key, message.value, message.timestamp)
+
+
+def safe_mask(
+    mask: Callable[[dict[str, Any]], dict[str, Any]], record: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The masked record for a dead letter, or None (then only masked bytes are kept) when the
+    record did not decode or masking itself fails on it."""
+    if record is None:
+        return None
+    try:
+        return mask(record)
+    except Exception:  # a record poisonous enough to break masking: keep its masked bytes
+        return None
+
+
+async def dead_letter(
+    agent: str,
+    error: EventError,
+    message: Any,
+    batch: Batch,
+    received: datetime,
+    masked: dict[str, Any] | None,
+    *,
+    key: bytes | None = None,
+    value: bytes | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+    identity: bytes | None = None,
+) -> Awaitable[Any]:
+    """Describe a bad event in gov.dead_letters (through ``batch``) and copy it to the
+    dead-letter topic as it came; returns the pending send, to await before acknowledging.
+
+    ``key``/``value``/``headers``/``identity`` default to the message's own (a buffered step
+    that expires is dead-lettered later from the bytes it kept)."""
+    key = message.key if key is None else key
+    value = message.value if value is None else value
+    letter = deadletter.DeadLetter.of(
+        error, topic=message.topic, partition=message.partition, offset=message.offset,
+        key=key, value=value,
+        headers=headers_of(message) if headers is None else headers, received_at=received,
+        dead_at=datetime.now(UTC), masked=masked,
+        identity=identity_of(message) if identity is None else identity,
+    )  # fmt: skip
+    shown_key = (key or b"")[:80].decode("utf-8", "replace")
+    log.info(
+        "dead letter %s[%d]@%d key=%s: %s: %s", message.topic, message.partition,
+        message.offset, shown_key, error.reason, error.message,
+    )  # fmt: skip
+    batch.add("dead_letters", letter.row())
+    metrics.DEAD_LETTERS.labels(agent, error.reason).inc()
+    return cast(
+        Awaitable[Any],
+        await dead_topic.send(key=key, value=value, headers=letter.topic_headers()),
+    )
+
+
+def saw(batch: Batch, event: EventT) -> None:
+    """Record the event's offset and identity in the batch, and count it in."""
+    message = event.message
+    batch.saw(message.topic, message.partition, message.offset, identity_of(message))
+
+
+#: Processes one decoded event: checks it (raising EventError or anything else for a bad one)
+#: and folds it into its table and the batch's rows.
+Process = Callable[[dict[str, Any], EventT, Batch, datetime], None]
+
+
+async def consume(
+    stream: StreamT,
+    agent: str,
+    decoder: Any,
+    sink: Any,
+    process: Process,
+    mask: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    """The loop of the form and alert agents: batches → decode → key check → ``process`` →
+    dead letter on any failure of one event → sink.write → dead-letter sends → ack.
+
+    Offsets are acknowledged only after the batch's rows are in ClickHouse and its dead-letter
+    copies are acknowledged by Kafka."""
+    async for events in batches(stream):
+        batch, sends = Batch(), cast(list[Any], [])
+        for event in events:
+            message = event.message
+            metrics.EVENTS_IN.labels(agent, message.topic).inc()
+            saw(batch, event)
+            received = datetime.now(UTC)
+            record: dict[str, Any] | None = None
+            try:
+                record = await decoder.decode_waiting(message.value)
+                check_key(message.topic, message.key, record)
+                process(record, event, batch, received)
+            except Exception as exc:  # one bad event never stops the stream
+                error = as_event_error(exc)
+                if error.reason == PROCESSING_ERROR:
+                    log.warning("%s[%d]@%d failed: %s", message.topic, message.partition,
+                                message.offset, error.message)  # fmt: skip
+                sends.append(
+                    await dead_letter(
+                        agent, error, message, batch, received, safe_mask(mask, record)
+                    )  # fmt: skip
+                )
+        await sink.write(batch)
+        metrics.record_written(agent, batch.rows, (e.message.timestamp for e in events))
+        for pending in sends:
+            await pending
+        for event in events:
+            await stream.ack(event)
+        metrics.progressed(agent)
