@@ -1,22 +1,30 @@
-"""Classify a Chinese report text into the taxonomy (pure logic, no services).
+"""Classify a Chinese report text into the taxonomy (v2.1) the way a dispatcher (派单员) reads it.
 
-The engine is a weighted lexicon matcher, loaded once at import from project data:
+The engine is a weighted lexicon matcher over segmented text, loaded once at import from
+project data (pure logic, no services):
 
 * ``data/classify_lexicon.csv`` -- synonym groups (``code,weight,terms``); a term ``A+B``
   scores when all its parts occur; code ``-`` marks neutral terms that only take their span.
-* ``data/classify_rules.json`` -- threshold, negation cues, damage cues, clause breaks and a
-  traditional -> simplified character table.
+* ``data/classify_rules.json`` -- threshold, negation and hypothetical cues (一旦/万一/差点),
+  damage cues, clause breaks, part weights, request cues, place suffixes, request-type cues.
+* ``data/divisions/NN.csv`` -- division names: words of the segmenter and never evidence.
 
-Steps: normalize (NFKC: full-width -> half-width; lower case; traditional -> simplified), split
-into clauses, find terms non-overlapping leftmost-longest per clause, drop negated terms
-("路灯没坏，是井盖丢了", "不是路灯的问题", "万一着火"; "是不是" is a question, not a
-negation), halve a term followed by a place word (公交站旁边 is a place, not the object), fire
-combinations whose parts are matched terms or their heads (垃圾桶 is a 桶), add a bonus to part
-categories (P...) when a damage cue occurs, back off to character bigrams of lexicon terms on
-text no term covered (typos), then rank: best score, then event before part, then the more
-urgent priority. ``confidence = s1 / (s1 + s2) * (1 - exp(-s1 / scale))`` with s1, s2 the two
-best scores; below the threshold the answer is ``X9999`` (source ``fallback``, with that low
-confidence). Evidence terms are given in normalized form (as found in ``normalize(text)``).
+Steps: normalize (NFKC: full-width -> half-width; lower case; traditional -> simplified with
+OpenCC's t2s tables); split into parts -- a letter's ``title``, the sentences with an explicit
+``request`` (恳请/希望/要求/请…) and the ``body`` -- weighted 2.5 / 2 / 1 (``part_weights``: the
+title and the request decide a multi-issue letter, ../shared/reference/README.md); segment each
+clause with jieba (user dictionary: the lexicon terms and the division names, nothing
+downloaded); find terms aligned with words (a one-character term must be a word: 管 of 管理,
+断 of 不断 do not count; a longer term must start or end one), skip terms inside place names
+(division names, 2-4 characters before 小区/社区/街道: 梧桐 of 梧桐里小区), drop negated and
+hypothetical terms ("路灯没坏", "一旦发生火灾"), halve a term followed by a place word
+(公交站旁边), fire combinations, add a bonus to part categories (P...) on a damage cue, then
+rank: best score, event before part, the more urgent priority.
+``confidence = s1 / (s1 + s2) * (1 - exp(-s1 / scale))`` with s1, s2 the two best scores;
+below the threshold, and for praise with nothing asked, the answer is ``X9999`` (人工分拨,
+source ``fallback``). The result also carries the request type (``request_types.csv``), the
+taxonomy version, the classifier (``rules-v2``) and the part that decided. Evidence terms are
+given in normalized form (as found in ``normalize(text)``).
 """
 
 from __future__ import annotations
@@ -25,11 +33,14 @@ import csv
 import json
 import math
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import opencc
 
 from pipelines import taxonomy
 from pipelines.errors import GovstreamError
@@ -40,7 +51,15 @@ RULES_PATH = DATA_DIR / "classify_rules.json"
 NEUTRAL = "-"
 ASPECT_PARTICLES = "了着过"  # 塌了 has the head 塌
 
+DIVISIONS_DIR = DATA_DIR / "divisions"
 Source = Literal["hint", "text", "fallback"]
+Part = Literal["title", "request", "body", ""]
+_T2S = opencc.OpenCC("t2s")
+
+
+def _t2s(text: str) -> str:
+    """Traditional -> simplified Chinese with OpenCC's t2s tables (characters and phrases)."""
+    return str(_T2S.convert(text)) if text else text
 
 
 class LexiconError(GovstreamError):
@@ -64,6 +83,7 @@ class Classification:
     request_type: str = taxonomy.DEFAULT_REQUEST_TYPE
     taxonomy_version: str = taxonomy.VERSION
     classifier: str = "rules-v2"
+    part: Part = ""  # which part of the text decided: title | request | body ("" without text)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -84,7 +104,10 @@ class Rules:
     location_words: tuple[str, ...]
     location_span: int
     location_factor: float
-    t2s: dict[int, int]
+    part_weights: dict[str, float]
+    request_cues: tuple[str, ...]
+    request_types: dict[str, tuple[str, ...]]
+    place_pattern: re.Pattern[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +132,6 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
     """Read ``classify_rules.json``."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        trad, simp = raw["t2s_traditional"], raw["t2s_simplified"]
-        if len(trad) != len(simp):
-            raise LexiconError(f"{path}: t2s tables differ in length")
         cues = (
             f"(?P<mask>{_alternation(raw['negation_masks'])})"
             f"|(?P<pre>{_alternation(raw['negation_pre'])})"
@@ -130,7 +150,15 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
             location_words=tuple(raw["location_words"]),
             location_span=max(len(w) for w in raw["location_words"]),
             location_factor=float(raw["location_factor"]),
-            t2s=str.maketrans(trad, simp),
+            part_weights={k: float(v) for k, v in raw["part_weights"].items()},
+            request_cues=tuple(raw["request_cues"]),
+            request_types={
+                k: tuple(v) for k, v in raw["request_types"].items() if not k.startswith("_")
+            },
+            # an invented or unknown place: 2-4 characters before 小区/社区/街道/… (梧桐里小区)
+            place_pattern=re.compile(
+                rf"[\u4e00-\u9fff]{{2,4}}?(?=(?:{_alternation(raw['place_suffixes'])}))"
+            ),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LexiconError(f"cannot load classifier rules {path}: {exc}") from exc
@@ -157,8 +185,8 @@ def _read_lexicon_rows(path: Path) -> list[tuple[str, float, list[str]]]:
     return rows
 
 
-def _normalize_term(term: str, t2s: dict[int, int]) -> str:
-    return unicodedata.normalize("NFKC", term).lower().translate(t2s)
+def _normalize_term(term: str) -> str:
+    return _t2s(unicodedata.normalize("NFKC", term).lower())
 
 
 def load_lexicon(rules: Rules, path: Path = LEXICON_PATH) -> Lexicon:
@@ -167,7 +195,7 @@ def load_lexicon(rules: Rules, path: Path = LEXICON_PATH) -> Lexicon:
     combo_list: list[tuple[tuple[str, ...], str, float]] = []
     for code, weight, terms in _read_lexicon_rows(path):
         for term in terms:
-            parts = tuple(_normalize_term(p, rules.t2s) for p in term.split("+") if p)
+            parts = tuple(_normalize_term(p) for p in term.split("+") if p)
             if len(parts) > 1:
                 combo_list.append((parts, code, weight))
                 for part in parts:
@@ -239,19 +267,97 @@ LEXICON = load_lexicon(RULES)
 
 
 def normalize(text: str) -> str:
-    """NFKC (full-width -> half-width), lower case, traditional -> simplified characters."""
-    return unicodedata.normalize("NFKC", text).lower().translate(RULES.t2s)
+    """NFKC (full-width -> half-width), lower case, traditional -> simplified characters
+    (OpenCC's ``t2s`` conversion: its complete character and phrase tables)."""
+    return _t2s(unicodedata.normalize("NFKC", text).lower())
 
 
 def _clauses(text: str) -> list[str]:
     return [c for c in RULES.break_pattern.split(text) if c]
 
 
+# --- segmentation and places -------------------------------------------------------------
+
+_SUFFIX = re.compile(r"(居民委员会|居委会|民委员会|委员会|委会)$")  # 朝阳社区居委会 -> 朝阳社区
+_SEG_LOCK = threading.Lock()
+_SEGMENTER: Any = None
+_PLACES: frozenset[str] = frozenset()
+
+
+def place_names(directory: Path = DIVISIONS_DIR) -> frozenset[str]:
+    """Division names of the shipped data (``data/divisions/NN.csv``), full and without the
+    居委会/委员会 ending (朝阳社区, 长兴村, 文艺路街道), of three characters or more: places,
+    never evidence (a bare 草坪 is grass, 草坪村 a village)."""
+    names: set[str] = set()
+    for path in sorted(directory.glob("[0-9][0-9].csv")):
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                name = row["name"]
+                for form in (name, _SUFFIX.sub("", name)):
+                    if len(form) >= 3:
+                        names.add(_normalize_term(form))
+    return frozenset(names)
+
+
+def segmenter() -> Any:
+    """The jieba tokenizer with the user dictionary, built once on first use (thread-safe).
+
+    User dictionary (no file is downloaded): every lexicon term (so 消防栓, 断头路 are one
+    word) and every division name from the shipped data (tagged ``ns``; 朝阳社区 is one word).
+    """
+    global _SEGMENTER, _PLACES
+    if _SEGMENTER is None:
+        with _SEG_LOCK:
+            if _SEGMENTER is None:
+                import jieba  # import here: 0.3 s, only for the text path
+
+                jieba.setLogLevel(60)
+                tok = jieba.Tokenizer()
+                tok.initialize()
+                places = place_names()
+                for name in places:
+                    tok.add_word(name, 5, "ns")
+                for term in LEXICON.terms:
+                    if len(term) >= 2 and all(_is_cjk(ch) for ch in term):
+                        tok.add_word(term, 2000, "n")
+                _PLACES = places
+                _SEGMENTER = tok
+    return _SEGMENTER
+
+
+def _boundaries(clause: str) -> set[int]:
+    """Offsets where a word of the segmentation starts or ends (0 and len included)."""
+    out = {0, len(clause)}
+    pos = 0
+    for word in segmenter().lcut(clause, HMM=False):
+        pos += len(word)
+        out.add(pos)
+    return out
+
+
+def _place_spans(clause: str) -> list[tuple[int, int]]:
+    """Spans of place names: division names of the data and 2-4 characters before a
+    小区/社区/街道/村委会 suffix (an invented community: 梧桐里小区)."""
+    spans = [(m.start(), m.end()) for m in RULES.place_pattern.finditer(clause)]
+    n = len(clause)
+    for i in range(n):
+        for size in (8, 7, 6, 5, 4, 3):
+            if i + size <= n and clause[i : i + size] in _PLACES:
+                spans.append((i, i + size))
+                break
+    return spans
+
+
 def _find_terms(clause: str, lex: Lexicon) -> list[tuple[int, int, str]]:
-    """Non-overlapping leftmost-longest matches ``(start, end, term)``."""
+    """Non-overlapping leftmost-longest matches ``(start, end, term)`` aligned with the words
+    of the segmentation -- a one-character term is a whole word (管 inside 管理 is not 管; 断
+    inside 不断 is not 断), a longer one starts or ends a word (赌博 of 聚众赌博) -- and not
+    inside a place name (梧桐 of 梧桐里小区)."""
     found: list[tuple[int, int, str]] = []
     lengths, terms = lex.lengths, lex.terms
     n = len(clause)
+    bounds: set[int] | None = None
+    places: list[tuple[int, int]] | None = None
     i = 0
     while i < n:
         lens = lengths.get(clause[i])
@@ -259,6 +365,16 @@ def _find_terms(clause: str, lex: Lexicon) -> list[tuple[int, int, str]]:
             for size in lens:
                 end = i + size
                 if end <= n and clause[i:end] in terms:
+                    if bounds is None:
+                        bounds = _boundaries(clause)
+                        places = _place_spans(clause)
+                    # a one-character term must be a word; a longer one must start or end
+                    # one (赌博 in the word 聚众赌博 counts, 管 in 管理 does not)
+                    aligned = (i in bounds, end in bounds)
+                    if _is_cjk(clause[i]) and not (all(aligned) or size > 1 and any(aligned)):
+                        continue
+                    if any(ps <= i and end <= pe for ps, pe in places or ()):
+                        break
                     found.append((i, end, clause[i:end]))
                     i = end - 1
                     break
@@ -300,49 +416,89 @@ def _bigram_hits(clause: str, matches: list[tuple[int, int, str]]) -> list[str]:
     return hits
 
 
-def score(text: str) -> tuple[dict[str, float], dict[str, list[str]]]:
-    """Scores per code and the evidence terms per code for ``text`` (already normalized)."""
+_SENTENCE = re.compile(r"[^。！？!?;；\n]+[。！？!?;；\n]*")
+
+
+def parts(text: str) -> list[tuple[Part, str]]:
+    """The text split the way a dispatcher reads it: ``title`` (a message-board letter's
+    heading: a first line or a first segment before a space, with no sentence punctuation, when
+    a body follows), ``request`` (sentences with an explicit ask: 恳请/希望/要求/请…) and
+    ``body`` (the rest: background, citations). Empty parts are left out."""
+    title = ""
+    rest = text.strip()
+    head = re.match(r"^([^\s。！？!?：:]{6,40})[\s\n]+(?=\S{20,})", rest)
+    if head and not head.group(1).startswith(("喂", "你好", "您好")):
+        title, rest = head.group(1), rest[head.end() :]
+    requests: list[str] = []
+    body: list[str] = []
+    for sentence in _SENTENCE.findall(rest):
+        if any(cue in sentence for cue in RULES.request_cues):
+            requests.append(sentence)
+        else:
+            body.append(sentence)
+    out: list[tuple[Part, str]] = []
+    if title:
+        out.append(("title", title))
+    if requests:
+        out.append(("request", "".join(requests)))
+    if body:
+        out.append(("body", "".join(body)))
+    return out
+
+
+def score(
+    text: str,
+) -> tuple[dict[str, float], dict[str, list[str]], dict[str, dict[str, float]]]:
+    """Scores per code, evidence terms per code and score per code and part for ``text``
+    (already normalized). A term counts once, in the heaviest part it occurs in
+    (``part_weights``: the title and the explicit request weigh more than the background)."""
     lex, rules = LEXICON, RULES
     scores: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
+    by_part: dict[str, dict[str, float]] = {}
     present: list[str] = []
+    weight_of = rules.part_weights
 
-    def add(code: str, weight: float, term: str) -> None:
+    def add(code: str, weight: float, term: str, part: str) -> None:
         scores[code] = scores.get(code, 0.0) + weight
+        slot = by_part.setdefault(code, {})
+        slot[part] = slot.get(part, 0.0) + weight
         ev = evidence.setdefault(code, [])
         if term not in ev:
             ev.append(term)
 
-    for clause in _clauses(text):
-        matches = _find_terms(clause, lex)
-        negated = _negated(clause, matches) if matches else set()
-        for idx, (_start, end, term) in enumerate(matches):
-            if idx in negated or term in present:
-                continue
-            present.append(term)
-            factor = rules.location_factor if _is_location(clause, end) else 1.0
-            for code, weight in lex.terms[term]:
-                add(code, weight * factor, term)
-        if lex.bigrams:
-            for gram in _bigram_hits(clause, matches):
-                for code, weight in lex.bigrams[gram]:
-                    add(code, weight * rules.bigram_weight, gram)
+    ordered = sorted(parts(text), key=lambda kv: -weight_of[kv[0]])
+    term_part: dict[str, str] = {}
+    for part, chunk in ordered:
+        pw = weight_of[part]
+        for clause in _clauses(chunk):
+            matches = _find_terms(clause, lex)
+            negated = _negated(clause, matches) if matches else set()
+            for idx, (_start, end, term) in enumerate(matches):
+                if idx in negated or term in present:
+                    continue
+                present.append(term)
+                term_part[term] = part
+                factor = rules.location_factor if _is_location(clause, end) else 1.0
+                for code, weight in lex.terms[term]:
+                    add(code, weight * factor * pw, term, part)
     # a combination's part counts when it is (the head of) a matched, non-negated term
-    atoms: set[str] = set()
+    atoms: dict[str, str] = {}
     for term in present:
-        atoms.update(lex.atoms_in.get(term, ()))
+        for atom in lex.atoms_in.get(term, ()):
+            atoms.setdefault(atom, term_part[term])
     done: set[int] = set()
     for atom in atoms:
         for idx in lex.combos_by_atom[atom]:
-            parts, code, weight = lex.combos[idx]
-            if idx not in done and all(p in atoms for p in parts):
+            combo, code, weight = lex.combos[idx]
+            if idx not in done and all(p in atoms for p in combo):
                 done.add(idx)
-                add(code, weight, "+".join(parts))
+                add(code, weight, "+".join(combo), atoms[combo[0]])
     if any(c in lex.part_codes for c in scores) and any(cue in text for cue in rules.damage_cues):
         for code in list(scores):
             if code in lex.part_codes:
                 scores[code] += rules.part_damage_bonus
-    return scores, evidence
+    return scores, evidence, by_part
 
 
 def _is_location(clause: str, end: int) -> bool:
@@ -364,21 +520,29 @@ def _has_content(text: str) -> bool:
 
 # what the rules engine writes into gov.reports.classifier
 RULES_CLASSIFIER = "rules-v2"
-# request-type cues (request_types.csv): the first type whose cue occurs wins, in this order
-REQUEST_TYPE_CUES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("report", ("举报", "查处", "依法处理", "严查", "取缔")),
-    ("help", ("求助", "救命", "快来", "快派", "帮帮", "急!", "被困")),
-    ("suggestion", ("建议", "提议", "希望增设", "能否增设")),
-    ("consult", ("请问", "咨询", "想问", "想了解", "吗?", "么?", "是否", "怎么办理", "需要什么")),
-    ("praise", ("感谢", "表扬", "点赞", "锦旗", "谢谢")),
-)
 
 
 def request_type_of(norm: str) -> str:
-    """The request type (``request_types.csv`` code) of a normalized text; ``complaint`` when
-    no cue occurs."""
-    for code, cues in REQUEST_TYPE_CUES:
-        if any(cue in norm for cue in cues):
+    """The request type (``request_types.csv`` code) of a normalized text.
+
+    Cues are ``request_types`` of ``classify_rules.json`` (set from the examples of
+    ``request_types.csv`` and ``../shared/classify_cases.tsv``): praise when thanked and
+    nothing is demanded; report, help, suggestion by their cue, in that order; consult for a
+    consult cue or a question with no demand in it; else complaint (the default type).
+    """
+    cues = RULES.request_types
+    demand = any(c in norm for c in cues["demand"])
+    for code in cues["order"]:
+        if code == "praise":
+            if not demand and any(c in norm for c in cues["praise"]):
+                return code
+        elif code == "consult":
+            asked = any(c in norm for c in cues["consult"]) or any(
+                c in norm for c in cues["question"]
+            )
+            if asked and not demand:
+                return code
+        elif any(c in norm for c in cues[code]):
             return code
     return taxonomy.DEFAULT_REQUEST_TYPE
 
@@ -389,6 +553,7 @@ def _result(
     evidence: tuple[str, ...],
     source: Source,
     request_type: str = taxonomy.DEFAULT_REQUEST_TYPE,
+    part: Part = "",
 ) -> Classification:
     return Classification(
         code=category.code,
@@ -404,6 +569,7 @@ def _result(
         request_type=request_type,
         taxonomy_version=taxonomy.VERSION,
         classifier="hint" if source == "hint" else RULES_CLASSIFIER,
+        part=part,
     )
 
 
@@ -418,12 +584,14 @@ def _evidence_terms(terms: list[str]) -> tuple[str, ...]:
 
 
 def classify(text: str, hint: str | None = None) -> Classification:
-    """The taxonomy category of a report text.
+    """The taxonomy category of a report text, with its request type.
 
     A ``hint`` (the upstream ``category_hint``) wins when it is a valid code other than
     ``X9999``; otherwise it is ignored. Without a usable hint the text decides; when it cannot
-    tell (empty or noise text, or confidence below the threshold) the answer is ``X9999``
-    with ``source="fallback"``.
+    tell (empty or noise text, confidence below the threshold, or praise and thanks with no
+    request in them, taxonomy v2.1: X9999 is for 表扬/感谢/无实际诉求) the answer is ``X9999``
+    with ``source="fallback"``. ``part`` tells which part of the text (title, request, body)
+    gave the chosen code most of its score.
     """
     if hint is not None and hint != taxonomy.UNKNOWN_CODE and taxonomy.is_valid(hint):
         return _result(taxonomy.get(hint), 1.0, (), "hint")
@@ -431,8 +599,8 @@ def classify(text: str, hint: str | None = None) -> Classification:
     if not _has_content(norm):
         return _result(taxonomy.unknown(), 0.0, (), "fallback")
     kind = request_type_of(norm)
-    scores, evidence = score(norm)
-    if not scores:
+    scores, evidence, by_part = score(norm)
+    if not scores or kind == "praise":
         return _result(taxonomy.unknown(), 0.0, (), "fallback", kind)
     ranked = sorted(scores.items(), key=_rank_key)
     best_code, s1 = ranked[0]
@@ -441,4 +609,5 @@ def classify(text: str, hint: str | None = None) -> Classification:
     if confidence < RULES.threshold:
         return _result(taxonomy.unknown(), confidence, (), "fallback", kind)
     terms = _evidence_terms(evidence[best_code])
-    return _result(taxonomy.get(best_code), confidence, terms, "text", kind)
+    deciding = max(by_part[best_code].items(), key=lambda kv: kv[1])[0]
+    return _result(taxonomy.get(best_code), confidence, terms, "text", kind, deciding)  # type: ignore[arg-type]

@@ -267,3 +267,60 @@ def test_cli_raises_bad_parameter(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00\x81")
     with pytest.raises(typer.BadParameter):
         classify_command(text=None, file=binary, json_=True)
+
+
+# --- taxonomy v2.1: reading like a dispatcher (issue 14) ------------------------------------
+
+CASES = Path(__file__).resolve().parents[3] / "shared" / "classify_cases.tsv"
+CASES_FLOOR = 54  # issue 14: at least 54 of 60 (measured 60/60 on the tuned rules)
+
+
+def _cases() -> list[tuple[str, str, str]]:
+    if not CASES.is_file():
+        pytest.skip(f"{CASES}: run the tests with shared/ beside the checkout")
+    lines = CASES.read_text(encoding="utf-8").splitlines()
+    return [tuple(line.split("\t", 2)) for line in lines if line.strip()]  # type: ignore[misc]
+
+
+def test_classify_cases_floor() -> None:
+    cases = _cases()
+    right = sum(classify(text).code == code for code, _kind, text in cases)
+    kinds = sum(classify(text).request_type == kind for _code, kind, text in cases)
+    print(f"classify_cases: {right}/{len(cases)} codes, {kinds}/{len(cases)} request types")
+    assert right >= CASES_FLOOR
+    assert kinds >= 51  # 85 % (issue 14's request-type floor)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("小区管理混乱，物业不作为", "S0101"),  # 管 of 管理 is not 管道
+        ("投诉不断，商家预付卡不退款", "S0501"),  # 断 of 不断 is not 断水
+        ("杏林街道梧桐里小区停电好几次了", "S1401"),  # 梧桐 of a place is not a tree
+        ("楼道堆满杂物，一旦发生火灾跑不出去", "E0602"),  # a hypothetical fire
+        ("雲溪村的衛生室關門了，村醫退休沒人接替", "S0401"),  # OpenCC folds traditional
+        ("感谢网格员小李帮我家老人叫了救护车", "X9999"),  # praise: no request
+        ("停电了", "S1401"),
+        ("电线杆被车撞歪了", "P0104"),
+    ],
+)
+def test_dispatcher_reading(text: str, code: str) -> None:
+    assert classify(text).code == code
+
+
+def test_title_and_request_decide_a_multi_issue_letter() -> None:
+    letter = (
+        "建议开通从梧桐里小区到高铁站的公交线路 小区入住三年，最近的公交站在一公里外。"
+        "对面的滨河路还有几个大坑，下雨天积水严重。恳请交通运输局开通一条公交线路。"
+    )
+    result = classify(letter)
+    assert (result.code, result.request_type, result.part) == ("S0601", "suggestion", "title")
+
+
+def test_request_types() -> None:
+    assert {t.code for t in taxonomy.request_types()} == {
+        "consult", "help", "complaint", "report", "suggestion", "praise"
+    }  # fmt: skip
+    assert classify("请问低保怎么申请，需要什么材料？").request_type == "consult"
+    assert classify("举报有人聚众赌博").request_type == "report"
+    assert classify("路灯坏了").request_type == "complaint"
