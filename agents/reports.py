@@ -35,7 +35,7 @@ from agents.common import (
     safe_mask,
     saw,
 )
-from pipelines import alerts, contracts, deadletter, metrics, reports, workorders
+from pipelines import alerts, contracts, deadletter, metrics, reports, restore, workorders
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.errors import ValidationError
@@ -148,26 +148,75 @@ def _apply(record: dict[str, Any], message: Any, received: datetime, batch: Batc
     return _stepped(key, step, batch)
 
 
+async def _failed(
+    exc: Exception, message: Any, batch: Batch, received: datetime, record: dict[str, Any] | None
+) -> Any:
+    """Dead-letter one report event that failed (any exception) and return the pending send."""
+    error = as_event_error(exc)
+    if error.reason == PROCESSING_ERROR:
+        log.warning("%s[%d]@%d failed: %s", message.topic, message.partition, message.offset,
+                    error.message)  # fmt: skip
+    masked = safe_mask(lambda r: reports.masked_record(r, settings.pii_salt), record)
+    return await dead_letter("process_reports", error, message, batch, received, masked)
+
+
+def _restore_blocking(report_ids: list[str]) -> dict[str, Any]:
+    client = get_client(settings, database=settings.clickhouse_database)
+    try:
+        return restore.work_orders(client, settings.clickhouse_database, report_ids)
+    finally:
+        client.close()
+
+
+async def _restore_missing(decoded: list[tuple[Any, dict[str, Any], datetime]]) -> None:
+    """Put back from ClickHouse the work orders that steps of this batch refer to and the
+    table does not hold (its changelog was lost: see pipelines/restore.py)."""
+    submitted = {str(r.get("report_id")) for _, r, _ in decoded if r.get("action") == "SUBMIT"}
+    missing = {
+        str(record["report_id"])
+        for event, record, _ in decoded
+        if record.get("action") != "SUBMIT"
+        and str(record.get("report_id")) not in submitted
+        and event.message.key == str(record.get("report_id")).encode()
+        and work_orders.get(bytes(event.message.key)) is None
+    }
+    if not missing:
+        return
+    delay = 0.5
+    while True:
+        try:
+            states = await asyncio.to_thread(_restore_blocking, sorted(missing))
+            break
+        except Exception as exc:  # ClickHouse away: wait, as the sink does
+            log.warning("work orders not restored (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    for report_id, state in states.items():
+        work_orders[report_id.encode()] = state
+    if states:
+        log.info("restored %d work orders from ClickHouse (their table state was lost)",
+                 len(states))  # fmt: skip
+
+
 async def _process(events: Any) -> None:
     batch, sends = Batch(), cast(list[Any], [])
+    decoded: list[tuple[Any, dict[str, Any], datetime]] = []
     for event in events:
         message = event.message
         metrics.EVENTS_IN.labels("process_reports", message.topic).inc()  # metrics
         saw(batch, event)
         received = datetime.now(UTC)
-        record: dict[str, Any] | None = None
         try:
-            record = await decoder.decode_waiting(message.value)
+            decoded.append((event, await decoder.decode_waiting(message.value), received))
+        except Exception as exc:  # not a report at all: dead-lettered, the rest go on
+            sends.append(await _failed(exc, message, batch, received, None))
+    await _restore_missing(decoded)
+    for event, record, received in decoded:
+        message = event.message
+        try:
             result = _apply(record, message, received, batch)
         except Exception as exc:  # one bad event never stops the stream
-            error = as_event_error(exc)
-            if error.reason == PROCESSING_ERROR:
-                log.warning("%s[%d]@%d failed: %s", message.topic, message.partition,
-                            message.offset, error.message)  # fmt: skip
-            masked = safe_mask(lambda r: reports.masked_record(r, settings.pii_salt), record)
-            sends.append(
-                await dead_letter("process_reports", error, message, batch, received, masked)
-            )
+            sends.append(await _failed(exc, message, batch, received, record))
             continue
         if record["action"] == "SUBMIT":
             order = result

@@ -49,7 +49,7 @@ orange → red), a Cancel when the order is resolved, closed or cancelled.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -523,3 +523,45 @@ def order_row(state: Mapping[str, Any]) -> list[Any]:
         int(s["revision"]), s.get("request_type", ""), s.get("taxonomy_version", ""),
         s.get("classifier", ""),
     ]  # fmt: skip
+
+
+def _ms_of(value: Any) -> int | None:
+    """ClickHouse DateTime64 (a datetime) as epoch milliseconds; None stays None."""
+    return None if value is None else to_ms(value)
+
+
+def state_from_row(row: Mapping[str, Any], events: Sequence[str], partition: int) -> dict[str, Any]:
+    """An order's state rebuilt from its gov.work_orders row (a dict by ORDER_COLUMNS name),
+    the event ids ClickHouse holds for it (its SUBMIT and steps: replays stay duplicates)
+    and the report topic partition of its SUBMIT.
+
+    What a row cannot give back: buffered out-of-order steps (``pending``: they were never
+    written, so a later step may wait for them and be dead-lettered after the tolerance) and
+    the open SLA alert (``alert``: a later escalation raises a new one instead of updating
+    it). Used when the work-orders table lost its changelog (see pipelines/restore.py)."""
+    r = row
+    return {
+        "report_id": str(r["report_id"]), "state": str(r["state"]),
+        "region_code": str(r["region_code"]), "province_code": str(r["province_code"]),
+        "city_code": str(r["city_code"]), "county_code": str(r["county_code"]),
+        "township_code": str(r["township_code"]), "city": str(r["city"]),
+        "county": str(r["county"]), "township": str(r["township"]), "village": str(r["village"]),
+        "channel": str(r["channel"]), "category_code": str(r["category_code"]),
+        "category_major": str(r["category_major"]), "category_minor": str(r["category_minor"]),
+        "request_type": str(r.get("request_type") or ""),
+        "taxonomy_version": str(r.get("taxonomy_version") or ""),
+        "classifier": str(r.get("classifier") or ""),
+        "priority": str(r["priority"]), "sla_hours": float(r["sla_hours"]),
+        "routed_department": str(r["routed_department"]), "department": str(r["department"]),
+        "first_level": str(r["first_level"]), "level": str(r["level"]),
+        "submitted_ms": _ms_of(r["submitted_at"]), "first_deadline_ms": _ms_of(r["first_deadline"]),
+        "deadline_ms": _ms_of(r["deadline"]), "accepted_ms": _ms_of(r["accepted_at"]),
+        "dispatched_ms": _ms_of(r["dispatched_at"]), "resolved_ms": _ms_of(r["resolved_at"]),
+        "verified_ms": _ms_of(r["verified_at"]), "closed_ms": _ms_of(r["closed_at"]),
+        "cancelled_ms": _ms_of(r["cancelled_at"]), "on_time": r["on_time"],
+        "reopens": int(r["reopens"]), "escalations": int(r["escalations"]),
+        "breach": int(r["escalations"]), "last_action": str(r["last_action"]),
+        "last_ms": _ms_of(r["last_step_at"]), "events": list(events), "pending": [],
+        "alert": None, "revision": int(r["version"]), "updated_ms": _ms_of(r["updated_at"]),
+        "partition": int(partition),
+    }  # fmt: skip

@@ -395,3 +395,17 @@ def test_a_step_of_another_report_is_refused_not_folded_in() -> None:
     with pytest.raises(ValidationError) as caught:
         workorders.apply(_order(), step, tolerance_ms=TOL)
     assert caught.value.reason == "bad_key"
+
+
+def test_a_state_rebuilt_from_its_row_goes_on_as_the_lost_one_would() -> None:
+    state = _run(_order(), _step("ACCEPT", 5), _step("DISPATCH", 10))
+    row = dict(zip(workorders.ORDER_COLUMNS, workorders.order_row(state), strict=True))
+    rebuilt = workorders.state_from_row(row, state["events"], state["partition"])
+    assert {k: v for k, v in rebuilt.items() if k not in ("alert", "pending")} == {
+        k: v for k, v in state.items() if k not in ("alert", "pending")
+    }
+    # a replayed step is still a duplicate; the next step applies as it would have
+    replay = dict(_step("DISPATCH", 10), event_id=state["events"][-1])
+    assert workorders.apply(rebuilt, replay, tolerance_ms=TOL).duplicate
+    after = _run(rebuilt, _step("RESOLVE", 30))
+    assert after["state"] == _run(state, _step("RESOLVE", 30))["state"] == "resolved"
