@@ -65,7 +65,11 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8123", description="ClickHouse HTTP interface URL."
     )
     clickhouse_user: str = Field("default", description="ClickHouse user the worker writes as.")
-    clickhouse_password: str = Field("", description="Password of `clickhouse_user`.")
+    clickhouse_password: str = Field(
+        "",
+        description="Password of `clickhouse_user`. Empty with an embedded ClickHouse: the stack "
+        "generates one into `<home>/clickhouse-password` (mode 0600) and clients read it there.",
+    )
     clickhouse_analyst_user: str = Field(
         "analyst", description="Read-only ClickHouse user for analysts (readonly=1)."
     )
@@ -158,6 +162,22 @@ class Settings(BaseSettings):
     def log_dir(self) -> Path:
         return self.home / "logs"
 
+    @property
+    def clickhouse_password_file(self) -> Path:
+        """Where the embedded stack keeps the writer's generated password."""
+        return self.home / "clickhouse-password"
+
+    @property
+    def clickhouse_writer_password(self) -> str:
+        """The writer's password: `clickhouse_password`, else (embedded ClickHouse only) the one
+        the stack generated into `clickhouse_password_file`; "" when there is none yet."""
+        if self.clickhouse_password or "clickhouse" not in self.embedded:
+            return self.clickhouse_password
+        try:
+            return self.clickhouse_password_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return ""
+
     # --- client configs ----------------------------------------------------------------
 
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:
@@ -206,7 +226,9 @@ class Settings(BaseSettings):
             "port": port,
             "secure": parts.scheme == "https",
             "username": self.clickhouse_analyst_user if analyst else self.clickhouse_user,
-            "password": self.clickhouse_analyst_password if analyst else self.clickhouse_password,
+            "password": (
+                self.clickhouse_analyst_password if analyst else self.clickhouse_writer_password
+            ),
             # clients are shared by threads; the pipeline needs no server-side session state
             "autogenerate_session_id": False,
         }

@@ -3,9 +3,10 @@
 The front end must tell where one statement ends (chDB would run ``SELECT 1; DROP …`` as
 two statements, the ClickHouse server refuses that), where the data of an
 ``INSERT … FORMAT <fmt>`` begins (the data may be binary), and which statements a
-read-only user may run. Statement kinds are read from ClickHouse's own parser
-(``EXPLAIN AST``) by :func:`readonly_problem`; the lexer here only has to respect quotes
-and comments.
+read-only user may run. Read-only itself is the engine's (``readonly = 1``); what it lets
+through in chDB is found in ClickHouse's own parse (``EXPLAIN AST``) by
+:func:`outside_problem`. The lexer here only has to respect quotes and comments, and only
+serves the writer, who may run anything anyway.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ ACCESS_DENIED = 497
 AUTHENTICATION_FAILED = 516
 UNKNOWN_FORMAT = 73
 BAD_ARGUMENTS = 36
+CANNOT_DECOMPRESS = 271
+TOO_MANY_BYTES = 307
+INTO_OUTFILE_NOT_ALLOWED = 358
+BAD_REQUEST_PARAMETER = 408
 
 CODE_NAMES = {
     SYNTAX_ERROR: "SYNTAX_ERROR",
@@ -30,6 +35,10 @@ CODE_NAMES = {
     AUTHENTICATION_FAILED: "AUTHENTICATION_FAILED",
     UNKNOWN_FORMAT: "UNKNOWN_FORMAT",
     BAD_ARGUMENTS: "BAD_ARGUMENTS",
+    CANNOT_DECOMPRESS: "CANNOT_DECOMPRESS",
+    TOO_MANY_BYTES: "TOO_MANY_BYTES",
+    INTO_OUTFILE_NOT_ALLOWED: "INTO_OUTFILE_NOT_ALLOWED",
+    BAD_REQUEST_PARAMETER: "BAD_REQUEST_PARAMETER",
 }
 
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
@@ -223,41 +232,69 @@ def format_clause(sql: bytes) -> str | None:
 
 # --- read-only users -------------------------------------------------------------------------
 
-#: Root nodes of ``EXPLAIN AST`` that only read.
-_READ_ROOTS = (
-    "SelectWithUnionQuery",
-    "SelectIntersectExceptQuery",
-    "SelectQuery",
-    "Show",
-    "DescribeQuery",
-    "Exists",
-    "Explain",
-)
-#: Table functions a read-only user may call: they read nothing outside the database.
-SAFE_TABLE_FUNCTIONS = frozenset(
-    {"numbers", "numbers_mt", "zeros", "zeros_mt", "generateRandom", "values", "view", "null"}
-    | {"generate_series", "merge", "format"}
-)
+#: Functions that read the server's files, which ``readonly = 1`` does not stop in chDB
+#: (clickhouse-local lets ``file()`` read any path). Measured on chDB 4.4.
+OUTSIDE_FUNCTIONS = frozenset({"file"})
+#: AST nodes that carry a query's output clause (``INTO OUTFILE 'path'`` is their Literal child).
+_OUTPUT_NODES = ("Explain", "SelectWithUnionQuery", "SelectIntersectExceptQuery")
 
 
-def readonly_problem(ast: str) -> SqlError | None:
-    """Why a read-only user may not run a statement, from its ``EXPLAIN AST`` text."""
-    lines = [line for line in ast.splitlines() if line.strip()]
-    if not lines:
+@dataclass(frozen=True)
+class AstNode:
+    """One line of ``EXPLAIN AST``: the node's name, its words, and its parent's index."""
+
+    name: str
+    words: tuple[str, ...]
+    depth: int
+    parent: int | None
+
+
+def ast_nodes(ast: str) -> list[AstNode]:
+    """The nodes of an ``EXPLAIN AST`` text (one per line, depth = leading spaces)."""
+    nodes: list[AstNode] = []
+    stack: list[int] = []  # index of the last node seen at each depth
+    for line in ast.splitlines():
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip(" "))
+        words = tuple(line.split())
+        del stack[depth:]
+        parent = stack[-1] if stack else None
+        nodes.append(AstNode(words[0], words, depth, parent))
+        stack.append(len(nodes) - 1)
+    return nodes
+
+
+def outside_problem(ast: str) -> SqlError | None:
+    """Why a read-only user may not run a statement that ``readonly = 1`` lets through.
+
+    ``ast`` is ClickHouse's own parse of the statement (``EXPLAIN AST``). chDB runs the
+    engine as clickhouse-local, whose client writes ``INTO OUTFILE`` files itself and whose
+    ``file()`` function reads any path, whatever ``readonly`` says; a ClickHouse server
+    refuses ``INTO OUTFILE`` over HTTP (INTO_OUTFILE_NOT_ALLOWED) and confines ``file()`` to
+    its ``user_files_path``. Everything else (writes, DDL, settings, table functions that
+    reach outside) the engine itself refuses at ``readonly = 1``.
+    """
+    nodes = ast_nodes(ast)
+    if not nodes:
         return SqlError(SYNTAX_ERROR, "Empty query")
-    root = lines[0].strip()
-    if not root.startswith(_READ_ROOTS):
-        kind = root.split(" ")[0]
-        return SqlError(READONLY, f"Cannot execute query in readonly mode ({kind})")
-    for prev, line in zip(lines, lines[1:], strict=False):
-        stripped = line.strip()
-        if stripped == "Set" or stripped.startswith("Set "):
-            return SqlError(READONLY, "Cannot modify settings in readonly mode")
-        if prev.strip().startswith("TableExpression") and stripped.startswith("Function "):
-            name = stripped.split(" ")[1]
-            if name not in SAFE_TABLE_FUNCTIONS:
-                return SqlError(
-                    ACCESS_DENIED,
-                    f"Not enough privileges: a read-only user may not call table function {name}",
-                )
+    for node in nodes:
+        if node.name == "Function" and len(node.words) > 1 and node.words[1] in OUTSIDE_FUNCTIONS:
+            return SqlError(
+                ACCESS_DENIED,
+                f"Not enough privileges: a read-only user may not call {node.words[1]}()",
+            )
+        if node.name == "Literal" and _holds_output(nodes, node.parent):
+            return SqlError(INTO_OUTFILE_NOT_ALLOWED, "INTO OUTFILE is not allowed")
     return None
+
+
+def _holds_output(nodes: list[AstNode], index: int | None) -> bool:
+    """Whether a Literal under ``nodes[index]`` is an output clause (INTO OUTFILE/COMPRESSION)."""
+    if index is None:
+        return False
+    node = nodes[index]
+    if node.parent is None or node.name.startswith(_OUTPUT_NODES):
+        return True
+    # each statement of ``a PARALLEL WITH b`` is a query of its own
+    return nodes[node.parent].name == "ParallelWithQuery"

@@ -15,15 +15,36 @@ directory. This service owns ``Settings().data_dir / "clickhouse"`` and serves e
   compression by ``Accept-Encoding`` when ``enable_http_compression=1`` (what
   clickhouse-connect negotiates by default);
 * users over basic auth, ``X-ClickHouse-User``/``X-ClickHouse-Key`` or ``user``/``password``
-  parameters: the writer (``GOVSTREAM_CLICKHOUSE_USER``) and the read-only analyst
-  (``GOVSTREAM_CLICKHOUSE_ANALYST_USER``). Read-only (the analyst, and every ``GET``, as in
-  ClickHouse) is enforced here: the statement kind comes from ClickHouse's own parser
-  (``EXPLAIN AST``), settings may not be changed, table functions that reach outside the
-  database are refused;
+  parameters: the writer (``GOVSTREAM_CLICKHOUSE_USER``, whose password is generated into
+  the home when none is set: :func:`writer_password`) and the read-only analyst
+  (``GOVSTREAM_CLICKHOUSE_ANALYST_USER``). Nothing is served, and no body is read, before
+  the user is authenticated; a request without credentials is refused (516), never the writer;
 * errors as non-200 answers with ClickHouse's error text and ``X-ClickHouse-Exception-Code``;
   ``/ping`` answers ``Ok.``.
 
-One lock serialises the chDB session, so concurrent clients are safe (and wait for each
+Read-only (the analyst, every ``GET``, and ``readonly`` ≠ 0 in the URL) is the engine's: those
+requests run on a second chDB session over the same data that was given ``SET readonly = 1``
+when it opened, which ClickHouse forbids to lower again. So the engine itself refuses writes,
+DDL, ``SET``, ``SETTINGS`` clauses, settings in the URL and the table functions that reach
+outside (``file``, ``url``, ``remote``, ``s3``, ``executable``, chDB's ``python`` …), with
+its own READONLY error (164), as a ClickHouse server does for a ``readonly = 1`` user. On
+top, for a read-only request (see :meth:`Engine.read`):
+
+* the statement is parsed by the engine (``formatQuerySingleLine`` of the text bound as a
+  query parameter, so the text is never run as SQL): more than one statement is the engine's
+  "Multi-statements are not allowed" (62), and what runs is the engine's own rendering of
+  the one statement it parsed;
+* what ``readonly = 1`` lets through in chDB (clickhouse-local) is refused from the engine's
+  parse (``EXPLAIN AST``, :func:`chsql.outside_problem`): ``INTO OUTFILE`` (358, as the
+  server's HTTP interface does) and the ``file()`` function (497).
+
+The front end's own resources are bounded: request bodies (:data:`MAX_BODY_BYTES`, and
+:data:`MAX_READONLY_BODY_BYTES` for read-only requests, which carry no data) before and after
+Content-Encoding, decompressed as a stream that stops at the limit (413, code 307); sockets
+time out after :data:`SOCKET_TIMEOUT_S`; a ``query_id`` that is not printable ASCII is
+refused (408), and no header carries a line break.
+
+One lock serialises the chDB sessions, so concurrent clients are safe (and wait for each
 other). ``python -m pipelines.stack.clickhouse_http`` serves in the foreground.
 """
 
@@ -31,9 +52,12 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hmac
 import json
 import logging
+import os
 import re
+import secrets
 import socket
 import socketserver
 import sys
@@ -60,6 +84,16 @@ SETTING = "GOVSTREAM_CLICKHOUSE_URL"
 VERSION_TEXT = "chDB"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CODE = re.compile(r"Code:\s*(\d+)")
+#: A header value we send: printable ASCII only (no CR/LF, so no header injection).
+_HEADER_SAFE = re.compile(r"^[\x20-\x7e]*$")
+
+#: Largest request body, as sent and after Content-Encoding (the writer's INSERT data; the
+#: worker's batches are a few MiB).
+MAX_BODY_BYTES = 128 << 20
+#: Largest body of a read-only request: a query, no data (ClickHouse's max_query_size is 256 KiB).
+MAX_READONLY_BODY_BYTES = 1 << 20
+#: Seconds a socket may stay silent (ClickHouse's http_receive_timeout is 30, keep-alive 10).
+SOCKET_TIMEOUT_S = 10.0
 
 #: URL parameters of the HTTP interface itself; every other one is a ClickHouse setting.
 HTTP_PARAMS = frozenset(
@@ -89,11 +123,6 @@ HTTP_PARAMS = frozenset(
     }
 )
 
-#: Settings a read-only user may not pass: the ones that would lift the read-only guard or
-#: reach outside the database. Others (formats, limits, the compatibility settings
-#: clickhouse-connect sends) only shape a read, as with ClickHouse's ``readonly=2``.
-GUARD_SETTINGS = re.compile(r"^(readonly|allow_\w+|\w*_path|\w*user\w*|\w*password\w*)$")
-
 #: HTTP status for the ClickHouse error codes clients meet most (everything else: 500).
 STATUS = {
     chsql.SYNTAX_ERROR: 400,
@@ -108,50 +137,130 @@ STATUS = {
     57: 500,  # TABLE_ALREADY_EXISTS
     chsql.READONLY: 403,
     chsql.ACCESS_DENIED: 403,
+    chsql.INTO_OUTFILE_NOT_ALLOWED: 403,
     chsql.AUTHENTICATION_FAILED: 401,
+    chsql.TOO_MANY_BYTES: 413,
+    chsql.CANNOT_DECOMPRESS: 400,
+    chsql.BAD_REQUEST_PARAMETER: 400,
 }
 
 
 # --- compression -----------------------------------------------------------------------------
 
 
-def decompress(body: bytes, encoding: str) -> bytes:
-    """The request body without its Content-Encoding (concatenated frames/members included)."""
+def too_big(limit: int) -> SqlError:
+    return SqlError(
+        chsql.TOO_MANY_BYTES, f"Request body exceeds {limit} bytes (with Content-Encoding undone)"
+    )
+
+
+def decompress(body: bytes, encoding: str, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body without its Content-Encoding (concatenated frames/members included).
+
+    Decompresses as a stream and stops once the output passes ``limit``: a small bomb never
+    inflates beyond it. Raises :class:`SqlError` TOO_MANY_BYTES (307) past the limit,
+    CANNOT_DECOMPRESS (271) for a damaged stream, BAD_ARGUMENTS for an unknown encoding.
+    """
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
+        if len(body) > limit:
+            raise too_big(limit)
         return body
-    if encoding == "gzip":
-        return gzip.decompress(body)
-    if encoding == "deflate":
-        try:
-            return zlib.decompress(body)
-        except zlib.error:
-            return zlib.decompress(body, -zlib.MAX_WBITS)
-    if encoding == "lz4":
-        import lz4.frame
-
-        out, rest = [], body
-        while rest:
-            dec = lz4.frame.LZ4FrameDecompressor()
-            out.append(dec.decompress(rest))
-            rest = dec.unused_data if dec.eof else b""
-        return b"".join(out)
-    if encoding == "zstd":
-        import zstandard
-
-        zout, zrest = [], body
-        while zrest:
-            zdec = zstandard.ZstdDecompressor().decompressobj()
-            zout.append(zdec.decompress(zrest))
-            zrest = zdec.unused_data
-        return b"".join(zout)
-    if encoding == "br":
-        try:
-            import brotli
-        except ImportError as exc:
-            raise SqlError(chsql.BAD_ARGUMENTS, "Content-Encoding br is not supported") from exc
-        return bytes(brotli.decompress(body))
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            return _inflate(body, 16 + zlib.MAX_WBITS, limit)
+        if encoding == "deflate":
+            try:
+                return _inflate(body, zlib.MAX_WBITS, limit)
+            except zlib.error:
+                return _inflate(body, -zlib.MAX_WBITS, limit)
+        if encoding == "lz4":
+            return _unlz4(body, limit)
+        if encoding == "zstd":
+            return _unzstd(body, limit)
+    except SqlError:
+        raise
+    except Exception as exc:  # zlib.error, lz4's RuntimeError, zstandard.ZstdError, EOFError
+        raise SqlError(
+            chsql.CANNOT_DECOMPRESS, f"Cannot decompress the {encoding} body: {exc}"
+        ) from exc
     raise SqlError(chsql.BAD_ARGUMENTS, f"Unknown Content-Encoding {encoding!r}")
+
+
+class _Output:
+    """Decompressed pieces, refused (307) once they pass the limit; no copy until the end."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    @property
+    def room(self) -> int:
+        """How much more output to ask for: one byte past the limit shows it is passed."""
+        return self.limit + 1 - self.size
+
+    def add(self, piece: bytes) -> None:
+        self.pieces.append(piece)
+        self.size += len(piece)
+        if self.size > self.limit:
+            self.pieces.clear()
+            raise too_big(self.limit)
+
+    def joined(self) -> bytes:
+        return b"".join(self.pieces)
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    out = _Output(limit)
+    rest = body
+    while rest:  # one zlib stream (gzip member) after the other
+        unpack = zlib.decompressobj(wbits)
+        data = rest
+        while not unpack.eof:
+            chunk = unpack.decompress(data, min(out.room, 1 << 20))
+            out.add(chunk)
+            data = unpack.unconsumed_tail
+            if not chunk and not data:
+                raise EOFError("the compressed stream ends early")
+        rest = unpack.unused_data
+    return out.joined()
+
+
+def _unlz4(body: bytes, limit: int) -> bytes:
+    import lz4.frame
+
+    out = _Output(limit)
+    rest = body
+    while rest:
+        unpack = lz4.frame.LZ4FrameDecompressor()
+        data = rest
+        while not unpack.eof:
+            chunk = unpack.decompress(data, max_length=min(out.room, 1 << 20))
+            out.add(chunk)
+            data = b""
+            if not chunk and unpack.needs_input and not unpack.eof:
+                raise EOFError("the lz4 frame ends early")
+        rest = unpack.unused_data
+    return out.joined()
+
+
+def _unzstd(body: bytes, limit: int) -> bytes:
+    import zstandard
+
+    # zstandard's decompressobj has no output limit: feed it small pieces (a zstd block
+    # inflates at most 32768-fold, so 256 input bytes give at most 8 MiB)
+    out = _Output(limit)
+    view, at = memoryview(body), 0
+    while at < len(view):
+        unpack = zstandard.ZstdDecompressor().decompressobj()
+        while at < len(view) and not unpack.eof:
+            out.add(unpack.decompress(view[at : at + 256]))
+            at += 256
+        if not unpack.eof:
+            raise EOFError("the zstd frame ends early")
+        at = min(at, len(view)) - len(unpack.unused_data)  # the next frame starts there
+    return out.joined()
 
 
 def _accepted(header: str) -> list[str]:
@@ -198,6 +307,16 @@ class User:
     readonly: bool
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a request's URL says about its statement."""
+
+    database: str
+    settings: dict[str, str]  # ClickHouse settings
+    params: dict[str, str]  # values of the {name:Type} placeholders
+    default_format: str
+
+
 @dataclass
 class Answer:
     body: bytes
@@ -206,7 +325,12 @@ class Answer:
 
 
 class Engine:
-    """One chDB session and the lock that serialises it."""
+    """Two chDB sessions over one data directory, and the lock that serialises them.
+
+    ``writer`` runs the writer's statements; ``reader`` runs every read-only request and was
+    given ``SET readonly = 1`` when it opened (ClickHouse refuses to lower it again; measured on
+    chDB 4.4: sessions on one path share the data but not their settings).
+    """
 
     def __init__(self, path: Path) -> None:
         from chdb import session
@@ -217,30 +341,26 @@ class Engine:
         self.tmp.mkdir(exist_ok=True)
         for stale in self.tmp.iterdir():
             stale.unlink(missing_ok=True)
-        self.session = session.Session(str(path))
+        self.writer = _Session(session.Session(str(path)))
+        self.reader = _Session(session.Session(str(path)))
         self.lock = threading.Lock()
-        self.database = "default"
+        self.reader.run("SET readonly = 1")
+        level = self.reader.run("SELECT getSetting('readonly')", "TSVRaw").bytes().strip()
+        if level != b"1":
+            raise StackError(f"chDB did not keep readonly = 1 on the reader (got {level!r})")
 
     def close(self) -> None:
         with self.lock:
-            self.session.close()
+            self.reader.session.close()
+            self.writer.session.close()
 
-    def _run(self, sql: str, fmt: str = "TabSeparated", params: dict[str, str] | None = None):
-        try:
-            return self.session.query(sql, fmt, params=params or None)
-        except Exception as exc:  # chdb raises ChdbError (a RuntimeError) with ClickHouse's text
-            raise EngineError(str(exc)) from exc
-
-    def execute(
-        self,
-        statement: bytes,
-        *,
-        database: str,
-        settings: dict[str, str],
-        params: dict[str, str],
-        default_format: str,
-        readonly: bool,
-    ) -> Answer:
+    def execute(self, statement: bytes, context: Context, *, readonly: bool) -> Answer:
+        """Run one request's statement; read-only ones on the reader (see :meth:`read`)."""
+        if readonly:
+            # bytes that are not text can only be INSERT data, which the reader refuses
+            return self.read(statement.decode("utf-8", "replace"), context)
+        database, settings, params = context.database, context.settings, context.params
+        default_format = context.default_format
         insert = chsql.insert_with_data(statement)  # what follows its FORMAT is data, not SQL
         if insert is None:
             statement = chsql.single_statement(statement)
@@ -253,42 +373,63 @@ class Engine:
             return Answer(b"", None, {})
         fmt = chsql.format_clause(statement) if insert is None else None
         with self.lock:
-            if self.database != database:
-                self._run(f"USE `{database}`")
-                self.database = database
-            if readonly:
-                sql = statement if insert is None else statement[: insert.data_start]
-                ast = self._run(f"EXPLAIN AST {sql.decode('utf-8', 'replace')}", "TSVRaw", params)
-                problem = chsql.readonly_problem(ast.bytes().decode("utf-8", "replace"))
-                if problem:
-                    raise problem
+            self.writer.use(database)
             applied: list[str] = []
             try:
                 for name, value in settings.items():
-                    self._run(f"SET {name} = {_literal(value)}")
+                    self.writer.run(f"SET {name} = {_literal(value)}")
                     applied.append(name)
                 started = time.perf_counter()
                 if insert is not None:
                     result = self._insert(statement, insert, params)
                 else:
-                    result = self._run(statement.decode("utf-8"), fmt or default_format, params)
+                    result = self.writer.run(
+                        statement.decode("utf-8"), fmt or default_format, params
+                    )
                 elapsed = time.perf_counter() - started
             finally:
                 for name in applied:
-                    self._run(f"SET {name} = DEFAULT")
-        summary = {
-            "read_rows": str(result.rows_read()),
-            "read_bytes": str(result.bytes_read()),
-            "written_rows": str(getattr(result, "rows_written", lambda: 0)()),
-            "written_bytes": str(getattr(result, "bytes_written", lambda: 0)()),
-            "total_rows_to_read": "0",
-            "result_rows": "0",
-            "result_bytes": "0",
-            "elapsed_ns": str(int(elapsed * 1e9)),
-        }
+                    self.writer.run(f"SET {name} = DEFAULT")
         if insert is not None:
-            return Answer(b"", None, summary)
-        return Answer(result.bytes(), fmt or default_format, summary)
+            return Answer(b"", None, _summary(result, elapsed))
+        return Answer(result.bytes(), fmt or default_format, _summary(result, elapsed))
+
+    def read(self, sql: str, context: Context) -> Answer:
+        """Run one read-only statement on the ``readonly = 1`` session.
+
+        The engine parses ``sql`` (bound as a parameter, never run as SQL) and renders the one
+        statement it found; that rendering is what runs. URL ``settings`` go to the engine as
+        ``SET``, which it refuses at ``readonly = 1`` unless nothing changes. Raises
+        :class:`EngineError` with the engine's code (62 more than one statement, 164 READONLY)
+        or :class:`SqlError` (358 INTO OUTFILE, 497 ``file()``), see
+        :func:`chsql.outside_problem`.
+        """
+        params = context.params
+        with self.lock:
+            canonical = self.reader.canonical(sql)
+            ast = self.reader.run(f"EXPLAIN AST {canonical}", "TSVRaw", params)
+            tree = ast.bytes().decode("utf-8", "replace")
+            problem = chsql.outside_problem(tree)
+            if problem:
+                raise problem
+            for name, value in context.settings.items():
+                self.reader.run(f"SET {name} = {_literal(value)}")  # 164 unless a no-op
+            root = chsql.ast_nodes(tree)[0].name
+            if root == "UseQuery":
+                return Answer(b"", None, {})  # no HTTP sessions: a USE changes nothing after it
+            if root == "Set":
+                self.reader.run(canonical)  # the engine refuses any change (164)
+                return Answer(b"", None, {})
+            if root == "InsertQuery":
+                # its data was dropped from the rendering, and chDB's client would answer
+                # "No data to insert" before the engine's own readonly refusal
+                raise SqlError(chsql.READONLY, "Cannot execute query in readonly mode")
+            self.reader.use(context.database)
+            fmt = chsql.format_clause(canonical.encode()) or context.default_format
+            started = time.perf_counter()
+            result = self.reader.run(canonical, fmt, params)
+            elapsed = time.perf_counter() - started
+        return Answer(result.bytes(), fmt, _summary(result, elapsed))
 
     def _insert(self, statement: bytes, insert: chsql.InsertWithData, params: dict[str, str]):
         data = memoryview(statement)[insert.data_start :]
@@ -296,9 +437,60 @@ class Engine:
         try:
             with path.open("wb") as fh:
                 fh.write(data)
-            return self._run(insert.from_infile(str(path)), "TabSeparated", params)
+            return self.writer.run(insert.from_infile(str(path)), "TabSeparated", params)
         finally:
             path.unlink(missing_ok=True)
+
+
+class _Session:
+    """One chDB session and the database its statements run in."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.database = "default"
+
+    def run(self, sql: str, fmt: str = "TabSeparated", params: dict[str, str] | None = None):
+        try:
+            return self.session.query(sql, fmt, params=params or None)
+        except Exception as exc:  # chdb raises ChdbError (a RuntimeError) with ClickHouse's text
+            raise EngineError(str(exc)) from exc
+
+    def use(self, database: str) -> None:
+        if self.database != database:
+            self.run(f"USE `{database}`")
+            self.database = database
+
+    def canonical(self, sql: str) -> str:
+        """The engine's rendering of the one statement of ``sql`` (62 when there are more).
+
+        The rendering must render to itself, so it parses as exactly what the engine read.
+        """
+        render = "SELECT formatQuerySingleLine({q:String})"
+        text = self.run(render, "RawBLOB", {"q": _escaped(sql)}).bytes().decode("utf-8")
+        again = self.run(render, "RawBLOB", {"q": _escaped(text)}).bytes().decode("utf-8")
+        if again != text:
+            raise SqlError(chsql.SYNTAX_ERROR, "The statement does not survive formatting")
+        return text
+
+
+def _escaped(value: str) -> str:
+    """A query parameter's value as ClickHouse reads it (TSV escaping), so it arrives unchanged."""
+    for raw, escape in (("\\", "\\\\"), ("\n", "\\n"), ("\t", "\\t"), ("\r", "\\r"), ("\0", "\\0")):
+        value = value.replace(raw, escape)
+    return value
+
+
+def _summary(result: Any, elapsed: float) -> dict[str, str]:
+    return {
+        "read_rows": str(result.rows_read()),
+        "read_bytes": str(result.bytes_read()),
+        "written_rows": str(getattr(result, "rows_written", lambda: 0)()),
+        "written_bytes": str(getattr(result, "bytes_written", lambda: 0)()),
+        "total_rows_to_read": "0",
+        "result_rows": "0",
+        "result_bytes": "0",
+        "elapsed_ns": str(int(elapsed * 1e9)),
+    }
 
 
 class EngineError(Exception):
@@ -320,6 +512,7 @@ def _literal(value: str) -> str:
 
 class ClickHouseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = SOCKET_TIMEOUT_S  # set on the connection's socket by StreamRequestHandler
     server: ClickHouseServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base signature)
@@ -327,20 +520,41 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
 
     # -- plumbing --
 
-    def _body(self) -> bytes:
+    def _body(self, limit: int) -> bytes:
+        """The request body as sent, refused (307) past ``limit`` bytes before it is read."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return b"".join(self._chunks())
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+            chunked = b"".join(self._chunks(limit))
+            self.body_read = True
+            return chunked
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise SqlError(chsql.BAD_REQUEST_PARAMETER, "Bad Content-Length") from None
+        if length < 0:
+            raise SqlError(chsql.BAD_REQUEST_PARAMETER, "Bad Content-Length")
+        if length > limit:
+            raise too_big(limit)
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise SqlError(chsql.BAD_REQUEST_PARAMETER, "The request body ends early")
+        self.body_read = True
+        return body
 
-    def _chunks(self) -> Iterator[bytes]:
+    def _chunks(self, limit: int) -> Iterator[bytes]:
+        total = 0
         while True:
             size_line = self.rfile.readline(65537)
-            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            try:
+                size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                raise SqlError(chsql.BAD_REQUEST_PARAMETER, "Bad chunk size") from None
             if size == 0:
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return
+            total += size
+            if size < 0 or total > limit:
+                raise too_big(limit)
             yield self.rfile.read(size)
             self.rfile.readline(3)  # CRLF after the chunk
 
@@ -351,7 +565,14 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         self.send_header("X-ClickHouse-Server-Display-Name", "govstream-embedded")
         self.send_header("X-ClickHouse-Timezone", "UTC")
         for name, value in headers.items():
-            self.send_header(name, value)
+            if _HEADER_SAFE.match(value):
+                self.send_header(name, value)
+            else:
+                log.warning("header %s dropped: its value is not printable ASCII", name)
+        if not getattr(self, "body_read", True):
+            # the body was never read: the connection cannot carry another request
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -365,6 +586,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         )
 
     def _user(self, params: dict[str, str]) -> User:
+        """The authenticated user of the request, from its headers and URL only (516 if none)."""
         name = self.headers.get("X-ClickHouse-User") or params.get("user")
         password = self.headers.get("X-ClickHouse-Key") or params.get("password") or ""
         auth = self.headers.get("Authorization", "")
@@ -373,13 +595,16 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 name, _, password = base64.b64decode(auth[6:]).decode("utf-8").partition(":")
             except (ValueError, UnicodeDecodeError):
                 name = None
-        name = name or "default"
-        user = self.server.users.get(name)
-        if user is None or user.password != password:
+        user = self.server.users.get(name or "default")
+        if (
+            not name
+            or user is None
+            or not hmac.compare_digest(user.password.encode(), password.encode())
+        ):
             raise SqlError(
                 chsql.AUTHENTICATION_FAILED,
-                f"{name}: Authentication failed: password is incorrect, or there is no user "
-                "with such name",
+                f"{name or 'default'}: Authentication failed: password is incorrect, or there is "
+                "no user with such name",
             )
         return user
 
@@ -399,37 +624,45 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         self._query(readonly_method=False)
 
     def _query(self, *, readonly_method: bool) -> None:
+        self.body_read = False
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
-        query_id = params.get("query_id") or str(uuid.uuid4())
+        query_id = str(uuid.uuid4())
         try:
+            if params.get("query_id"):  # empty: one is made up, as ClickHouse does
+                if not _query_id_ok(params["query_id"]):
+                    raise SqlError(
+                        chsql.BAD_REQUEST_PARAMETER,
+                        "query_id must be at most 256 printable ASCII characters",
+                    )
+                query_id = params["query_id"]
             if url.path != "/":
                 raise SqlError(chsql.BAD_ARGUMENTS, f"There is no handle {url.path}")
-            body = decompress(self._body(), self.headers.get("Content-Encoding", ""))
+            user = self._user(params)  # before anything of the body is read
+            settings, bind = _split_params(params)
+            readonly_param = settings.get("readonly", "0")
+            readonly = user.readonly or readonly_method or readonly_param != "0"
+            if not user.readonly:
+                settings.pop("readonly", None)  # the writer picks the read-only session with it
+            limit = MAX_READONLY_BODY_BYTES if readonly else MAX_BODY_BYTES
+            body = decompress(self._body(limit), self.headers.get("Content-Encoding", ""), limit)
             if params.get("decompress") == "1":
                 raise SqlError(
                     chsql.BAD_ARGUMENTS,
                     "decompress=1 (ClickHouse's own block compression) is "
                     "not supported here; use Content-Encoding",
                 )
-            user = self._user(params)
-            readonly = user.readonly or readonly_method or params.get("readonly", "0") != "0"
             query = params.get("query", "").encode("utf-8")
             statement = query + b"\n" + body if query and body else query or body
             if not statement.strip():
                 raise SqlError(chsql.SYNTAX_ERROR, "Empty query")
-            settings, bind = _split_params(params, readonly)
             database = params.get("database") or "default"
             if not _IDENT.match(database):
                 raise SqlError(chsql.BAD_ARGUMENTS, f"Bad database name {database!r}")
-            answer = self.server.engine.execute(
-                statement,
-                database=database,
-                settings=settings,
-                params=bind,
-                default_format=params.get("default_format") or "TabSeparated",
-                readonly=readonly,
+            context = Context(
+                database, settings, bind, params.get("default_format") or "TabSeparated"
             )
+            answer = self.server.engine.execute(statement, context, readonly=readonly)
         except SqlError as exc:
             self._error(STATUS.get(exc.code, 500), exc.code, exc.text(), query_id)
             log.info("query %s refused: code %s", query_id, exc.code)
@@ -458,7 +691,11 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         self._send(200, body, headers, content_type)
 
 
-def _split_params(params: dict[str, str], readonly: bool) -> tuple[dict[str, str], dict[str, str]]:
+def _query_id_ok(query_id: str) -> bool:
+    return len(query_id) <= 256 and bool(_HEADER_SAFE.match(query_id))
+
+
+def _split_params(params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """(ClickHouse settings, query parameters) of a request's URL parameters."""
     settings: dict[str, str] = {}
     bind: dict[str, str] = {}
@@ -469,9 +706,7 @@ def _split_params(params: dict[str, str], readonly: bool) -> tuple[dict[str, str
             continue
         elif not _IDENT.match(name):
             raise SqlError(chsql.UNKNOWN_SETTING, f"Unknown setting {name!r}")
-        elif readonly and GUARD_SETTINGS.match(name) and not (name == "readonly" and value != "0"):
-            raise SqlError(chsql.READONLY, f"Cannot modify '{name}' setting in readonly mode")
-        elif name != "readonly":
+        else:
             settings[name] = value
     return settings, bind
 
@@ -494,9 +729,39 @@ class ClickHouseServer(ThreadingHTTPServer):
         self.server_name, self.server_port = str(host), int(port)
 
 
+def writer_password(settings: Settings) -> str:
+    """The writer's password: ``clickhouse_password``, else one generated into the home.
+
+    The generated one is written once to ``settings.clickhouse_password_file`` (mode 0600,
+    published atomically, so concurrent starts agree) and read from there afterwards, by this
+    service and by every client (``Settings.clickhouse_writer_password``). Raises
+    :class:`StackError` when that file exists but is empty.
+    """
+    if settings.clickhouse_password:
+        return settings.clickhouse_password
+    path = settings.clickhouse_password_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+        try:
+            os.link(tmp, path)  # fails if another process published one first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    os.chmod(path, 0o600)
+    password = path.read_text(encoding="utf-8").strip()
+    if not password:
+        raise StackError(f"{path} is empty; delete it and a new password is generated")
+    return password
+
+
 def users_of(settings: Settings) -> dict[str, User]:
-    """The writer and the read-only analyst of the settings."""
-    writer = User(settings.clickhouse_user, settings.clickhouse_password, readonly=False)
+    """The writer (password from :func:`writer_password`) and the read-only analyst."""
+    writer = User(settings.clickhouse_user, writer_password(settings), readonly=False)
     analyst = User(
         settings.clickhouse_analyst_user, settings.clickhouse_analyst_password, readonly=True
     )

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from pipelines.errors import PortInUseError, StackError
 from pipelines.settings import Settings, settings_env
+from pipelines.stack.clickhouse_http import writer_password
 from pipelines.stack.services import port_in_use, probe, services
 from pipelines.stack.supervisor import read_state, state_path
 
@@ -92,7 +93,9 @@ def _home_lock(settings: Settings) -> Iterator[None]:
 def up(settings: Settings) -> tuple[bool, list[ServiceStatus]]:
     """Start the embedded services and wait until each answers its protocol.
 
-    Returns (started, statuses); started is False when this home's stack already ran.
+    With an embedded ClickHouse and no ``clickhouse_password``, the writer's password is
+    generated into the home first (see :func:`writer_password`). Returns (started,
+    statuses); started is False when this home's stack already ran.
     """
     with _home_lock(settings):
         if supervisor_pid(settings):
@@ -104,6 +107,8 @@ def up(settings: Settings) -> tuple[bool, list[ServiceStatus]]:
                     f"set {svc.setting} to a free address or stop what holds it"
                 )
         settings.log_dir.mkdir(parents=True, exist_ok=True)
+        if "clickhouse" in settings.embedded:
+            writer_password(settings)  # generated (0600) before anything can connect
         state_path(settings).unlink(missing_ok=True)
         env = {**os.environ, **settings_env(settings)}
         with open(settings.log_dir / "supervisor.log", "ab") as log:

@@ -76,27 +76,55 @@ def test_format_clause_at_depth_zero_only() -> None:
 
 AST_SELECT = """SelectWithUnionQuery (children 1)
  ExpressionList (children 1)
-  SelectQuery (children 2)
+  SelectQuery (children 3)
+   ExpressionList (children 1)
+    Function count (children 1)
    TablesInSelectQuery (children 1)
     TablesInSelectQueryElement (children 1)
      TableExpression (children 1)
       Function numbers (children 1)
+       ExpressionList (children 1)
+        Literal UInt64_10
+   Literal UInt64_5
 """
 
 
-def test_readonly_allows_reads_and_safe_table_functions() -> None:
-    assert chsql.readonly_problem(AST_SELECT) is None
-    assert chsql.readonly_problem("ShowTables (children 1)\n Identifier d\n") is None
+def test_reads_and_their_literals_pass() -> None:
+    assert chsql.outside_problem(AST_SELECT) is None  # LIMIT 5 is a literal, not an outfile
+    assert chsql.outside_problem("ShowTables (children 1)\n Identifier d\n") is None
 
 
-def test_readonly_refuses_writes_settings_and_outside_table_functions() -> None:
-    insert = chsql.readonly_problem("InsertQuery   (children 2)\n Identifier d\n")
-    assert insert is not None and insert.code == chsql.READONLY
-    with_settings = chsql.readonly_problem(AST_SELECT + "    Set\n")
-    assert with_settings is not None and with_settings.code == chsql.READONLY
-    outside = chsql.readonly_problem(AST_SELECT.replace("numbers", "file"))
-    assert outside is not None and outside.code == chsql.ACCESS_DENIED
-    assert "file" in outside.text()
+@pytest.mark.parametrize(
+    "ast",
+    [
+        AST_SELECT + " Literal '/tmp/x.pth'\n",  # SELECT … INTO OUTFILE
+        "ExistsTableQuery d t (children 3)\n Identifier d\n Identifier t\n Literal 'z'\n",
+        "Explain EXPLAIN (children 2)\n" + AST_SELECT.replace("\n", "\n ").rstrip() + "\n"
+        " Literal 'x'\n",
+        "ParallelWithQuery 2 SelectWithUnionQuery (children 2)\n"
+        " SelectWithUnionQuery (children 2)\n  ExpressionList (children 1)\n  Literal 'p'\n"
+        " SelectWithUnionQuery (children 1)\n  ExpressionList (children 1)\n",
+    ],
+)
+def test_into_outfile_is_found_in_the_engines_parse(ast: str) -> None:
+    problem = chsql.outside_problem(ast)
+    assert problem is not None and problem.code == chsql.INTO_OUTFILE_NOT_ALLOWED
+
+
+def test_the_file_function_is_refused_wherever_it_is() -> None:
+    scalar = AST_SELECT.replace("Function count", "Function file (alias p)")
+    table = AST_SELECT.replace("Function numbers", "Function file")
+    for ast in (scalar, table):
+        problem = chsql.outside_problem(ast)
+        assert problem is not None and problem.code == chsql.ACCESS_DENIED
+        assert "file()" in problem.text()
+
+
+def test_ast_nodes_know_their_parents() -> None:
+    nodes = chsql.ast_nodes(AST_SELECT)
+    assert nodes[0].parent is None and nodes[0].name == "SelectWithUnionQuery"
+    literal = nodes[-1]
+    assert literal.name == "Literal" and nodes[literal.parent or 0].name == "SelectQuery"
 
 
 @pytest.mark.parametrize("encoding", ["lz4", "zstd", "gzip", "deflate"])
@@ -107,6 +135,23 @@ def test_compression_round_trip_and_concatenated_frames(encoding: str) -> None:
     assert decompress(packed, encoding) == body
     if encoding != "deflate":  # streams of frames/members, as clickhouse-connect sends them
         assert decompress(packed + packed, encoding) == body + body
+
+
+@pytest.mark.parametrize("encoding", ["lz4", "zstd", "gzip", "deflate", "identity"])
+def test_decompression_stops_at_the_limit(encoding: str) -> None:
+    bomb, _ = compress(bytes(8 << 20), encoding)  # 8 MiB of zeros
+    with pytest.raises(SqlError) as err:
+        decompress(bomb, encoding, limit=1 << 20)
+    assert err.value.code == chsql.TOO_MANY_BYTES
+    assert decompress(bomb, encoding, limit=8 << 20) == bytes(8 << 20)
+
+
+@pytest.mark.parametrize("encoding", ["lz4", "zstd", "gzip", "deflate"])
+def test_a_damaged_body_is_cannot_decompress(encoding: str) -> None:
+    packed, _ = compress(b"SELECT 1" * 100, encoding)
+    with pytest.raises(SqlError) as err:
+        decompress(packed[: len(packed) // 2], encoding)
+    assert err.value.code == chsql.CANNOT_DECOMPRESS
 
 
 def test_unknown_content_encoding_is_a_clear_error() -> None:
