@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import re
 import threading
@@ -583,8 +584,8 @@ def _evidence_terms(terms: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def classify(text: str, hint: str | None = None) -> Classification:
-    """The taxonomy category of a report text, with its request type.
+def classify_rules(text: str, hint: str | None = None) -> Classification:
+    """The taxonomy category of a report text, with its request type, by the rules alone.
 
     A ``hint`` (the upstream ``category_hint``) wins when it is a valid code other than
     ``X9999``; otherwise it is ignored. Without a usable hint the text decides; when it cannot
@@ -611,3 +612,43 @@ def classify(text: str, hint: str | None = None) -> Classification:
     terms = _evidence_terms(evidence[best_code])
     deciding = max(by_part[best_code].items(), key=lambda kv: kv[1])[0]
     return _result(taxonomy.get(best_code), confidence, terms, "text", kind, deciding)  # type: ignore[arg-type]
+
+
+# --- the learned model, when there is one ------------------------------------------------
+
+_MODEL: dict[str, Any] = {}
+
+
+def use_model(model: Any) -> None:
+    """Make ``model`` (a ``classify_model.Model``, or None for the rules alone) the one
+    ``classify`` uses, instead of the newest file of the settings' model directory."""
+    _MODEL["model"] = model
+
+
+def active_model() -> Any:
+    """The model ``classify`` uses: set by ``use_model``, else the newest model file in
+    ``Settings.model_dir`` (loaded once), else None. A model file that cannot be loaded is
+    logged and the rules classify alone."""
+    if "model" not in _MODEL:
+        from pipelines import classify_model
+        from pipelines.settings import get_settings
+
+        path = classify_model.newest(get_settings().model_dir)
+        model = None
+        if path is not None:
+            try:
+                model = classify_model.load(path)
+            except classify_model.ModelError as exc:
+                logging.getLogger(__name__).warning("classifier model not used: %s", exc)
+        _MODEL["model"] = model
+    return _MODEL["model"]
+
+
+def classify(text: str, hint: str | None = None) -> Classification:
+    """The taxonomy category and request type of a report text: by the active model
+    (``active_model``; ``classifier = model-<version>``) when there is one, else by the rules
+    (``classify_rules``; ``classifier = rules-v2``). Same shape and contract either way."""
+    model = active_model()
+    if model is not None:
+        return model.classify(text, hint)
+    return classify_rules(text, hint)

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         description="Salt of the hashes kept for joining people across events; set a secret "
         "in production.",
     )
+    classify_model_dir: Path | None = Field(
+        None,
+        description="Directory of trained classifier models (`govstream classify train`); "
+        "`govstream classify` and the worker load the newest `classify-*.pkl` in it, else the "
+        "rules classify alone. Unset: `<home>/models`.",
+    )
 
     @field_validator("embedded", mode="before")
     @classmethod
@@ -161,6 +167,11 @@ class Settings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def model_dir(self) -> Path:
+        """Where trained classifier models are written and looked for."""
+        return self.classify_model_dir or self.home / "models"
 
     @property
     def clickhouse_password_file(self) -> Path:

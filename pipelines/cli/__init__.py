@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older typer on plain click
 from pipelines.cli import db as db_cli
 from pipelines.cli import stack as stack_cli
 from pipelines.cli.classify import classify as classify_command
+from pipelines.cli.classify import classify_eval, classify_train
 from pipelines.cli.lag import lag as lag_command
 from pipelines.cli.produce import produce as produce_command
 from pipelines.cli.replay import replay as replay_command
@@ -37,6 +38,8 @@ app = typer.Typer(
 app.add_typer(stack_cli.app, name="stack")
 app.add_typer(db_cli.app, name="db")
 app.command(name="classify")(classify_command)
+app.command(name="classify-eval")(classify_eval)  # also `govstream classify eval` (main)
+app.command(name="classify-train")(classify_train)  # also `govstream classify train`
 app.command(name="lag")(lag_command)
 app.command(name="produce")(produce_command)
 app.command(name="demo")(demo_command)
@@ -53,6 +56,10 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["classify"] and args[1:2] in (["eval"], ["train"]):
+        args = [f"classify-{args[1]}", *args[2:]]  # `classify eval F` -> `classify-eval F`
+    argv = args
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="govstream", standalone_mode=False)

@@ -72,3 +72,55 @@ def classify(
     else:
         table_rows = [{**r, "evidence": "、".join(r["evidence"])} for r in rows]
         print_table(table_rows, COLUMNS, title=f"classification of {file}")
+
+
+def _classifier(model: Path | None) -> Any:
+    """``classify`` of the model file ``model``, else the active classifier."""
+    if model is None:
+        return engine.classify
+    from pipelines import classify_model
+
+    return classify_model.load(model).classify
+
+
+def classify_eval(
+    file: Path = typer.Argument(  # noqa: B008 - typer's declaration style
+        ..., help="Labelled texts: code<TAB>request_type<TAB>text (or the v1 CSV)."
+    ),
+    model: Path | None = typer.Option(  # noqa: B008
+        None, "--model", help="Evaluate this model file (default: the active classifier)."
+    ),
+    rules: bool = typer.Option(False, "--rules", help="Evaluate the rules alone."),
+    json_: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """`govstream classify eval FILE`: top-1, routed precision, department and request-type
+    accuracy, per-major figures and the top confusions of the classifier on FILE."""
+    from pipelines import classify_eval as ev
+
+    examples = ev.load_any(file)
+    classifier = engine.classify_rules if rules else _classifier(model)
+    report = ev.evaluate(examples, classifier)
+    if json_:
+        print_json({"file": str(file), **report.as_dict()})
+    else:
+        print(ev.format_report(report, title=str(file)))
+
+
+def classify_train(
+    file: Path = typer.Argument(  # noqa: B008
+        ..., help="Labelled texts: code<TAB>request_type<TAB>text."
+    ),
+    out: Path | None = typer.Option(  # noqa: B008
+        None, "--out", help="Model file or directory (default: the settings' model directory)."
+    ),
+) -> None:
+    """`govstream classify train FILE`: fit the linear model on labelled texts and write a
+    versioned model file (`classify-<version>.pkl`); prints its path."""
+    from pipelines import classify_eval as ev
+    from pipelines import classify_model
+    from pipelines.settings import get_settings
+
+    examples = ev.load_tsv(file)
+    model = classify_model.train([(e.code, e.request_type, e.text) for e in examples])
+    path = classify_model.save(model, out or get_settings().model_dir)
+    print_json({"model": str(path), "version": model.version, "texts": model.trained_on})
