@@ -37,6 +37,8 @@ top, for a read-only request (see :meth:`Engine.read`):
 * what ``readonly = 1`` lets through in chDB (clickhouse-local) is refused from the engine's
   parse (``EXPLAIN AST``, :func:`chsql.outside_problem`): ``INTO OUTFILE`` (358, as the
   server's HTTP interface does) and the ``file()`` function (497).
+* tables only the writer reads (``dead_letter_payloads``) are refused (497) from the same
+  parse: :func:`pipelines.access.analyst_problem`.
 
 The front end's own resources are bounded: request bodies (:data:`MAX_BODY_BYTES`, and
 :data:`MAX_READONLY_BODY_BYTES` for read-only requests, which carry no data) before and after
@@ -72,6 +74,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from pipelines import access
 from pipelines.errors import StackError
 from pipelines.settings import Settings
 from pipelines.stack import chsql
@@ -409,7 +412,7 @@ class Engine:
             canonical = self.reader.canonical(sql)
             ast = self.reader.run(f"EXPLAIN AST {canonical}", "TSVRaw", params)
             tree = ast.bytes().decode("utf-8", "replace")
-            problem = chsql.outside_problem(tree)
+            problem = chsql.outside_problem(tree) or access.analyst_problem(tree)
             if problem:
                 raise problem
             for name, value in context.settings.items():
@@ -465,10 +468,12 @@ class _Session:
 
         The rendering must render to itself, so it parses as exactly what the engine read.
         """
-        render = "SELECT formatQuerySingleLine({q:String})"
+        render = (
+            "SELECT if(formatQuerySingleLine(c) = c, c, '') "
+            "FROM (SELECT formatQuerySingleLine({q:String}) AS c)"
+        )
         text = self.run(render, "RawBLOB", {"q": _escaped(sql)}).bytes().decode("utf-8")
-        again = self.run(render, "RawBLOB", {"q": _escaped(text)}).bytes().decode("utf-8")
-        if again != text:
+        if not text:
             raise SqlError(chsql.SYNTAX_ERROR, "The statement does not survive formatting")
         return text
 
@@ -513,6 +518,7 @@ def _literal(value: str) -> str:
 class ClickHouseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = SOCKET_TIMEOUT_S  # set on the connection's socket by StreamRequestHandler
+    disable_nagle_algorithm = True
     server: ClickHouseServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base signature)
