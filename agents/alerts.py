@@ -16,8 +16,8 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from agents.common import consume
-from pipelines import alerts, contracts, deadletter
+from agents.common import consume, with_clickhouse
+from pipelines import alerts, contracts, deadletter, restore
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
@@ -67,6 +67,27 @@ def _process(record: dict[str, Any], event: EventT, batch: Batch, received: date
     log.debug("alert %s: %s", record["alert_id"], change.outcome)
 
 
+async def _restore(decoded: list[tuple[EventT, dict[str, Any]]]) -> None:
+    """Put back from ClickHouse the warnings an Update or Cancel of this batch refers to and
+    the table lost (its changelog was lost, see pipelines/restore.py)."""
+    wanted = {
+        bytes(event.message.key).decode("utf-8", "replace")
+        for event, record in decoded
+        if record.get("references") and event.message.key
+        and state_table.get(bytes(event.message.key)) is None
+    }  # fmt: skip
+    if not wanted:
+        return
+    states = await with_clickhouse(
+        lambda client: restore.alert_states(client, settings.clickhouse_database, wanted),
+        "restoring warnings",
+    )
+    for root_id, state in states.items():
+        state_table[root_id.encode()] = state
+    if states:
+        log.info("restored %d warnings from ClickHouse", len(states))
+
+
 @app.agent(alert_topic)
 async def process_alerts(stream: StreamT) -> None:
-    await consume(stream, "process_alerts", decoder, sink, _process, alerts.masked_record)
+    await consume(stream, "process_alerts", decoder, sink, _process, alerts.masked_record, _restore)

@@ -17,22 +17,25 @@ Rules (issue 13):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
 from pipelines import deadletter, metrics
+from pipelines.clickhouse import get_client
 from pipelines.contracts import check_key
 from pipelines.errors import PROCESSING_ERROR, EventError, as_event_error
 from pipelines.sink import Batch, record_identity
 
 log = logging.getLogger("govstream.agents")
+T = TypeVar("T")
 
 
 dead_topic = app.topic(deadletter.TOPIC, key_serializer="raw", value_serializer="raw")
@@ -131,6 +134,29 @@ def saw(batch: Batch, event: EventT) -> None:
 #: Processes one decoded event: checks it (raising EventError or anything else for a bad one)
 #: and folds it into its table and the batch's rows.
 Process = Callable[[dict[str, Any], EventT, Batch, datetime], None]
+#: Puts back, before a batch is applied, the table state its events need and the table lost.
+Restore = Callable[[list[tuple[EventT, dict[str, Any]]]], Awaitable[None]]
+
+
+async def with_clickhouse(query: Callable[[Any], T], what: str) -> T:
+    """Run ``query(client)`` in a thread with a fresh writer client, waiting out an
+    unreachable ClickHouse with capped exponential backoff (as the sink does)."""
+
+    def blocking() -> T:
+        client = get_client(settings, database=settings.clickhouse_database)
+        try:
+            return query(client)
+        finally:
+            client.close()
+
+    delay = 0.5
+    while True:
+        try:
+            return await asyncio.to_thread(blocking)
+        except Exception as exc:  # ClickHouse away: wait, never drop the batch
+            log.warning("%s failed (%s); retrying in %.1f s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 async def consume(
@@ -140,33 +166,36 @@ async def consume(
     sink: Any,
     process: Process,
     mask: Callable[[dict[str, Any]], dict[str, Any]],
+    restore: Restore | None = None,
 ) -> None:
-    """The loop of the form and alert agents: batches → decode → key check → ``process`` →
-    dead letter on any failure of one event → sink.write → dead-letter sends → ack.
+    """The loop of the form and alert agents: batches → decode → ``restore`` lost table
+    state → key check → ``process`` → dead letter on any failure of one event →
+    sink.write → dead-letter sends → ack.
 
     Offsets are acknowledged only after the batch's rows are in ClickHouse and its dead-letter
     copies are acknowledged by Kafka."""
     async for events in batches(stream):
         batch, sends = Batch(), cast(list[Any], [])
+        decoded: list[tuple[EventT, dict[str, Any], datetime]] = []
         for event in events:
             message = event.message
             metrics.EVENTS_IN.labels(agent, message.topic).inc()
             saw(batch, event)
             received = datetime.now(UTC)
-            record: dict[str, Any] | None = None
             try:
-                record = await decoder.decode_waiting(message.value)
+                decoded.append((event, await decoder.decode_waiting(message.value), received))
+            except Exception as exc:  # not an event of this topic: dead-lettered
+                sends.append(await failed(agent, exc, message, batch, received, None))
+        if restore is not None:
+            await restore([(event, record) for event, record, _ in decoded])
+        for event, record, received in decoded:
+            message = event.message
+            try:
                 check_key(message.topic, message.key, record)
                 process(record, event, batch, received)
             except Exception as exc:  # one bad event never stops the stream
-                error = as_event_error(exc)
-                if error.reason == PROCESSING_ERROR:
-                    log.warning("%s[%d]@%d failed: %s", message.topic, message.partition,
-                                message.offset, error.message)  # fmt: skip
                 sends.append(
-                    await dead_letter(
-                        agent, error, message, batch, received, safe_mask(mask, record)
-                    )  # fmt: skip
+                    await failed(agent, exc, message, batch, received, safe_mask(mask, record))
                 )
         await sink.write(batch)
         metrics.record_written(agent, batch.rows, (e.message.timestamp for e in events))
@@ -175,3 +204,20 @@ async def consume(
         for event in events:
             await stream.ack(event)
         metrics.progressed(agent)
+
+
+async def failed(
+    agent: str,
+    exc: Exception,
+    message: Any,
+    batch: Batch,
+    received: datetime,
+    masked: dict[str, Any] | None,
+) -> Awaitable[Any]:
+    """Dead-letter one event whose processing raised ``exc``; returns the pending send. An
+    unexpected exception (not an EventError) is also logged as a warning."""
+    error = as_event_error(exc)
+    if error.reason == PROCESSING_ERROR:
+        log.warning("%s[%d]@%d failed: %s", message.topic, message.partition, message.offset,
+                    error.message)  # fmt: skip
+    return await dead_letter(agent, error, message, batch, received, masked)

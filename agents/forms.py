@@ -18,8 +18,8 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from agents.common import consume
-from pipelines import alerts, contracts, deadletter, forms
+from agents.common import consume, with_clickhouse
+from pipelines import alerts, contracts, deadletter, forms, restore
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
@@ -81,11 +81,35 @@ def _process(record: dict[str, Any], event: EventT, batch: Batch, received: date
         log.debug("submission %s seen before", record["submission_id"])
 
 
+async def _restore(decoded: list[tuple[EventT, dict[str, Any]]]) -> None:
+    """Put back from ClickHouse the respondents' states this batch needs and the table lost
+    (its changelog was lost, see pipelines/restore.py): without it a resubmission would
+    start again at revision 1 and lose to the older row in gov.form_submissions."""
+    wanted: dict[tuple[str, str], bytes] = {}
+    for event, record in decoded:
+        key = event.message.key
+        if not key or latest.get(bytes(key)) is not None:
+            continue
+        respondent = forms.respondent_key(record, settings.pii_salt)
+        if not respondent.startswith("anon-"):
+            wanted[(str(record.get("form_id")), respondent)] = bytes(key)
+    if not wanted:
+        return
+    states = await with_clickhouse(
+        lambda client: restore.form_states(client, settings.clickhouse_database, wanted),
+        "restoring form states",
+    )
+    for pair, state in states.items():
+        latest[wanted[pair]] = state
+    if states:
+        log.info("restored %d respondents' form states from ClickHouse", len(states))
+
+
 @app.agent(form_topic)
 async def process_forms(stream: StreamT) -> None:
     await consume(
         stream, "process_forms", decoder, sink, _process,
-        lambda record: forms.masked_record(record, settings.pii_salt),
+        lambda record: forms.masked_record(record, settings.pii_salt), _restore,
     )  # fmt: skip
 
 

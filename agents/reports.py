@@ -26,18 +26,18 @@ from faust.types import EventT, StreamT
 
 from agents.app import app, settings
 from agents.common import (
-    PROCESSING_ERROR,
     Source,
-    as_event_error,
     batches,
-    check_key,
     dead_letter,
+    failed,
     safe_mask,
     saw,
+    with_clickhouse,
 )
 from pipelines import alerts, contracts, deadletter, metrics, reports, restore, workorders
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
+from pipelines.contracts import check_key
 from pipelines.errors import ValidationError
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
 
@@ -148,24 +148,11 @@ def _apply(record: dict[str, Any], message: Any, received: datetime, batch: Batc
     return _stepped(key, step, batch)
 
 
-async def _failed(
+async def _failed_report(
     exc: Exception, message: Any, batch: Batch, received: datetime, record: dict[str, Any] | None
 ) -> Any:
-    """Dead-letter one report event that failed (any exception) and return the pending send."""
-    error = as_event_error(exc)
-    if error.reason == PROCESSING_ERROR:
-        log.warning("%s[%d]@%d failed: %s", message.topic, message.partition, message.offset,
-                    error.message)  # fmt: skip
     masked = safe_mask(lambda r: reports.masked_record(r, settings.pii_salt), record)
-    return await dead_letter("process_reports", error, message, batch, received, masked)
-
-
-def _restore_blocking(report_ids: list[str]) -> dict[str, Any]:
-    client = get_client(settings, database=settings.clickhouse_database)
-    try:
-        return restore.work_orders(client, settings.clickhouse_database, report_ids)
-    finally:
-        client.close()
+    return await failed("process_reports", exc, message, batch, received, masked)
 
 
 async def _restore_missing(decoded: list[tuple[Any, dict[str, Any], datetime]]) -> None:
@@ -182,15 +169,10 @@ async def _restore_missing(decoded: list[tuple[Any, dict[str, Any], datetime]]) 
     }
     if not missing:
         return
-    delay = 0.5
-    while True:
-        try:
-            states = await asyncio.to_thread(_restore_blocking, sorted(missing))
-            break
-        except Exception as exc:  # ClickHouse away: wait, as the sink does
-            log.warning("work orders not restored (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    states = await with_clickhouse(
+        lambda client: restore.work_orders(client, settings.clickhouse_database, sorted(missing)),
+        "restoring work orders",
+    )
     for report_id, state in states.items():
         work_orders[report_id.encode()] = state
     if states:
@@ -209,14 +191,14 @@ async def _process(events: Any) -> None:
         try:
             decoded.append((event, await decoder.decode_waiting(message.value), received))
         except Exception as exc:  # not a report at all: dead-lettered, the rest go on
-            sends.append(await _failed(exc, message, batch, received, None))
+            sends.append(await _failed_report(exc, message, batch, received, None))
     await _restore_missing(decoded)
     for event, record, received in decoded:
         message = event.message
         try:
             result = _apply(record, message, received, batch)
         except Exception as exc:  # one bad event never stops the stream
-            sends.append(await _failed(exc, message, batch, received, record))
+            sends.append(await _failed_report(exc, message, batch, received, record))
             continue
         if record["action"] == "SUBMIT":
             order = result

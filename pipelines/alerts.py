@@ -385,3 +385,30 @@ def is_active(state: Mapping[str, Any], now: datetime) -> bool:
         and state["effective_ms"] <= now_ms
         and (expires is None or expires > now_ms)
     )
+
+
+def state_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A warning's state rebuilt from its gov.alerts row (a dict by ALERT_COLUMNS name), for
+    a table that lost its changelog (pipelines/restore.py). Only the last ``MAX_MESSAGES``
+    message ids are kept in a row anyway, as in the table."""
+    r = row
+    expires = r.get("expires")
+    hazard = str(r["hazard"])
+    return {
+        "root_id": str(r["root_id"]), "alert_id": str(r["alert_id"]),
+        "msg_type": str(r["msg_type"]), "status": str(r["status"]), "source": str(r["source"]),
+        "sender": str(r["sender"]), "hazard": hazard,
+        "hazard_local": str(r["hazard_name"]) if hazard == "other" else "",
+        "level": str(r["level"]), "headline": str(r["headline"]),
+        "description": str(r["description"]), "instruction": str(r["instruction"]),
+        "region_codes": [str(c) for c in r["region_codes"]],
+        "replaced_codes": {str(k): [str(c) for c in v] for k, v in
+                           dict(r.get("replaced_codes") or {}).items()},
+        "unknown_codes": [str(c) for c in r.get("unknown_codes") or []],
+        "messages": [str(m) for m in r["messages"]],
+        "first_sent_ms": to_ms(r["first_sent_at"]), "sent_ms": to_ms(r["sent_at"]),
+        "effective_ms": to_ms(r["effective"]),
+        "expires_ms": to_ms(expires) if expires is not None else None,
+        "received_ms": to_ms(r["received_at"]), "partition": int(r["source_partition"]),
+        "offset": int(r["source_offset"]), "revision": int(r["version"]),
+    }  # fmt: skip

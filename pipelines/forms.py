@@ -458,6 +458,46 @@ def form_row(state: Mapping[str, Any]) -> list[Any]:
     ]  # fmt: skip
 
 
+def state_from_row(row: Mapping[str, Any], alert: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A respondent's state rebuilt from their gov.form_submissions row (a dict by
+    FORM_COLUMNS name) and the state of their derived alert (``alerts.state_from_row`` of its
+    gov.alerts row, or None), for a table that lost its changelog (pipelines/restore.py).
+
+    The row keeps the latest submission and the counts; of the submission ids seen only the
+    latest is known again, so an earlier submission replayed after the loss is counted as a
+    late one. The revision continues from the row's version, so the next row replaces it."""
+    r, key = row, str(row["respondent_key"])
+    entry = {
+        "submission_id": str(r["submission_id"]), "form_id": str(r["form_id"]),
+        "form_version": int(r["form_version"]), "respondent_key": str(r["respondent_key"]),
+        "respondent": {
+            "hash": "" if key.startswith("anon-") else key,
+            "name": str(r["respondent_name"]), "phone": str(r["respondent_phone"]),
+            "id_number": str(r["respondent_id_number"]),
+        },
+        "region_code": str(r["region_code"]),
+        "codes": {level: str(r[f"{level}_code"])
+                  for level in ("province", "city", "county", "township")},
+        "names": {level: str(r[level])
+                  for level in ("province", "city", "county", "township", "village")},
+        "urban_rural": str(r["urban_rural"]), "channel": str(r["channel"]),
+        "answers": {str(k): str(v) for k, v in dict(r["answers"]).items()},
+        "abnormal": bool(r["abnormal"]), "flags": [str(f) for f in r["abnormal_flags"]],
+        "submitted_ms": to_ms(r["submitted_at"]), "received_ms": to_ms(r["received_at"]),
+        "partition": int(r["source_partition"]), "offset": int(r["source_offset"]),
+    }  # fmt: skip
+    return {
+        "latest": entry, "submissions": int(r["submissions"]),
+        "abnormal_submissions": int(r["abnormal_submissions"]), "seen": [entry["submission_id"]],
+        "revision": int(r["version"]), "alert": dict(alert) if alert is not None else None,
+    }  # fmt: skip
+
+
+def alert_root(form_id: str, respondent_key: str) -> str:
+    """The prefix of every derived alert id of one respondent of one form."""
+    return f"govstream-form-{form_id}-{respondent_key}-"
+
+
 # --- derived alerts (source form) -------------------------------------------------------------
 
 
@@ -480,7 +520,7 @@ def derived_alert(state: Mapping[str, Any]) -> dict[str, Any] | None:
     what = f"{definition.title}（{e['form_id']} v{e['form_version']}）"
     references = [open_alert["root_id"]] if open_alert is not None else []
     return {
-        "alert_id": f"govstream-form-{e['form_id']}-{e['respondent_key']}-{state['revision']}",
+        "alert_id": f"{alert_root(e['form_id'], e['respondent_key'])}{state['revision']}",
         "sender": "govstream/form",
         "sent_at": sent,
         "msg_type": "Cancel" if references else "Alert",

@@ -8,7 +8,8 @@ batch, it asks ClickHouse — once per batch, only for the keys its table does n
 puts the state it finds back into the table (which writes it to the new changelog).
 
 This module is the I/O half (queries); the states are rebuilt by pure functions
-(:func:`pipelines.workorders.state_from_row`).
+(:func:`pipelines.workorders.state_from_row`, :func:`pipelines.forms.state_from_row`,
+:func:`pipelines.alerts.state_from_row`). What a row cannot give back is listed there.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from pipelines import workorders
+from pipelines import alerts, forms, workorders
 from pipelines.clickhouse import check_identifier
 
 
@@ -56,3 +57,62 @@ def work_orders(client: Client, database: str, report_ids: Iterable[str]) -> dic
         events = [e for e in (submit_event, *steps_of.get(rid, [])) if e]
         states[rid] = workorders.state_from_row(row, events, partition)
     return states
+
+
+def _rows(client: Client, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    found = client.query(sql, parameters)
+    return [dict(zip(found.column_names, row, strict=True)) for row in found.result_rows]
+
+
+def alert_states(client: Client, database: str, root_ids: Iterable[str]) -> dict[str, Any]:
+    """root_id → the warning's state rebuilt from gov.alerts (only ids found there)."""
+    ids = sorted(set(root_ids))
+    if not ids:
+        return {}
+    db = check_identifier(database)
+    rows = _rows(
+        client,
+        f"SELECT {', '.join(alerts.ALERT_COLUMNS)} FROM {db}.alerts FINAL "
+        "WHERE root_id IN {ids:Array(String)}",
+        {"ids": ids},
+    )
+    return {str(r["root_id"]): alerts.state_from_row(r) for r in rows}
+
+
+def form_states(
+    client: Client, database: str, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Any]:
+    """(form_id, respondent_key) → the respondent's state rebuilt from gov.form_submissions,
+    with their open derived alert from gov.alerts (only keys found there)."""
+    pairs = sorted(set(keys))
+    if not pairs:
+        return {}
+    db = check_identifier(database)
+    rows = _rows(
+        client,
+        f"SELECT {', '.join(forms.FORM_COLUMNS)} FROM {db}.form_submissions FINAL "
+        "WHERE (form_id, respondent_key) IN {pairs:Array(Tuple(String, String))}",
+        {"pairs": pairs},
+    )
+    if not rows:
+        return {}
+    prefixes = [forms.alert_root(str(r["form_id"]), str(r["respondent_key"])) for r in rows]
+    open_alerts = _rows(
+        client,
+        f"SELECT {', '.join(alerts.ALERT_COLUMNS)} FROM {db}.alerts FINAL "
+        "WHERE source = 'form' AND status = 'active' "
+        "AND arrayExists(p -> startsWith(root_id, p), {prefixes:Array(String)})",
+        {"prefixes": prefixes},
+    )
+    alert_of = {}
+    for row in open_alerts:
+        state = alerts.state_from_row(row)
+        for prefix in prefixes:
+            if state["root_id"].startswith(prefix):
+                alert_of[prefix] = state
+    return {
+        (str(r["form_id"]), str(r["respondent_key"])): forms.state_from_row(
+            r, alert_of.get(forms.alert_root(str(r["form_id"]), str(r["respondent_key"])))
+        )
+        for r in rows
+    }

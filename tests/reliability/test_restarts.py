@@ -187,11 +187,21 @@ def test_a_stack_restart_loses_no_rows_and_no_work_order_state(tmp_path: Path, u
             step.update(event_id=str(uuid.uuid4()), report_id=b["report_id"])
         unknown = fresh_submit()
         unknown["region_code"] = "439999999999"
+        respondent, root = f"wx-{uuid.uuid4().hex[:8]}", f"43060041600000_{uuid.uuid4().hex[:8]}"
         send_raw(own, a, unknown, b, steps[0])
+        send(own, (contracts.FORM_SUBMISSION, fresh_form(respondent, temperature=38.5)),
+             (contracts.ALERT, fresh_alert(root)))  # fmt: skip
         wait_for(lambda: count(own, "SELECT count() FROM {db}.reports FINAL") == 2, 90,
                  "two reports before the restart")  # fmt: skip
         wait_for(lambda: count(own, "SELECT count() FROM {db}.dead_letters FINAL") == 1, 30,
                  "one dead letter before the restart")  # fmt: skip
+        wait_for(lambda: count(own, "SELECT count() FROM {db}.alerts FINAL WHERE source = 'form'")
+                 == 1, 30, "the form's derived alert")  # fmt: skip
+        submitted = (
+            "SELECT toUnixTimestamp64Milli(submitted_at) FROM {db}.work_orders FINAL "
+            f"WHERE report_id = '{b['report_id']}'"
+        )
+        submitted_ms = count(own, submitted)
         assert worker.stop() == 0
         control.down(settings)
         control.up(settings)
@@ -200,6 +210,8 @@ def test_a_stack_restart_loses_no_rows_and_no_work_order_state(tmp_path: Path, u
         unknown2 = fresh_submit()
         unknown2["region_code"] = "439999999998"
         send_raw(own, c, unknown2, *steps[1:])  # offsets 0 and 1 again, then B's steps
+        send(own, (contracts.FORM_SUBMISSION, fresh_form(respondent, temperature=36.6, symptoms=[])),
+             (contracts.ALERT, fresh_update(root)))  # fmt: skip
         wait_for(lambda: count(own, "SELECT count() FROM {db}.reports FINAL") == 3, 90,
                  "the report sent after the restart at a reused offset")  # fmt: skip
         wait_for(lambda: count(own, "SELECT count() FROM {db}.dead_letters FINAL") == 2, 30,
@@ -208,6 +220,22 @@ def test_a_stack_restart_loses_no_rows_and_no_work_order_state(tmp_path: Path, u
                  "B's steps after the restart applied to its work order")  # fmt: skip
         closed = "SELECT state = 'closed' FROM {db}.work_orders FINAL WHERE report_id = '%s'"
         assert count(own, closed % b["report_id"]) == 1
+        assert count(own, submitted) == submitted_ms  # times restored as they were
+        # the resubmission counted on from the row before the restart, and replaced it
+        wait_for(lambda: count(own, "SELECT max(submissions) FROM {db}.form_submissions FINAL")
+                 == 2, 30, "the resubmission counted as the second")  # fmt: skip
+        assert count(own, "SELECT count() FROM {db}.form_submissions FINAL") == 1
+        form_alerts = (
+            "SELECT countIf(status = 'cancelled') FROM {db}.alerts FINAL WHERE source = 'form'"
+        )
+        wait_for(lambda: count(own, form_alerts) == 1, 30,
+                 "the derived alert cancelled by the normal resubmission")  # fmt: skip
+        updated = (
+            "SELECT countIf(msg_type = 'Update' AND length(messages) = 2) "
+            "FROM {db}.alerts FINAL WHERE source = 'weather'"
+        )
+        wait_for(lambda: count(own, updated) == 1, 30, "the Update on the restored warning")
+        assert count(own, "SELECT count() FROM {db}.dead_letters FINAL") == 2
         assert "restored 1 work orders from ClickHouse" in worker.log_text()
         worker.stop()
     finally:

@@ -307,3 +307,18 @@ def test_alert_free_texts_are_scrubbed_in_rows_and_dead_letters() -> None:
         assert raw not in rows
     assert state["headline"] == "暴雨预警 联系人：张* 139****1234"
     assert state["hazard_local"] == "内涝（联系人：李* 139****1234）"
+
+
+def test_a_warning_rebuilt_from_its_row_takes_its_update_and_cancel() -> None:
+    alert, update, cancel = _chain()
+    lost, _ = alerts.apply(None, alert, received_at=NOW, partition=1, offset=3)
+    row = dict(zip(alerts.ALERT_COLUMNS, alerts.alert_row(lost), strict=True))
+    rebuilt = alerts.state_from_row(row)
+    assert alerts.alert_row(rebuilt) == alerts.alert_row(lost)
+    assert alerts.apply(rebuilt, alert, received_at=NOW)[1].outcome == "duplicate"
+    updated, change = alerts.apply(rebuilt, update, received_at=NOW, partition=1, offset=7)
+    assert (change.outcome, updated["level"]) == ("superseded", "orange")
+    assert alerts.alert_row(updated) == alerts.alert_row(
+        alerts.apply(lost, update, received_at=NOW, partition=1, offset=7)[0]
+    )
+    assert alerts.apply(updated, cancel, received_at=NOW)[0]["status"] == alerts.CANCELLED

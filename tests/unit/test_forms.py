@@ -306,3 +306,20 @@ def test_text_answers_lose_names_and_numbers_in_every_writing() -> None:
     for raw in ("桂芳", "１３５", "０９１７", "４３０６０２１９８５"):
         assert raw not in texts
     assert entry["answers"]["remark"] == "我叫王**，电话135****1234，身份证430602********4024"
+
+
+def test_a_state_rebuilt_from_its_rows_goes_on_as_the_lost_one_would() -> None:
+    lost, _ = forms.merge(None, _sub("a", 0, temperature="38.2"))
+    lost, _, _ = forms.follow_up(lost, received_at=NOW, partition=0, offset=1)  # alert raised
+    row = dict(zip(forms.FORM_COLUMNS, forms.form_row(lost), strict=True))
+    alert_row = dict(zip(alerts.ALERT_COLUMNS, alerts.alert_row(lost["alert"]), strict=True))
+    rebuilt = forms.state_from_row(row, alerts.state_from_row(alert_row))
+    assert forms.form_row(rebuilt) == forms.form_row(lost)
+    # the next submission counts on, replaces the row (higher version) and cancels the alert
+    for state in (lost, rebuilt):
+        nxt, outcome = forms.merge(state, _sub("b", 30))
+        assert (outcome, nxt["submissions"], nxt["revision"]) == ("replaces", 2, 2)
+        nxt, alert_rows, _ = forms.follow_up(nxt, received_at=NOW, partition=0, offset=2)
+        assert _status(alert_rows, alerts.ALERT_COLUMNS) == [alerts.CANCELLED]
+    # a replay of the latest submission is still a duplicate
+    assert forms.merge(rebuilt, _sub("a", 0, temperature="38.2"))[1] == "duplicate"
