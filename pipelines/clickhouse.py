@@ -1,6 +1,7 @@
 """ClickHouse access: client factory and versioned DDL migrations (`govstream db migrate`).
 
-Migrations are the files ``schemas/clickhouse/NNNN_<name>.sql``, applied in order and
+Migrations are the files ``schemas/clickhouse/NNNN_<name>.sql`` (installed inside the package as
+``pipelines.schemas``, see :mod:`pipelines.resources`), applied in order and
 recorded in ``<database>.schema_migrations`` with a checksum; applying them again does
 nothing, and an applied migration whose file changed afterwards is refused. The SQL refers
 to the database as ``{database}`` so tests can give every test its own database.
@@ -20,10 +21,12 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from pipelines.errors import GovstreamError
+from pipelines.resources import schemas_dir
 from pipelines.settings import Settings
 from pipelines.stack.chsql import split_statements
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "schemas" / "clickhouse"
+#: ``schemas/clickhouse`` as installed (checkout or wheel)
+MIGRATIONS_DIR = schemas_dir("clickhouse")
 _NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -60,12 +63,23 @@ class Migration:
 
 
 def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migrations in ``directory``, ordered by version.
+
+    Raises :class:`MigrationError` for a misnamed file, a duplicate version, or a directory that
+    holds no migration at all (a missing directory included): an install without its migrations
+    must fail loudly, not report "up to date" on an empty database (issue 16).
+    """
     migrations = []
     for path in sorted(directory.glob("*.sql")):
         match = _NAME_RE.match(path.name)
         if not match:
             raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
         migrations.append(Migration(int(match[1]), match[2], path.read_text(encoding="utf-8")))
+    if not migrations:
+        raise MigrationError(
+            f"no migration files (NNNN_name.sql) in {directory}: the install lacks "
+            "pipelines.schemas; reinstall govstream"
+        )
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
         raise MigrationError(f"duplicate migration versions in {directory}")

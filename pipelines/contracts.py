@@ -1,7 +1,8 @@
 """The public event contract: Avro schemas, subjects, message keys, and JSON → record conversion.
 
-The schemas live in ``schemas/avro/<topic>.avsc`` (``schemas/avro/CONTRACT.md`` explains them);
-this module is the only code that knows where. Everything here is pure: no Kafka, no registry.
+The schemas live in ``schemas/avro/<topic>.avsc`` (``schemas/avro/CONTRACT.md`` explains them),
+installed inside the package as ``pipelines.schemas`` (:mod:`pipelines.resources`); this module is
+the only code that knows where. Everything here is pure: no Kafka, no registry.
 
 :func:`from_json` turns an event the way upstream developers write it in JSON (timestamps as
 ISO-8601 text with a zone or as epoch milliseconds, optional fields left out, form answers as
@@ -26,8 +27,10 @@ from fastavro.validation import ValidationError as AvroValidationError
 from fastavro.validation import validate
 
 from pipelines.errors import ConfigError, ValidationError
+from pipelines.resources import schemas_dir
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas" / "avro"
+#: ``schemas/avro`` as installed (checkout or wheel): the ``.avsc`` files, CONTRACT.md, examples/
+SCHEMA_DIR = schemas_dir("avro")
 
 REPORT = "report"
 FORM_SUBMISSION = "form-submission"

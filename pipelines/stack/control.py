@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pipelines.errors import PortInUseError, StackError
 from pipelines.settings import Settings, settings_env
 from pipelines.stack.clickhouse_http import writer_password
-from pipelines.stack.services import port_in_use, probe, services
+from pipelines.stack.services import port_in_use, probe, require_extras, services
 from pipelines.stack.supervisor import read_state, state_path
 
 
@@ -100,6 +100,7 @@ def up(settings: Settings) -> tuple[bool, list[ServiceStatus]]:
     with _home_lock(settings):
         if supervisor_pid(settings):
             return False, status(settings)
+        require_extras(settings)  # one line naming the [embedded] extra, before any process
         for svc in services(settings):
             if svc.name in settings.embedded and port_in_use(*svc.address):
                 raise PortInUseError(
