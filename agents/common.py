@@ -30,7 +30,7 @@ from faust.types import EventT, StreamT
 from agents.app import app, settings
 from pipelines import deadletter, metrics
 from pipelines.clickhouse import get_client
-from pipelines.contracts import check_key
+from pipelines.contracts import MAX_EVENT_BYTES, check_event_size, check_key
 from pipelines.errors import PROCESSING_ERROR, EventError, as_event_error
 from pipelines.sink import Batch, record_identity
 
@@ -112,6 +112,10 @@ async def dead_letter(
         dead_at=datetime.now(UTC), masked=masked,
         identity=identity_of(message) if identity is None else identity,
     )  # fmt: skip
+    topic_headers = letter.topic_headers()
+    if value is not None and len(value) > MAX_EVENT_BYTES:  # keep the copy under the broker's
+        topic_headers.append(("dlq.truncated_from", str(len(value)).encode()))  # message limit
+        value = value[:MAX_EVENT_BYTES]
     shown_key = (key or b"")[:80].decode("utf-8", "replace")
     log.info(
         "dead letter %s[%d]@%d key=%s: %s: %s", message.topic, message.partition,
@@ -121,7 +125,7 @@ async def dead_letter(
     metrics.DEAD_LETTERS.labels(agent, error.reason).inc()
     return cast(
         Awaitable[Any],
-        await dead_topic.send(key=key, value=value, headers=letter.topic_headers()),
+        await dead_topic.send(key=key, value=value, headers=topic_headers),
     )
 
 
@@ -136,6 +140,13 @@ def saw(batch: Batch, event: EventT) -> None:
 Process = Callable[[dict[str, Any], EventT, Batch, datetime], None]
 #: Puts back, before a batch is applied, the table state its events need and the table lost.
 Restore = Callable[[list[tuple[EventT, dict[str, Any]]]], Awaitable[None]]
+
+
+async def decode(decoder: Any, message: Any) -> dict[str, Any]:
+    """The message's record: its size checked against the contract's limit (``event_too_large``
+    past ``contracts.MAX_EVENT_BYTES``), then decoded, waiting out an unreachable registry."""
+    check_event_size(message.value, message.key)
+    return cast(dict[str, Any], await decoder.decode_waiting(message.value))
 
 
 async def with_clickhouse(query: Callable[[Any], T], what: str) -> T:
@@ -183,7 +194,7 @@ async def consume(
             saw(batch, event)
             received = datetime.now(UTC)
             try:
-                decoded.append((event, await decoder.decode_waiting(message.value), received))
+                decoded.append((event, await decode(decoder, message), received))
             except Exception as exc:  # not an event of this topic: dead-lettered
                 sends.append(await failed(agent, exc, message, batch, received, None))
         if restore is not None:

@@ -29,6 +29,7 @@ from agents.common import (
     Source,
     batches,
     dead_letter,
+    decode,
     failed,
     safe_mask,
     saw,
@@ -189,7 +190,7 @@ async def _process(events: Any) -> None:
         saw(batch, event)
         received = datetime.now(UTC)
         try:
-            decoded.append((event, await decoder.decode_waiting(message.value), received))
+            decoded.append((event, await decode(decoder, message), received))
         except Exception as exc:  # not a report at all: dead-lettered, the rest go on
             sends.append(await _failed_report(exc, message, batch, received, None))
     await _restore_missing(decoded)

@@ -126,6 +126,7 @@ def test_poison_answers_are_dead_lettered_and_the_forms_behind_them_go_through(r
     poison = [
         fresh_form(household_size="9" * 4401),  # int() refuses over 4,300 digits: ValueError
         fresh_form(symptoms=deep),  # nesting past the recursion limit
+        fresh_form(remark="a" * 950_000),  # over the contract's 900,000 bytes, under the broker's
     ]
     with EventProducer(run.settings) as producer:
         for form in poison:  # as an app that skips the contract check would send them
@@ -139,8 +140,13 @@ def test_poison_answers_are_dead_lettered_and_the_forms_behind_them_go_through(r
             producer.send(contracts.FORM_SUBMISSION, fresh_form())
     wait_for(lambda: count(run, "SELECT count() FROM {db}.form_submissions FINAL") == 2, 90,
              "the two valid forms behind the poison ones")  # fmt: skip
-    wait_for(lambda: count(run, "SELECT count() FROM {db}.dead_letters FINAL") == 2, 30,
-             "both poison forms dead-lettered")  # fmt: skip
+    wait_for(lambda: count(run, "SELECT count() FROM {db}.dead_letters FINAL") == 3, 30,
+             "the three poison forms dead-lettered")  # fmt: skip
+    listed = "arrayStringConcat(arraySort(groupArray(reason)), ',')"
+    reasons = f"SELECT {listed} FROM {{db}}.dead_letters FINAL"
+    found = clickhouse.get_client(run.settings).query(
+        reasons.format(db=run.settings.clickhouse_database)).result_rows[0][0]  # fmt: skip
+    assert "event_too_large" in found, found
     assert worker.running
     assert "Agent crashed" not in worker.log_text()
     assert worker.stop() == 0  # SIGTERM ends it
@@ -210,8 +216,8 @@ def test_a_stack_restart_loses_no_rows_and_no_work_order_state(tmp_path: Path, u
         unknown2 = fresh_submit()
         unknown2["region_code"] = "439999999998"
         send_raw(own, c, unknown2, *steps[1:])  # offsets 0 and 1 again, then B's steps
-        send(own, (contracts.FORM_SUBMISSION, fresh_form(respondent, temperature=36.6, symptoms=[])),
-             (contracts.ALERT, fresh_update(root)))  # fmt: skip
+        normal = fresh_form(respondent, temperature=36.6, symptoms=[])
+        send(own, (contracts.FORM_SUBMISSION, normal), (contracts.ALERT, fresh_update(root)))
         wait_for(lambda: count(own, "SELECT count() FROM {db}.reports FINAL") == 3, 90,
                  "the report sent after the restart at a reused offset")  # fmt: skip
         wait_for(lambda: count(own, "SELECT count() FROM {db}.dead_letters FINAL") == 2, 30,
