@@ -20,6 +20,7 @@ from pipelines.cli import db as db_cli
 from pipelines.cli import stack as stack_cli
 from pipelines.cli.classify import classify as classify_command
 from pipelines.cli.classify import classify_eval, classify_train
+from pipelines.cli.deadletters import dead_letters as dead_letters_command
 from pipelines.cli.lag import lag as lag_command
 from pipelines.cli.produce import produce as produce_command
 from pipelines.cli.replay import replay as replay_command
@@ -40,6 +41,7 @@ app.add_typer(db_cli.app, name="db")
 app.command(name="classify")(classify_command)
 app.command(name="classify-eval")(classify_eval)  # also `govstream classify eval` (main)
 app.command(name="classify-train")(classify_train)  # also `govstream classify train`
+app.command(name="dead-letters")(dead_letters_command)
 app.command(name="lag")(lag_command)
 app.command(name="produce")(produce_command)
 app.command(name="demo")(demo_command)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 
 TABLES_WITH_ROWS = {
     "reports", "work_orders", "work_order_events", "form_submissions", "roster",
-    "alert_targets", "alerts", "dead_letters",
+    "alert_targets", "alerts", "dead_letters", "dead_letter_payloads",
 }  # fmt: skip
 
 
