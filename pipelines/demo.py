@@ -87,7 +87,7 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
         )
         done_s = time.monotonic() - t0
         if fresh and not problems:  # whole-database figures only mean something on a new stack
-            problems = _wait_views(client, db, manifest, events, timeout=60)
+            problems = reconcile.wait_views(client, db, manifest, events, timeout=60)
     _summary(client, db, run_start, manifest, expected, seen, sent_s, done_s)
     if fresh:
         _views_summary(client, db, manifest, events)
@@ -98,59 +98,6 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
         console.print(f"see the worker log: {worker.log_path}")
         return False
     return True
-
-
-def _view_problems(client: Any, db: str, manifest: dict[str, Any], events: list[Any]) -> list[str]:
-    """Forms, active warnings and on-time rates in the views against the manifest."""
-    problems = []
-    totals = {
-        r[0]: r[1:]
-        for r in client.query(
-            f"SELECT form_id, submissions, respondents, abnormal FROM {db}.form_totals"
-        ).result_rows
-    }
-    for form_id, want in manifest["forms"].items():
-        got = totals.get(form_id, (0, 0, 0))
-        expect = (want["submissions"], want["respondents"], want["abnormal_respondents"])
-        if tuple(got) != expect:
-            problems.append(
-                f"form {form_id}: (submissions, respondents, abnormal) {got} != {expect}"
-            )
-    active = dict(
-        client.query(
-            f"SELECT level, warnings FROM {db}.alerts_active_by_level WHERE source = 'weather'"
-        ).result_rows
-    )
-    for level, want in manifest["alerts"]["active_by_level"].items():
-        if active.get(level, 0) != want:
-            problems.append(f"active {level} warnings: {active.get(level, 0)} != {want}")
-    got_on_time = _on_time(client, db)
-    for department, want in simulator.expected_on_time(events).items():
-        got = got_on_time.get(department, (0, 0))
-        if got != (want["resolved"], want["on_time"]):
-            problems.append(
-                f"{department}: resolved/on time {got} != {want['resolved']}/{want['on_time']}"
-            )
-    return problems
-
-
-def _on_time(client: Any, db: str) -> dict[str, tuple[int, int]]:
-    rows = client.query(
-        f"SELECT routed_department, countIf(resolved_at IS NOT NULL), countIf(on_time = true) "
-        f"FROM {db}.work_orders FINAL GROUP BY routed_department"
-    ).result_rows
-    return {d: (int(r), int(o)) for d, r, o in rows}
-
-
-def _wait_views(
-    client: Any, db: str, manifest: dict[str, Any], events: list[Any], timeout: float
-) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        problems = _view_problems(client, db, manifest, events)
-        if not problems or time.monotonic() >= deadline:
-            return problems
-        time.sleep(1.0)
 
 
 def _views_summary(client: Any, db: str, manifest: dict[str, Any], events: list[Any]) -> None:
@@ -177,7 +124,7 @@ def _views_summary(client: Any, db: str, manifest: dict[str, Any], events: list[
         + ")",
     )
     expected = simulator.expected_on_time(events)
-    got = _on_time(client, db)
+    got = reconcile.on_time(client, db)
     print_table(
         [
             {

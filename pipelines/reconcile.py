@@ -14,7 +14,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from pipelines import contracts
+from pipelines import contracts, simulator
 from pipelines.clickhouse import check_identifier
 
 
@@ -108,3 +108,58 @@ def wait_reconciled(
         if not problems or time.monotonic() >= deadline:
             return seen, problems
         time.sleep(interval)
+
+
+def view_problems(client: Any, db: str, manifest: dict[str, Any], events: list[Any]) -> list[str]:
+    """Forms, active weather warnings and on-time rates in the views against the manifest and
+    the events sent: each difference as a line for people (empty when they agree)."""
+    problems = []
+    totals = {
+        r[0]: r[1:]
+        for r in client.query(
+            f"SELECT form_id, submissions, respondents, abnormal FROM {db}.form_totals"
+        ).result_rows
+    }
+    for form_id, want in manifest["forms"].items():
+        got = totals.get(form_id, (0, 0, 0))
+        expect = (want["submissions"], want["respondents"], want["abnormal_respondents"])
+        if tuple(got) != expect:
+            problems.append(
+                f"form {form_id}: (submissions, respondents, abnormal) {got} != {expect}"
+            )
+    active = dict(
+        client.query(
+            f"SELECT level, warnings FROM {db}.alerts_active_by_level WHERE source = 'weather'"
+        ).result_rows
+    )
+    for level, want in manifest["alerts"]["active_by_level"].items():
+        if active.get(level, 0) != want:
+            problems.append(f"active {level} warnings: {active.get(level, 0)} != {want}")
+    got_on_time = on_time(client, db)
+    for department, want in simulator.expected_on_time(events).items():
+        got = got_on_time.get(department, (0, 0))
+        if got != (want["resolved"], want["on_time"]):
+            problems.append(
+                f"{department}: resolved/on time {got} != {want['resolved']}/{want['on_time']}"
+            )
+    return problems
+
+
+def on_time(client: Any, db: str) -> dict[str, tuple[int, int]]:
+    """routed department → (work orders resolved, of which on time)."""
+    rows = client.query(
+        f"SELECT routed_department, countIf(resolved_at IS NOT NULL), countIf(on_time = true) "
+        f"FROM {db}.work_orders FINAL GROUP BY routed_department"
+    ).result_rows
+    return {d: (int(r), int(o)) for d, r, o in rows}
+
+
+def wait_views(
+    client: Any, db: str, manifest: dict[str, Any], events: list[Any], timeout: float
+) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = view_problems(client, db, manifest, events)
+        if not problems or time.monotonic() >= deadline:
+            return problems
+        time.sleep(1.0)

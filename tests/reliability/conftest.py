@@ -36,8 +36,10 @@ class Run:
         self.workers.append(worker)
         return worker
 
-    def simulate(self, seed: int, reports: int) -> tuple[list[Any], dict[str, Any]]:
-        config = simulator.SimConfig(seed=seed, reports=reports, forms=0, warnings=0)
+    def simulate(
+        self, seed: int, reports: int, forms: int = 0, warnings: int = 0
+    ) -> tuple[list[Any], dict[str, Any]]:
+        config = simulator.SimConfig(seed=seed, reports=reports, forms=forms, warnings=warnings)
         now = datetime.now(UTC)
         events = simulator.generate(config, now=now)
         return events, simulator.manifest(events, config, now=now)
@@ -60,6 +62,14 @@ class Run:
             timeout=timeout,
         )
         return problems
+
+    def views_agree(self, manifest: dict[str, Any], events: list[Any], timeout: float) -> None:
+        """Forms, weather warnings and on-time rates in the views equal the manifest."""
+        problems = reconcile.wait_views(
+            clickhouse.get_client(self.settings), self.settings.clickhouse_database, manifest,
+            events, timeout,
+        )  # fmt: skip
+        assert problems == [], problems
 
     def exactly_once(self) -> None:
         """Every row once: count() FINAL equals the distinct keys of every table."""

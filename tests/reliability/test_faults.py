@@ -37,7 +37,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
 
 
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(run: Run) -> None:
-    events, manifest = run.simulate(seed=11, reports=1500)
+    events, manifest = run.simulate(seed=11, reports=1500, forms=600, warnings=6)
     expected = reconcile.expected_from(manifest)
     rng = random.Random(11)
     worker = run.worker()
@@ -55,6 +55,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(run: Run) -> None
         worker.start().wait_ready()
     problems = run.reconcile(manifest, timeout=180)
     assert problems == [], problems
+    run.views_agree(manifest, events, timeout=60)  # forms and warnings too
     assert kills >= 1
     run.exactly_once()
 
