@@ -1,46 +1,38 @@
 """The Faust app. Agents are thin: they wire `pipelines` steps to topics, tables and the sink.
 
-Run a worker with ``govstream worker`` (or ``faust -A agents.app worker``).
+It registers no agent: ``agents.worker`` imports the agent modules (each registers its agents,
+tables and pages on this app) and is what ``govstream worker`` runs (or ``faust -A
+agents.worker worker``).
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 import faust
+from faust.types import TransportT
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
 from agents import ordered, recovery
 from pipelines.pii import install_log_scrubber
 from pipelines.settings import Settings, get_settings
 
-#: How long a worker's fetch waits for data. Faust hard-codes 1500 ms; Tansu answers a fetch
-#: after about half the wait even when data is waiting, so that was ~0.75 s per hop.
-FETCH_WAIT_MS = 100
 
+class GovstreamApp(faust.App):
+    """The Faust app with the project's transport (the offset guard, our fetch wait) and
+    flow control (counting resumes); see agents/ordered.py."""
 
-def set_fetch_wait(ms: int) -> None:
-    """Faust hard-codes fetch_max_wait_ms=1500 for its aiokafka consumer; set ours instead."""
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as Thread
+    def _new_transport(self) -> TransportT:
+        return ordered.Transport(self.conf.broker_consumer, self)
 
-    create = getattr(Thread._create_worker_consumer, "__wrapped__", Thread._create_worker_consumer)
-
-    @functools.wraps(create)
-    def create_with_wait(self: Thread, transport: Any) -> Any:
-        consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = ms  # read by AIOKafkaConsumer.start()
-        return consumer
-
-    Thread._create_worker_consumer = create_with_wait  # type: ignore[method-assign]
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return ordered.CountingFlowControl(loop=self.loop)
 
 
 def create_app(settings: Settings) -> faust.App:
-    set_fetch_wait(FETCH_WAIT_MS)
-    ordered.install()  # no input record skipped across a rebalance or a Tansu offset hole
-    recovery.install(settings)  # tables recover to the changelog's true end (Tansu understates it)
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     web_host, _ = settings.kafka_address
-    return faust.App(
+    return GovstreamApp(
         settings.app_id,
         broker=brokers,
         store="memory://",  # tables are rebuilt from their changelog topics on restart
@@ -66,16 +58,11 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.worker_web_port,
         web_host=web_host,
         table_cleanup_interval=60.0,
+        # tables recover to the changelog's true end (Tansu understates it)
+        TableManager=recovery.TableManager,
     )
 
 
 install_log_scrubber()  # no raw phone or ID number in any log line, at any level
 settings = get_settings()
 app = create_app(settings)
-
-# register the agents (import for their side effect)
-from agents import alerts, forms, reports  # noqa: E402,F401
-
-# isort: split
-# the worker's web pages (/metrics, /metrics.json, /health) and its lag timer
-from agents import web  # noqa: E402,F401

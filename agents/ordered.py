@@ -1,14 +1,23 @@
 """Wire :class:`pipelines.offsets.OffsetGuard` into Faust's consumer: no record of an input
-topic is skipped, across rebalances and on Tansu.
+topic is skipped, across rebalances and on Tansu. Faust's own extension points only:
 
-Faust's ``Consumer._drain_messages`` (faust-streaming 0.15.3) moves records from the fetcher
-to the streams; :func:`install` replaces it with the same loop where, for every partition
-that is not a table changelog, the guard decides per record (see ``pipelines/offsets.py``).
-Changelog partitions keep Faust's own handling: table recovery positions them itself and
-compacted changelogs have real gaps. Every seek (to the committed offsets after a rebalance,
-or a stream's seek) tells the guard where the partition is, and every time Faust resumes the
-flow (which empties the streams' queues) the input partitions are positioned again at their
-committed offsets before another record is delivered.
+* :class:`Transport` — the aiokafka transport whose ``Consumer`` is :class:`GuardedConsumer`
+  (the app creates it in ``GovstreamApp._new_transport``);
+* :class:`GuardedConsumer` — Faust's ``Consumer`` with ``_drain_messages`` (the loop that moves
+  records from the fetcher to the streams) mirrored from faust-streaming 0.15.3 plus the guard:
+  for every partition that is not a table changelog the guard decides per record (see
+  ``pipelines/offsets.py``). Changelog partitions keep Faust's handling: table recovery
+  positions them itself and compacted changelogs have real gaps. Every seek (to the committed
+  offsets after a rebalance, or a stream's seek) tells the guard where the partition is;
+* :class:`CountingFlowControl` — the app's flow-control event, counting resumes: every resume
+  empties the streams' queues, so the input partitions are positioned again at their committed
+  offsets before another record is delivered;
+* :class:`ConsumerThread` — sets the aiokafka consumer's fetch wait, which Faust hard-codes to
+  1500 ms (``FETCH_WAIT_MS``).
+
+The mirrored method is checked against the installed Faust: ``tests/unit/test_faust_mirror.py``
+fails when upstream's source of a method mirrored or extended here changes (pyproject pins
+faust-streaming to the tested range).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from typing import Any, cast
 
 from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from mode import Service, ServiceT
 from mode.utils.queues import FlowControlEvent
@@ -29,7 +39,24 @@ from pipelines.offsets import OffsetGuard, Verdict
 
 log = logging.getLogger("govstream.agents.ordered")
 
-_resumes = [0]  # times the app's flow was resumed (its stream queues emptied)
+#: How long a worker's fetch waits for data. Faust hard-codes 1500 ms; Tansu answers a fetch
+#: after about half the wait even when data is waiting, so that was ~0.75 s per hop.
+FETCH_WAIT_MS = 100
+
+
+class CountingFlowControl(FlowControlEvent):
+    """The app's flow control, counting resumes (each one empties every stream queue)."""
+
+    resumes = 0
+
+    def resume(self) -> None:
+        super().resume()
+        self.resumes += 1
+
+
+def _resumes(consumer: Consumer) -> int:
+    flow = consumer.app.flow_control
+    return flow.resumes if isinstance(flow, CountingFlowControl) else 0
 
 
 def _guard(consumer: Consumer) -> OffsetGuard:
@@ -66,7 +93,7 @@ async def _rewind(self: Consumer, guard: OffsetGuard) -> None:
 async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C901
     """Faust's drain loop with the offset guard on input partitions (see module doc)."""
     guard = _guard(self)
-    resumes_seen = _resumes[0]
+    resumes_seen = _resumes(self)
     callback = self.callback
     consumer_should_stop = cast(Service, self)._stopped.is_set
     fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
@@ -76,8 +103,8 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C
     num_since_yield = 0
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
-            if resumes_seen != _resumes[0]:
-                resumes_seen = _resumes[0]
+            if resumes_seen != _resumes(self):
+                resumes_seen = _resumes(self)
                 await _rewind(self, guard)
             self.diag.set_flag(CONSUMER_FETCHING)
             ait = cast(AsyncIterator, self.getmany(timeout=1.0))
@@ -98,7 +125,7 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C
                         continue  # as Faust: already read
                     if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
                         await self._add_gap(tp, r_offset + 1, offset)
-                elif resumes_seen != _resumes[0]:
+                elif resumes_seen != _resumes(self):
                     continue  # the queues were emptied: re-fetched after the rewind
                 else:
                     decision = guard.check(tp, offset)
@@ -147,37 +174,41 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:  # noqa: C
         self.diag.unset_flag(CONSUMER_FETCHING)
 
 
-def install() -> None:
-    """Replace Faust's drain loop and tell the guard about every seek and revocation."""
-    if getattr(Consumer, "_govstream_ordered", False):
-        return
-    perform_seek = Consumer.perform_seek
-    seek = Consumer.seek
-    on_revoked = Consumer.on_partitions_revoked
-    resume = FlowControlEvent.resume
+class GuardedConsumer(aiokafka_driver.Consumer):
+    """Faust's aiokafka consumer with the offset guard (see the module doc)."""
 
-    def resume_counted(self: FlowControlEvent) -> None:
-        resume(self)  # empties every stream queue
-        _resumes[0] += 1
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    async def perform_seek_guarded(self: Consumer) -> None:
-        await perform_seek(self)
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        await _drain_messages(self, fetcher)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
         guard = _guard(self)
         positions: Mapping[TP, int | None] = self._read_offset
         for tp in _input_partitions(self):
             guard.seeked(tp, positions.get(tp))
 
-    async def seek_guarded(self: Consumer, partition: TP, offset: int) -> None:
-        await seek(self, partition, offset)
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
         _guard(self).seeked(partition, offset)
 
-    async def on_revoked_guarded(self: Consumer, revoked: Any) -> None:
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         _guard(self).revoked(revoked)
-        await on_revoked(self, revoked)
+        await super().on_partitions_revoked(revoked)
 
-    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
-    Consumer.perform_seek = perform_seek_guarded  # type: ignore[method-assign]
-    Consumer.seek = seek_guarded  # type: ignore[method-assign]
-    Consumer.on_partitions_revoked = on_revoked_guarded  # type: ignore[method-assign]
-    FlowControlEvent.resume = resume_counted  # type: ignore[method-assign]
-    Consumer._govstream_ordered = True  # type: ignore[attr-defined]
+
+class ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread with our fetch wait (Faust passes ``fetch_max_wait_ms=1500``)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_WAIT_MS  # read by AIOKafkaConsumer.start()
+        return consumer
+
+
+class Transport(aiokafka_driver.Transport):
+    """The aiokafka transport with :class:`GuardedConsumer`."""
+
+    Consumer = GuardedConsumer

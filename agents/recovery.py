@@ -4,8 +4,9 @@ Faust recovers a table from its changelog up to the partition's high watermark, 
 from ListOffsets(latest). Tansu answers that with the base offset of the last record batch
 + 1, not the offset after the last record, so with multi-record batches a recovery stopped
 short of the last batch and a rebalanced or restarted worker missed table state.
-:func:`install` makes Faust take the end from :func:`pipelines.lag.log_end_offsets`, which is
-exact on Tansu and on Apache Kafka (it reads the last batch when the two differ).
+:class:`TableManager` (the app's ``TableManager`` setting) gives Faust a Recovery that takes
+the end from :func:`pipelines.lag.log_end_offsets`, which is exact on Tansu and on Apache Kafka
+(it reads the last batch when the two differ).
 """
 
 from __future__ import annotations
@@ -15,21 +16,24 @@ import logging
 from collections import Counter
 from typing import Any
 
+import faust.tables
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
 from pipelines import lag
-from pipelines.settings import Settings
+from pipelines.settings import get_settings
 
 log = logging.getLogger("govstream.agents.recovery")
 
 
-def install(settings: Settings) -> None:
-    """Replace ``Recovery._build_highwaters`` (faust-streaming 0.15.3)."""
+class ExactEndRecovery(Recovery):
+    """Faust's Recovery, taking each changelog partition's end from
+    :func:`pipelines.lag.log_end_offsets` (see the module doc)."""
 
     async def _build_highwaters(
-        self: Recovery, consumer: Any, tps: set[TP], destination: Counter[TP], title: str
+        self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str
     ) -> None:
+        settings = get_settings()
         parts = sorted((tp.topic, tp.partition) for tp in tps)
         ends = await asyncio.to_thread(lag.log_end_offsets, settings, parts)
         # Faust's highwater is the offset of the last record (-1: empty)
@@ -44,4 +48,13 @@ def install(settings: Settings) -> None:
         destination.clear()
         destination.update(highwaters)
 
-    Recovery._build_highwaters = _build_highwaters  # type: ignore[method-assign]
+
+class TableManager(faust.tables.TableManager):
+    """Faust's TableManager with :class:`ExactEndRecovery` (the app's ``TableManager``
+    setting)."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = ExactEndRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery

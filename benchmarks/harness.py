@@ -514,8 +514,8 @@ def settings_shown(settings: Settings) -> dict[str, object]:
     env = settings_env(settings)
     keys = ("TOPIC_PARTITIONS", "SINK_BATCH_ROWS", "SINK_FLUSH_S")
     shown: dict[str, object] = {k.lower(): env[f"GOVSTREAM_{k}"] for k in keys}
-    # agents.app is not imported here (it builds the app); read its constant
-    found = re.search(r"^FETCH_WAIT_MS = (\d+)", (ROOT / "agents" / "app.py").read_text(), re.M)
+    # agents is not imported here (it builds the app); read the constant
+    found = re.search(r"^FETCH_WAIT_MS = (\d+)", (ROOT / "agents" / "ordered.py").read_text(), re.M)
     shown["worker fetch wait"] = f"{found.group(1)} ms" if found else "?"
     return shown
 

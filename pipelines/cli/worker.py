@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import typer
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from pipelines import clickhouse
+from pipelines import clickhouse, workers
+from pipelines.errors import StackError
+from pipelines.stack import services
 from pipelines.settings import get_settings
 
 
@@ -16,14 +19,23 @@ def worker(
     if loglevel.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise typer.BadParameter(f"unknown log level {loglevel!r}", param_hint="--loglevel")
     settings = get_settings()
+    # one line instead of Faust's tracebacks (issue 17, item 3): the web port, then the services
+    workers.check_web_port(settings)
+    services.require(["kafka", "registry", "clickhouse"], settings)
     if migrate:
-        clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
+        try:
+            clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
+        except ClickHouseError as exc:
+            raise StackError(
+                f"cannot migrate ClickHouse: {' '.join(str(exc).split())[:300]}"
+            ) from exc
     from pipelines.topics import ensure_topics
 
     ensure_topics(settings, extra=["report-routed"])
 
+    workers.register(settings)  # <home>/workers/<pid>.json, for `govstream stack status`
     import faust
 
-    from agents.app import app
+    from agents.worker import app
 
     faust.Worker(app, loglevel=loglevel.lower()).execute_from_commandline()
