@@ -226,8 +226,18 @@ def check_event_size(
 # --- report rules that Avro cannot express ---------------------------------------------------
 
 
+#: report actions whose ``note`` must say something (the result, the reason)
+NOTE_REQUIRED = ("RESOLVE", "REOPEN", "CANCEL", "TRANSFER")
+#: ``satisfaction`` of a REVISIT that did not reach the resident (no ``resident_solved`` then)
+UNREACHABLE = "unreachable"
+
+
 def action_problems(record: Mapping[str, Any]) -> list[str]:
-    """What a report record lacks for its ``action`` (empty when complete); see CONTRACT.md."""
+    """What a report record lacks for its ``action`` (empty when complete); see CONTRACT.md.
+
+    REVISIT (回访) needs ``satisfaction``, and ``resident_solved`` unless the resident was
+    ``unreachable`` (then it must be null); TRANSFER (转派) needs ``assigned_department`` and a
+    ``note`` (why); no other action may carry ``satisfaction`` or ``resident_solved``."""
     action = record.get("action")
     problems: list[str] = []
     lat, lon = record.get("lat"), record.get("lon")
@@ -244,10 +254,20 @@ def action_problems(record: Mapping[str, Any]) -> list[str]:
     by_reporter = action == "CANCEL" and record.get("reporter") is not None
     if record.get("operator") is None and not by_reporter:
         problems.append(f"{action} needs the operator")
-    if action == "DISPATCH" and not record.get("assigned_department"):
-        problems.append("DISPATCH needs assigned_department")
-    if action in ("RESOLVE", "REOPEN", "CANCEL") and not (record.get("note") or "").strip():
+    if action in ("DISPATCH", "TRANSFER") and not record.get("assigned_department"):
+        problems.append(f"{action} needs assigned_department")
+    if action in NOTE_REQUIRED and not (record.get("note") or "").strip():
         problems.append(f"{action} needs a note")
+    rating, solved = record.get("satisfaction"), record.get("resident_solved")
+    if action == "REVISIT":
+        if rating is None:
+            problems.append("REVISIT needs satisfaction")
+        elif rating != UNREACHABLE and solved is None:
+            problems.append("REVISIT needs resident_solved when the resident was reached")
+        elif rating == UNREACHABLE and solved is not None:
+            problems.append("REVISIT of an unreachable resident has no resident_solved")
+    elif rating is not None or solved is not None:
+        problems.append(f"{action} carries satisfaction/resident_solved (REVISIT only)")
     return problems
 
 

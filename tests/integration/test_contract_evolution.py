@@ -43,3 +43,33 @@ def test_compatible_and_incompatible_evolutions(stack: Settings, unique: str, to
             client.register_schema(subject, _variant(topic, change))
         assert err.value.http_status_code == 409, change
     assert len(client.get_versions(subject)) == 2
+
+
+def _before_issue_19(topic: str) -> str:
+    """The schema as registered before issue 19 (回访 and 转派): without the appended enum
+    symbols and the optional fields that issue added."""
+    schema = json.loads(contracts.load_schema(topic))
+    added_symbols = {"REVISIT", "TRANSFER", "supervision"}
+    schema["fields"] = [
+        f for f in schema["fields"] if f["name"] not in ("satisfaction", "resident_solved")
+    ]
+    for f in schema["fields"]:
+        if isinstance(f["type"], dict) and f["type"].get("type") == "enum":
+            f["type"]["symbols"] = [s for s in f["type"]["symbols"] if s not in added_symbols]
+    return json.dumps(schema)
+
+
+@pytest.mark.parametrize("topic", [contracts.REPORT, contracts.ALERT])
+def test_issue_19_evolution_is_registered_as_compatible(
+    stack: Settings, unique: str, topic: str
+) -> None:
+    """REVISIT/TRANSFER, satisfaction and resident_solved (report) and the supervision source
+    (alert) pass the registry's BACKWARD check against the version before them."""
+    client = SchemaRegistryClient(stack.registry_config())
+    subject = f"issue19-{unique}-{topic}-value"
+    client.set_compatibility(subject, "BACKWARD")
+    before = client.register_schema(subject, Schema(_before_issue_19(topic), "AVRO"))
+    current = Schema(contracts.load_schema(topic), "AVRO")
+    assert client.test_compatibility(subject, current)
+    assert client.register_schema(subject, current) != before
+    assert len(client.get_versions(subject)) == 2

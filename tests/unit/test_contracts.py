@@ -403,3 +403,67 @@ def test_new_enum_symbol_reads_as_the_enum_default(topic: str) -> None:
     field["type"]["symbols"].append("NEW_SYMBOL")
     record = {**from_json(topic, examples(topic)[0]), field["name"]: "NEW_SYMBOL"}
     assert roundtrip(new, record, reader=old)[field["name"]] == field["type"]["default"]
+
+
+# --- issue 19: 回访 (REVISIT) and 转派 (TRANSFER) --------------------------------------------
+
+
+def _before_issue_19() -> dict[str, Any]:
+    """report.avsc as it was before issue 19 (no REVISIT/TRANSFER, no rating fields)."""
+    old = raw("report")
+    old["fields"] = [
+        f for f in old["fields"] if f["name"] not in ("satisfaction", "resident_solved")
+    ]
+    action = next(f for f in old["fields"] if f["name"] == "action")
+    action["type"]["symbols"] = [
+        s for s in action["type"]["symbols"] if s not in ("REVISIT", "TRANSFER")
+    ]
+    return old
+
+
+def test_new_actions_are_appended_after_the_default() -> None:
+    action = next(f for f in raw("report")["fields"] if f["name"] == "action")["type"]
+    assert action["symbols"][-3:] == ["UNKNOWN", "REVISIT", "TRANSFER"]
+    assert action["default"] == "UNKNOWN"
+    source = next(f for f in raw("alert")["fields"] if f["name"] == "source")["type"]
+    assert source["symbols"][-2:] == ["other", "supervision"] and source["default"] == "other"
+
+
+def test_a_revisit_reads_as_unknown_for_an_older_reader_and_old_steps_for_the_new_one() -> None:
+    revisit = from_json("report", next(o for o in examples("report") if o["action"] == "REVISIT"))
+    assert revisit["satisfaction"] == "satisfied" and revisit["resident_solved"] is True
+    old = _before_issue_19()
+    seen_by_old = roundtrip(raw("report"), revisit, reader=old)
+    assert seen_by_old["action"] == "UNKNOWN" and "satisfaction" not in seen_by_old
+    step = {
+        k: v for k, v in from_json("report", examples("report")[1]).items()
+        if k not in ("satisfaction", "resident_solved")
+    }  # fmt: skip
+    seen_by_new = roundtrip(old, step, reader=raw("report"))
+    assert seen_by_new == {**step, "satisfaction": None, "resident_solved": None}
+
+
+def test_revisit_and_transfer_rules() -> None:
+    lines = examples("report")
+    revisit = from_json("report", next(o for o in lines if o["action"] == "REVISIT"))
+    transfer = from_json("report", next(o for o in lines if o["action"] == "TRANSFER"))
+    assert action_problems(revisit) == [] and action_problems(transfer) == []
+    assert action_problems({**revisit, "satisfaction": None}) == ["REVISIT needs satisfaction"]
+    assert action_problems({**revisit, "resident_solved": None}) == [
+        "REVISIT needs resident_solved when the resident was reached"
+    ]
+    unreachable = {**revisit, "satisfaction": "unreachable", "resident_solved": None}
+    assert action_problems(unreachable) == []
+    assert action_problems({**unreachable, "resident_solved": False}) == [
+        "REVISIT of an unreachable resident has no resident_solved"
+    ]
+    assert action_problems({**transfer, "assigned_department": None}) == [
+        "TRANSFER needs assigned_department"
+    ]
+    assert action_problems({**transfer, "note": " "}) == ["TRANSFER needs a note"]
+    assert action_problems({**transfer, "satisfaction": "satisfied"}) == [
+        "TRANSFER carries satisfaction/resident_solved (REVISIT only)"
+    ]
+    with pytest.raises(FieldError) as info:
+        from_json("report", {**lines[9], "satisfaction": "very_happy"})
+    assert info.value.reason == contracts.BAD_ENUM and info.value.field == "satisfaction"
