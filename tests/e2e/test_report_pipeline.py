@@ -7,9 +7,8 @@ session's embedded stack and identifies its events by a unique report-id prefix.
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from pipelines.clickhouse import get_client
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings
 from pipelines.workerproc import WorkerProcess
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -81,15 +80,6 @@ def _batch(prefix: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
     return events, expected
 
 
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _counts(settings: Settings, prefix: str) -> dict[str, int]:
     client = get_client(settings)
     db = settings.clickhouse_database
@@ -124,14 +114,14 @@ def test_reports_become_work_orders_exactly_once_across_a_crash(
             producer.send(contracts.REPORT, event)
         producer.produce_raw(contracts.REPORT, b"not avro at all", key=f"{prefix}-junk".encode())
     worker.start().wait_ready()
-    _wait(lambda: _counts(run, prefix).get("rows", 0) > 0, 60, "the first rows")
+    wait_for(lambda: _counts(run, prefix).get("rows", 0) > 0, 60, "the first rows")
     worker.kill()  # mid-stream: some batches inserted, offsets maybe not committed
     with EventProducer(run) as producer:
         for event in events[half:]:
             producer.send(contracts.REPORT, event)
     worker.start().wait_ready()
     try:
-        _wait(
+        wait_for(
             lambda: (
                 _counts(run, prefix).get("rows") == expected["rows"]
                 and _counts(run, prefix).get("empty_description") == expected["empty_description"]
@@ -162,8 +152,8 @@ def test_no_raw_personal_data_reaches_clickhouse_or_logs(
         with EventProducer(run) as producer:
             for event in events:
                 producer.send(contracts.REPORT, event)
-        _wait(lambda: _counts(run, prefix).get("rows") == 20, 90, "20 rows")
-        _wait(lambda: _counts(run, prefix).get("unknown_region") == 1, 30, "the dead letter")
+        wait_for(lambda: _counts(run, prefix).get("rows") == 20, 90, "20 rows")
+        wait_for(lambda: _counts(run, prefix).get("unknown_region") == 1, 30, "the dead letter")
     client = get_client(run)
     db = run.clickhouse_database
     for table in ("reports", "dead_letters", "work_order_events"):

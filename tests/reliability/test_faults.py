@@ -17,7 +17,7 @@ from pipelines import clickhouse, reconcile, simulator
 from pipelines.producer import EventProducer
 from pipelines.settings import settings_env
 from pipelines.stack.services import probe
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 from tests.reliability.conftest import Run
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
@@ -25,15 +25,6 @@ pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
 def _rows(run: Run) -> int:
     return run.observe().events
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(run: Run) -> None:
@@ -48,7 +39,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(run: Run) -> None
         before = _rows(run)
         if before >= expected.events:
             break
-        _wait_for(lambda b=before: _rows(run) > b, 120, "progress before a crash")
+        wait_for(lambda b=before: _rows(run) > b, 120, "progress before a crash")
         time.sleep(rng.uniform(0.0, 1.5))
         worker.kill()
         kills += 1
@@ -88,7 +79,7 @@ def test_clickhouse_outage_stalls_then_drains_without_loss(run: Run) -> None:
             stdout=subprocess.DEVNULL,
             stderr=(run.tmp / "clickhouse.log").open("ab"),
         )
-        _wait_for(lambda: probe("clickhouse", own)[0], 30, "ClickHouse to answer")
+        wait_for(lambda: probe("clickhouse", own)[0], 30, "ClickHouse to answer")
         return proc
 
     server = start_clickhouse()
@@ -100,7 +91,7 @@ def test_clickhouse_outage_stalls_then_drains_without_loss(run: Run) -> None:
         worker = run.worker()
         worker.start().wait_ready()
         run.send(events[:half])
-        _wait_for(lambda: _rows(run) > 0, 60, "the first rows")
+        wait_for(lambda: _rows(run) > 0, 60, "the first rows")
         _stop(server)
         run.send(events[half:])
         time.sleep(30)  # ClickHouse is down for 30 s while events keep arriving
@@ -130,7 +121,7 @@ def test_a_second_worker_joins_and_leaves_midstream(run: Run) -> None:
         simulator.send(events[third : 2 * third], producer)
         producer.flush()
         progress = _rows(run)
-        _wait_for(lambda: _rows(run) > progress, 60, "progress with two workers")
+        wait_for(lambda: _rows(run) > progress, 60, "progress with two workers")
         assert second.stop() == 0  # leaves cleanly: a second rebalance
         simulator.send(events[2 * third :], producer)
     problems = run.reconcile(manifest, timeout=180)

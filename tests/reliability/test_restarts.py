@@ -5,9 +5,7 @@ report, and offsets that start again after a stack restart lose no rows."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pytest
 from pipelines import clickhouse, contracts
 from pipelines.producer import EventProducer
 from pipelines.stack import control
-from tests.conftest import stack_settings
+from tests.conftest import stack_settings, wait_for
 from tests.reliability.conftest import Run
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
@@ -60,15 +58,6 @@ def fresh_submit(report_id: str | None = None) -> dict[str, Any]:
 def count(run: Run, sql: str) -> int:
     client = clickhouse.get_client(run.settings)
     return int(client.query(sql.format(db=run.settings.clickhouse_database)).result_rows[0][0])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def send(run: Run, *events: tuple[str, dict[str, Any]]) -> None:
