@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pipelines import divisions
+from pipelines import divisions, reasons
 from pipelines.errors import ValidationError
 from pipelines.pii import scrub_text
 from pipelines.reports import MAX_AGE, MAX_FUTURE, UNKNOWN_REGION, enrich, from_ms, to_ms
@@ -42,14 +42,14 @@ DATA = Path(__file__).parent / "data" / "weather_warnings.csv"
 log = logging.getLogger("govstream.alerts")
 
 # reason codes of gov.dead_letters for alerts
-BAD_HAZARD_LEVEL = "bad_hazard_level"
-MISSING_HAZARD_LOCAL = "missing_hazard_local"
-UNKNOWN_MSG_TYPE = "unknown_msg_type"
-MISSING_CAP_FIELD = "missing_cap_field"
-MISSING_REFERENCES = "missing_references"
-BAD_REFERENCES = "bad_references"
-BAD_TIME_WINDOW = "bad_time_window"
-BAD_TIMESTAMP = "bad_timestamp"
+BAD_HAZARD_LEVEL = reasons.code("bad_hazard_level")
+MISSING_HAZARD_LOCAL = reasons.code("missing_hazard_local")
+UNKNOWN_MSG_TYPE = reasons.code("unknown_msg_type")
+MISSING_CAP_FIELD = reasons.code("missing_cap_field")
+MISSING_REFERENCES = reasons.code("missing_references")
+BAD_REFERENCES = reasons.code("bad_references")
+BAD_TIME_WINDOW = reasons.code("bad_time_window")
+BAD_TIMESTAMP = reasons.code("bad_timestamp")
 
 #: CAP severity of each warning colour (blue < yellow < orange < red)
 SEVERITY = {"blue": "Minor", "yellow": "Moderate", "orange": "Severe", "red": "Extreme"}

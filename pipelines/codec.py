@@ -27,17 +27,18 @@ from typing import Any
 
 from fastavro import parse_schema, schemaless_reader
 
+from pipelines import reasons
 from pipelines.errors import DecodeError, GovstreamError
 
 MAGIC = 0
 HEADER = struct.Struct(">bI")
 
 # reason codes (gov.dead_letters.reason)
-NOT_FRAMED = "not_avro_framed"
-UNKNOWN_SCHEMA = "unknown_schema_id"
-BAD_AVRO = "avro_decode_failed"
-INCOMPATIBLE = "schema_incompatible"
-WRONG_SUBJECT = "wrong_schema_for_topic"
+NOT_FRAMED = reasons.code("not_avro_framed")
+UNKNOWN_SCHEMA = reasons.code("unknown_schema_id")
+BAD_AVRO = reasons.code("avro_decode_failed")
+INCOMPATIBLE = reasons.code("schema_incompatible")
+WRONG_SUBJECT = reasons.code("wrong_schema_for_topic")
 
 #: How long a schema id the registry answered 404 for is taken as unknown without asking again.
 UNKNOWN_ID_TTL_S = 5.0

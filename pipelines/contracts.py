@@ -26,6 +26,7 @@ from fastavro import parse_schema
 from fastavro.validation import ValidationError as AvroValidationError
 from fastavro.validation import validate
 
+from pipelines import reasons
 from pipelines.errors import ConfigError, ValidationError
 from pipelines.resources import schemas_dir
 
@@ -44,18 +45,18 @@ TOPICS: tuple[str, ...] = (REPORT, FORM_SUBMISSION, ALERT, DEAD_LETTER)
 AVRO_TOPICS: tuple[str, ...] = (REPORT, FORM_SUBMISSION, ALERT)
 
 # reason codes (gov.dead_letters.reason)
-NOT_AN_OBJECT = "not_a_json_object"
-MISSING_FIELD = "missing_field"
-UNKNOWN_FIELD = "unknown_field"
-WRONG_TYPE = "wrong_type"
-BAD_TIMESTAMP = "bad_timestamp"
-BAD_ENUM = "unknown_enum_symbol"
-OUT_OF_RANGE = "number_out_of_range"
-BAD_ANSWER = "bad_answer"
-INVALID = "invalid_record"
-MISSING_KEY = "missing_key"
-BAD_KEY = "bad_key"  # the message key is missing or is not the contract's key (key_for)
-EVENT_TOO_LARGE = "event_too_large"
+NOT_AN_OBJECT = reasons.code("not_a_json_object")
+MISSING_FIELD = reasons.code("missing_field")
+UNKNOWN_FIELD = reasons.code("unknown_field")
+WRONG_TYPE = reasons.code("wrong_type")
+BAD_TIMESTAMP = reasons.code("bad_timestamp")
+BAD_ENUM = reasons.code("unknown_enum_symbol")
+OUT_OF_RANGE = reasons.code("number_out_of_range")
+BAD_ANSWER = reasons.code("bad_answer")
+INVALID = reasons.code("invalid_record")
+MISSING_KEY = reasons.code("missing_key")
+BAD_KEY = reasons.code("bad_key")  # no key, or not the contract's key (key_for)
+EVENT_TOO_LARGE = reasons.code("event_too_large")
 
 #: Largest encoded event (message key + Confluent-framed Avro value, in bytes) the contract
 #: allows. Source: Kafka's defaults — librdkafka's producer ``message.max.bytes`` is

@@ -30,7 +30,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from pipelines import alerts, divisions
+from pipelines import alerts, divisions, reasons
 from pipelines.clickhouse import check_identifier
 from pipelines.contracts import BAD_ANSWER
 from pipelines.errors import GovstreamError, ValidationError
@@ -57,10 +57,10 @@ from pipelines.reports import (
 FORMS_DIR = Path(__file__).parent / "data" / "forms"
 
 # reason codes of gov.dead_letters for form submissions (besides the shared ones imported above)
-UNKNOWN_FORM = "unknown_form"
-UNKNOWN_FORM_VERSION = "unknown_form_version"
-UNKNOWN_QUESTION = "unknown_question"
-MISSING_ANSWER = "missing_answer"
+UNKNOWN_FORM = reasons.code("unknown_form")
+UNKNOWN_FORM_VERSION = reasons.code("unknown_form_version")
+UNKNOWN_QUESTION = reasons.code("unknown_question")
+MISSING_ANSWER = reasons.code("missing_answer")
 
 TYPES = ("number", "integer", "boolean", "date", "text", "single_choice", "multi_choice",
          "phone", "id_number")  # fmt: skip

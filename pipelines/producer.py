@@ -39,12 +39,12 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from pipelines import contracts
+from pipelines import contracts, reasons
 from pipelines.errors import GovstreamError
 from pipelines.settings import Settings, get_settings
 
 #: Reason of a line that is not JSON at all (the other reasons are contracts' codes).
-INVALID_JSON = "invalid_json"
+INVALID_JSON = reasons.code("invalid_json")
 MAX_KEPT_ERRORS = 20
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipelines import contracts, divisions
+from pipelines import contracts, divisions, reasons
 from pipelines.classify import Classification, classify
 from pipelines.errors import ValidationError
 from pipelines.pii import (
@@ -27,12 +27,12 @@ from pipelines.pii import (
 )
 
 # reason codes of gov.dead_letters for reports
-UNKNOWN_REGION = "unknown_region"
-EMPTY_DESCRIPTION = "empty_description"
-BAD_ID_NUMBER = "bad_id_number"
-BAD_TIMESTAMP = "bad_timestamp"
-INCOMPLETE = "incomplete_for_action"
-BAD_COORDINATES = "bad_coordinates"
+UNKNOWN_REGION = reasons.code("unknown_region")
+EMPTY_DESCRIPTION = reasons.code("empty_description")
+BAD_ID_NUMBER = reasons.code("bad_id_number")
+BAD_TIMESTAMP = reasons.code("bad_timestamp")
+INCOMPLETE = reasons.code("incomplete_for_action")
+BAD_COORDINATES = reasons.code("bad_coordinates")
 
 MAX_FUTURE = timedelta(minutes=10)  # clock skew tolerated on upstream devices
 MAX_AGE = timedelta(days=3 * 366)  # late uploads after an outage are fine; decades are not

@@ -54,13 +54,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipelines import alerts, contracts
+from pipelines import alerts, contracts, reasons
 from pipelines.errors import ValidationError
 from pipelines.reports import from_ms, to_ms
 
 # reason codes of gov.dead_letters
-INVALID_TRANSITION = "invalid_transition"
-UNKNOWN_REPORT = "unknown_report"
+INVALID_TRANSITION = reasons.code("invalid_transition")
+UNKNOWN_REPORT = reasons.code("unknown_report")
 BAD_KEY = contracts.BAD_KEY
 
 # states
