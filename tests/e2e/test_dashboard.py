@@ -26,8 +26,8 @@ from pipelines import clickhouse, contracts, reconcile, simulator
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings
 from pipelines.workerproc import WorkerProcess
+from tests.conftest import wait_for
 from tests.e2e.conftest import positioned_run
-from tests.e2e.test_report_pipeline import _wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -130,7 +130,7 @@ def test_dashboard_renders_live_charts_and_metrics_count_events(
             h = _json(f"{base}/dashboard/history.json")
             return bool(h["lag"]) and bool(h["insert_latency_ms"]["mean"])
 
-        _wait(history_has_everything, 60, "lag and latency samples in the dashboard history")
+        wait_for(history_has_everything, 60, "lag and latency samples in the dashboard history")
 
         # /metrics: Prometheus text that counted every report-topic event
         status, body, content_type = _get(f"{base}/metrics")

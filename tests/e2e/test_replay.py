@@ -22,8 +22,8 @@ from pipelines import clickhouse, contracts, lag, reconcile, simulator
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings
 from pipelines.workerproc import WorkerProcess
+from tests.conftest import wait_for
 from tests.e2e.conftest import positioned_run
-from tests.e2e.test_report_pipeline import _wait
 from tests.integration.test_stack import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -95,7 +95,7 @@ def test_replay_of_a_stopped_worker_group_adds_no_rows(
         assert not problems, problems
         report_parts = [(t, p) for (t, p) in start if t == contracts.REPORT]
         end = lag.log_end_offsets(settings, report_parts)
-        _wait(
+        wait_for(
             lambda: all(lag.committed_offsets(settings, settings.app_id).get(tp) == end[tp]
                         for tp in report_parts),
             60,
@@ -120,8 +120,8 @@ def test_replay_of_a_stopped_worker_group_adds_no_rows(
     again = WorkerProcess(settings, tmp_path / "worker-again.log")
     again.start().wait_ready()
     try:
-        _wait(lambda: _report_events_in(settings) >= report_events, 180, "the replayed events")
-        _wait(
+        wait_for(lambda: _report_events_in(settings) >= report_events, 180, "the replayed events")
+        wait_for(
             lambda: all(lag.committed_offsets(settings, group).get(tp) == end[tp]
                         for tp in report_parts),
             60,

@@ -15,7 +15,8 @@ from pipelines.clickhouse import get_client
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings
 from pipelines.workerproc import WorkerProcess
-from tests.e2e.test_report_pipeline import _report, _wait, run  # noqa: F401 (fixture)
+from tests.conftest import wait_for
+from tests.e2e.test_report_pipeline import _report, run  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -84,7 +85,7 @@ def test_lifecycle_invalid_steps_and_one_escalation_across_a_restart(
             producer.send(contracts.REPORT, event)
     worker.start().wait_ready()
     try:
-        _wait(
+        wait_for(
             lambda: (
                 _orders(settings, prefix).get(late_id, (None, 0))[1] == 1
                 and _orders(settings, prefix).get(done_id, ("",))[0] == "closed"
@@ -100,7 +101,7 @@ def test_lifecycle_invalid_steps_and_one_escalation_across_a_restart(
         producer.send(contracts.REPORT, again)
     worker.start().wait_ready()
     try:
-        _wait(
+        wait_for(
             lambda: _orders(settings, prefix).get(again["report_id"], (None, 0))[1] == 1,
             90,
             "the escalation after the restart",
