@@ -47,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines import contracts
 from pipelines.errors import GovstreamError
 from pipelines.settings import Settings
 
@@ -289,13 +290,21 @@ def _admin(settings: Settings, timeout: float) -> Any:
     )
 
 
+def _reason(exc: BaseException, timeout: float) -> str:
+    """A client error as one line; a bare timeout (empty message) says how long it waited."""
+    text = " ".join(str(exc).split())
+    if not text or isinstance(exc, TimeoutError):
+        return f"no answer from Kafka within {timeout:g} s ({type(exc).__name__})"
+    return text
+
+
 def list_groups(settings: Settings, timeout: float = 10.0) -> list[str]:
     """Consumer groups the cluster knows (ListGroups; states are not used)."""
     admin = _admin(settings, timeout)  # keep it alive until the future resolves
     try:
         listing = admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout)
     except Exception as exc:
-        raise LagError(f"cannot list consumer groups: {exc}") from exc
+        raise LagError(f"cannot list consumer groups: {_reason(exc, timeout)}") from exc
     return sorted(g.group_id for g in listing.valid)
 
 
@@ -312,7 +321,9 @@ def committed_offsets(
         )
         answer = futures[group].result(timeout=timeout)
     except Exception as exc:
-        raise LagError(f"cannot read the offsets of group {group!r}: {exc}") from exc
+        raise LagError(
+            f"cannot read the offsets of group {group!r}: {_reason(exc, timeout)}"
+        ) from exc
     return {
         (tp.topic, tp.partition): tp.offset
         for tp in answer.topic_partitions
@@ -356,7 +367,7 @@ def live_members(
     try:
         counts = asyncio.run(asyncio.wait_for(describe(), timeout))
     except Exception as exc:
-        raise LagError(f"cannot describe consumer groups: {exc}") from exc
+        raise LagError(f"cannot describe consumer groups: {_reason(exc, timeout)}") from exc
     return {g: counts.get(g, 0) for g in groups}
 
 
@@ -412,7 +423,10 @@ def partitions_of(
     settings: Settings, topics: Iterable[str], timeout: float = 10.0
 ) -> list[TopicPart]:
     """Every partition of the topics (Metadata); a topic that does not exist has none."""
-    md = _admin(settings, timeout).list_topics(timeout=timeout)
+    try:
+        md = _admin(settings, timeout).list_topics(timeout=timeout)
+    except Exception as exc:
+        raise LagError(f"cannot read the topics' metadata: {_reason(exc, timeout)}") from exc
     out: list[TopicPart] = []
     for topic in sorted(set(topics)):
         meta = md.topics.get(topic)
@@ -441,7 +455,7 @@ def list_offsets(
             (tp.topic, tp.partition): f.result(timeout=timeout).offset for tp, f in futures.items()
         }
     except Exception as exc:
-        raise LagError(f"cannot list offsets: {exc}") from exc
+        raise LagError(f"cannot list offsets: {_reason(exc, timeout)}") from exc
 
 
 def log_end_offsets(
@@ -498,20 +512,51 @@ def log_end_offsets(
     return ends
 
 
+#: Topics the pipeline's own consumer group (``GOVSTREAM_APP_ID``) reads: its agents' inputs
+#: (``pipelines.metrics.AGENT_OF_TOPIC``; ``report-routed`` is the reports agent's hop).
+PIPELINE_INPUTS: tuple[str, ...] = (
+    contracts.REPORT,
+    "report-routed",
+    contracts.FORM_SUBMISSION,
+    contracts.ALERT,
+)
+
+
+def input_topics(settings: Settings, group: str) -> tuple[str, ...]:
+    """Topics ``group`` reads whether or not it has committed on them yet: the pipeline's
+    inputs (:data:`PIPELINE_INPUTS`) for the app's group, none for another group (its
+    committed offsets are all that says what it reads)."""
+    return PIPELINE_INPUTS if group == settings.app_id else ()
+
+
 def observe_groups(
-    settings: Settings, groups: Sequence[str], timeout: float = 10.0
+    settings: Settings,
+    groups: Sequence[str],
+    timeout: float = 10.0,
+    topics: Mapping[str, Iterable[str]] | None = None,
 ) -> tuple[dict[str, dict[TopicPart, Observation]], dict[str, int]]:
-    """One observation of every partition of every topic the groups committed on."""
+    """One observation of every partition of every topic a group committed on or reads
+    (``topics``: group -> topics; default :func:`input_topics`).
+
+    A partition without a commit counts from the log start (the group's
+    ``auto.offset.reset=earliest``): its lag is log end - log start, all of its records, so a
+    topic nobody consumed yet shows its full lag instead of nothing (issue 17, item 1). A
+    topic that does not exist has no partition. Raises :class:`LagError` when Kafka cannot be
+    asked."""
     now = time.time()
     committed = {g: committed_offsets(settings, g, timeout) for g in groups}
-    topics = {t for offsets in committed.values() for t, _ in offsets}
-    parts = partitions_of(settings, topics, timeout)
+    reads = {
+        g: {t for t, _ in committed[g]}
+        | set(input_topics(settings, g) if topics is None else topics.get(g, ()))
+        for g in groups
+    }
+    parts = partitions_of(settings, set().union(*reads.values()) if reads else set(), timeout)
     ends = log_end_offsets(settings, parts, timeout)
     starts = list_offsets(settings, parts, latest=False, timeout=timeout)
     members = live_members(settings, groups, timeout)
     observed: dict[str, dict[TopicPart, Observation]] = {}
     for group, offsets in committed.items():
-        group_topics = {t for t, _ in offsets}
+        group_topics = reads[group]
         obs: dict[TopicPart, Observation] = {}
         for tp in parts:
             if tp[0] not in group_topics:

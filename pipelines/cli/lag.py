@@ -6,6 +6,7 @@ Statuses (see :mod:`pipelines.lag`) rank ``OK < WARN < STALL = STOP = REWIND < E
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -18,6 +19,7 @@ from pipelines import lag as lagmod
 from pipelines.cli.output import console, print_json
 from pipelines.errors import ConfigError
 from pipelines.settings import Settings, get_settings
+from pipelines.stack import services
 
 COLUMNS = ["topic", "partition", "committed", "log end", "lag", "time lag", "status"]
 STYLE = {"OK": "green", "WARN": "yellow", "ERR": "bold red"}
@@ -61,15 +63,23 @@ def render(reports: list[lagmod.GroupReport]) -> Group:
     return Group(*tables)
 
 
-def _groups(settings: Settings, wanted: list[str]) -> list[str]:
-    known = lagmod.list_groups(settings)
+def _groups(settings: Settings, wanted: list[str], timeout: float) -> list[str]:
+    """The groups to show: ``wanted`` (each must exist), else every group the cluster lists
+    plus the pipeline's own (``GOVSTREAM_APP_ID``) once its input topics exist, so a pipeline
+    whose worker never committed still shows its lag."""
+    known = lagmod.list_groups(settings, timeout)
     if not wanted:
+        app_id = settings.app_id
+        if app_id not in known and lagmod.partitions_of(settings, lagmod.PIPELINE_INPUTS, timeout):
+            return sorted([*known, app_id])
         return known
     unknown = []
     for group in wanted:
         if group in known:
             continue
-        if not lagmod.committed_offsets(settings, group):  # Tansu may list groups late
+        if group == settings.app_id:  # the pipeline's group is known before its first commit
+            continue
+        if not lagmod.committed_offsets(settings, group, timeout):  # Tansu lists groups late
             unknown.append(group)
     if unknown:
         hint = f" (known: {', '.join(known[:10])})" if known else " (the cluster has none)"
@@ -77,8 +87,10 @@ def _groups(settings: Settings, wanted: list[str]) -> list[str]:
     return wanted
 
 
-def _sample(tracker: lagmod.LagTracker, settings: Settings, groups: list[str]) -> None:
-    observed, members = lagmod.observe_groups(settings, groups)
+def _sample(
+    tracker: lagmod.LagTracker, settings: Settings, groups: list[str], timeout: float
+) -> None:
+    observed, members = lagmod.observe_groups(settings, groups, timeout)
     for group in groups:
         tracker.observe(group, observed.get(group, {}), members.get(group))
 
@@ -90,7 +102,12 @@ def lag(
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh in place until Ctrl-C."),
     interval: float = typer.Option(1.0, "--interval", help="Seconds between observations."),
     window: int = typer.Option(3, "--window", help="Observations per partition in the window."),
-    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_: bool = typer.Option(
+        False, "--json", help="Print JSON (with --watch: one line per interval)."
+    ),
+    timeout: float = typer.Option(
+        5.0, "--timeout", help="Seconds to wait for each answer from Kafka."
+    ),
     fail_on: str | None = typer.Option(
         None,
         "--fail-on",
@@ -109,18 +126,34 @@ def lag(
             threshold = lagmod.Status.parse(fail_on)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--fail-on") from exc
+    if timeout <= 0:
+        raise typer.BadParameter("must be > 0", param_hint="--timeout")
     settings = get_settings()
-    groups = _groups(settings, group)
+    services.require(["kafka"], settings, timeout=min(timeout, 3.0))
+    groups = _groups(settings, group, timeout)
     tracker = lagmod.LagTracker(window)
 
     def reports() -> list[lagmod.GroupReport]:
         return [tracker.report(g) for g in groups]
 
-    if watch:
+    def document() -> dict[str, object]:
+        result = reports()
+        worst = lagmod.worst(r.status for r in result)
+        return {"status": worst.value, "groups": [r.as_dict() for r in result]}
+
+    if watch and json_:  # JSON Lines: one document per interval, flushed as it is written
+        try:
+            while True:
+                _sample(tracker, settings, groups, timeout)
+                print(json.dumps({"at": time.time(), **document()}, ensure_ascii=False), flush=True)
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
+    elif watch:
         try:
             with Live(render([]), console=console, auto_refresh=False) as live:
                 while True:
-                    _sample(tracker, settings, groups)
+                    _sample(tracker, settings, groups, timeout)
                     live.update(render(reports()), refresh=True)
                     time.sleep(interval)
         except KeyboardInterrupt:
@@ -129,11 +162,11 @@ def lag(
         for i in range(window):
             if i:
                 time.sleep(interval)
-            _sample(tracker, settings, groups)
+            _sample(tracker, settings, groups, timeout)
     result = reports()
     worst = lagmod.worst(r.status for r in result)
-    if json_:
-        print_json({"status": worst.value, "groups": [r.as_dict() for r in result]})
+    if json_ and not watch:
+        print_json(document())
     elif not watch:
         console.print(render(result))
     if threshold is not None and worst.severity >= threshold.severity:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from pipelines import workers
 from pipelines.cli.output import console, print_json, print_table
 from pipelines.settings import get_settings
 from pipelines.stack import control
@@ -46,10 +47,30 @@ def down() -> None:
         console.print(f"no stack running (home {settings.home})")
 
 
+WORKER_COLUMNS = ["pid", "app_id", "address", "state", "detail"]
+
+
 @app.command()
 def status(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Each service with its pid, address and health; exit 1 when one is unhealthy."""
-    statuses = control.status(get_settings())
-    _show(statuses, json_, "govstream stack")
-    if not all(s.healthy for s in statuses):
+    """Each service with its pid, address and health, and each worker started in this home
+    with its state (healthy, unhealthy, not answering, dead; see pipelines/workers.py); exit 1
+    when a service or a worker is not healthy."""
+    settings = get_settings()
+    statuses = control.status(settings)
+    running = workers.statuses(settings)
+    if json_:
+        print_json(
+            {
+                "services": [s.as_dict() for s in statuses],
+                "workers": [w.as_dict() for w in running],
+            }
+        )
+    else:
+        _show(statuses, False, "govstream stack")
+        if running:
+            rows = [{**w.as_dict(), "detail": w.detail[:70]} for w in running]
+            print_table(rows, WORKER_COLUMNS, title="workers")
+        else:
+            console.print(f"no worker started in {settings.home}")
+    if not all(s.healthy for s in statuses) or not all(w.healthy for w in running):
         raise typer.Exit(1)

@@ -7,8 +7,8 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from pipelines import clickhouse, workers
 from pipelines.errors import StackError
-from pipelines.stack import services
 from pipelines.settings import get_settings
+from pipelines.stack import services
 
 
 def worker(

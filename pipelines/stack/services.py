@@ -126,6 +126,24 @@ def probe(name: str, settings: Settings, timeout: float = 2.0) -> tuple[bool, st
     raise StackError(f"unknown service {name!r}")
 
 
+def require(names: list[str], settings: Settings, timeout: float = 3.0) -> None:
+    """Raise :class:`StackError` (one line naming the service, its address, why, and the
+    setting that moves it) unless every service of ``names`` answers its protocol within
+    ``timeout`` seconds (see :func:`probe`). Commands call it before they do any work."""
+    by_name = {svc.name: svc for svc in services(settings)}
+    down = []
+    for name in names:
+        ok, detail = probe(name, settings, timeout)
+        if not ok:
+            svc = by_name[name]
+            why = " ".join(detail.split())[:160] or "no answer"
+            down.append(f"{name} at {svc.address_text} does not answer ({why}; {svc.setting})")
+    if down:
+        raise StackError(
+            "; ".join(down) + " — start the stack (`govstream stack up`) or fix the address"
+        )
+
+
 def _probe_kafka(settings: Settings, timeout: float) -> tuple[bool, str]:
     from confluent_kafka.admin import AdminClient
 

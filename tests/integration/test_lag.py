@@ -180,3 +180,58 @@ def test_replay_refused_and_stall_while_a_consumer_is_live(
         assert lag.committed_offsets(stack, group)[(topic, 1)] == CONSUMED[1]
     finally:
         consumer.close()
+
+
+def test_a_partition_without_commit_counts_its_full_lag(stack: Settings, unique: str) -> None:
+    """A topic the group reads but never committed on (issue 17, item 1): log end - log start."""
+    topic, group = f"nocommit-{unique}", f"nocommit-g-{unique}"
+    produce_batches(stack, topic, 2)
+    observed, _ = lag.observe_groups(stack, [group])
+    assert observed[group] == {}  # nothing says this group reads the topic
+    observed, _ = lag.observe_groups(stack, [group], topics={group: [topic]})
+    assert {tp: obs.lag for tp, obs in observed[group].items()} == {(topic, 0): N, (topic, 1): N}
+    tracker = lag.LagTracker(2)
+    tracker.observe(group, observed[group], 0)
+    report = tracker.report(group)
+    assert report.lag == 2 * N and report.status == lag.Status.STOP
+
+
+def test_the_pipeline_group_shows_its_inputs_before_any_commit(
+    stack: Settings, unique: str
+) -> None:
+    settings = stack.model_copy(update={"app_id": f"fresh-{unique}"})
+    from pipelines.topics import ensure_topics
+
+    ensure_topics(settings, extra=["report-routed"])
+    data = cli_json(settings, "lag", "--window", "1")
+    [report] = [g for g in data["groups"] if g["group"] == settings.app_id]
+    topics = {p["topic"] for p in report["partitions"]}
+    assert topics == set(lag.PIPELINE_INPUTS)
+    for p in report["partitions"]:
+        assert p["lag"] == p["log_end"] - p["committed"]  # committed: the log start
+
+
+def test_lag_watch_json_prints_one_line_per_interval(
+    stack: Settings, stopped_group: tuple[str, str]
+) -> None:
+    import subprocess
+    import sys
+
+    from pipelines.settings import settings_env
+
+    _, group = stopped_group
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "lag", "--group", group, "--watch", "--json",
+         "--interval", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PATH": "/usr/bin:/bin", **settings_env(stack)},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]  # blocks: each line comes flushed
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    docs = [json.loads(line) for line in lines]
+    assert [d["groups"][0]["group"] for d in docs] == [group, group]
+    assert docs[1]["at"] > docs[0]["at"] and docs[1]["status"] == "STOP"
