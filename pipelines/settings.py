@@ -28,6 +28,19 @@ def host_port(address: str, default_port: int) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _has_port(netloc: str) -> bool:
+    host = netloc.rpartition("@")[2]
+    return ":" in host.rpartition("]")[2]
+
+
+def _check_port(address: str, port: str | None) -> None:
+    """Raise ValueError unless ``port`` (None: the default one) is an integer 1-65535."""
+    if port is None:
+        return
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r}: port {port!r} is not a number from 1 to 65535")
+
+
 class Settings(BaseSettings):
     """govstream configuration; see the README's configuration table."""
 
@@ -145,6 +158,27 @@ class Settings(BaseSettings):
         "`govstream classify` and the worker load the newest `classify-*.pkl` in it, else the "
         "rules classify alone. Unset: `<home>/models`.",
     )
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_addresses(cls, value: str) -> str:
+        servers = [v.strip() for v in value.split(",")]
+        if not value.strip() or not all(servers):
+            raise ValueError(f"{value!r} is not host:port[,host:port]")
+        for server in servers:
+            if "://" in server:
+                raise ValueError(f"{server!r} is host:port, without a scheme")
+            _check_port(server, server.rpartition(":")[2] if ":" in server else None)
+        return value
+
+    @field_validator("schema_registry_url", "clickhouse_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s)://host[:port] URL")
+        _check_port(value, parts.netloc.rpartition(":")[2] if _has_port(parts.netloc) else None)
+        return value
 
     @field_validator("embedded", mode="before")
     @classmethod

@@ -36,6 +36,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"govstream {version('govstream')}")
+        except PackageNotFoundError:  # running from a tree that is not installed
+            print("govstream (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Event pipeline for grassroots governance: reports, forms and warnings into ClickHouse."""
+
+
 app.add_typer(stack_cli.app, name="stack")
 app.add_typer(db_cli.app, name="db")
 app.command(name="classify")(classify_command)
@@ -76,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     except pydantic.ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        return _fail(f"invalid setting GOVSTREAM_{field.upper()}: {err['msg']}", 2)
+        message = str(err["msg"]).removeprefix("Value error, ")
+        return _fail(f"invalid setting GOVSTREAM_{field.upper()}: {message}", 2)
     except ConfigError as exc:
         return _fail(str(exc), 2)
     except GovstreamError as exc:

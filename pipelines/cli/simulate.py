@@ -188,18 +188,20 @@ def _produce(
 
 
 def _summary(manifest: dict[str, Any], path: Path, as_json: bool) -> None:
+    # snake_case keys for --json (topic names are kebab-case: form-submission -> form_submission)
     summary = {
         "events": manifest["events"],
-        **{f"topic {t}": n for t, n in manifest["topics"].items()},
-        "work orders": manifest["reports"]["work_orders"],
+        **{f"topic_{t.replace('-', '_')}": n for t, n in manifest["topics"].items()},
+        "work_orders": manifest["reports"]["work_orders"],
         "duplicates": manifest["reports"]["duplicates"],
-        "dead letters": manifest["dead_letters_total"],
-        "warnings active": sum(manifest["alerts"]["active_by_level"].values()),
-        "events/s": manifest["sent"]["events_per_s"],
+        "dead_letters": manifest["dead_letters_total"],
+        "warnings_active": sum(manifest["alerts"]["active_by_level"].values()),
+        "events_per_s": manifest["sent"]["events_per_s"],
         "manifest": str(path),
     }
     if as_json:
         print_json({**summary, "manifest_data": manifest})
         return
     title = "simulated (dry run)" if manifest["sent"]["dry_run"] else "simulated and sent"
-    print_table([{"what": k, "count": v} for k, v in summary.items()], ["what", "count"], title)
+    rows = [{"what": k.replace("_", " "), "count": v} for k, v in summary.items()]
+    print_table(rows, ["what", "count"], title)
