@@ -245,8 +245,8 @@ async def supervise_sla() -> None:
                 continue  # most orders: nothing pending, not overdue
             new, rejected = workorders.expire(state, now, tolerance_ms=TOLERANCE_MS)
             new, escalation, alert_rows, target_rows = workorders.escalate(new, now)
-            if escalation is None and not rejected:
-                continue
+            if int(new["revision"]) == int(state["revision"]):
+                continue  # nothing expired, escalated or warned of (督办)
             batch.saw(f"sla:{new['report_id']}", int(new["breach"]), int(new["revision"]))
             batch.add("work_orders", workorders.order_row(new))
             for row in alert_rows:

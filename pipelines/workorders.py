@@ -6,10 +6,26 @@ reaches the same partition and the table is local). The normal path is
 
     受理 ACCEPT → 派遣 DISPATCH → 处置 RESOLVE → 核查 VERIFY → 结案 CLOSE
 
-from the SUBMIT that opened the order (state ``submitted``). ``REOPEN`` (退回/重派) sends a
-dispatched, resolved or verified order back to ``reopened``, from where it is dispatched again;
-``CANCEL`` (注销) ends any open order. The contract has no 延期 (extension) action, so there is
-none here: adding one is a new enum symbol (see schemas/avro/CONTRACT.md).
+from the SUBMIT that opened the order (state ``submitted``), and after it 回访 ``REVISIT``.
+``REOPEN`` (退回/重派) sends a dispatched, resolved or verified order back to ``reopened``, from
+where it is dispatched again; ``TRANSFER`` (转派) sends a dispatched order to another department
+(it stays ``dispatched``); ``CANCEL`` (注销) ends any open order. The contract has no 延期
+(extension) action, so there is none here: adding one is a new enum symbol (see
+schemas/avro/CONTRACT.md).
+
+**回访 (REVISIT)** is the one step a closed order takes, any number of times (after a rework and
+a second CLOSE too). It records the resident's ``satisfaction`` and whether they say the problem
+was solved. Rule (:func:`revisit_reopens`): a ``dissatisfied`` rating from a resident who says
+the problem is *not* solved sends the order back (发回重办): state ``reopened``, one more
+rework (``reopens``), a new deadline ``revisit time + SLA`` (the first deadline, and with it the
+on-time flag of the rework, stays). Dissatisfied but solved (the manner, not the result),
+satisfied, basically satisfied and unreachable leave it closed. Source: the 12345 practice of
+returning an order the resident is dissatisfied with to its unit for rework (回访不满意的，退回
+承办单位重新办理; 国办发〔2020〕53号 lists 回访 and 评价 as the last steps of the loop).
+
+**签收 (sign-for)** is the ACCEPT: ``sign_deadline_ms`` = submission + the priority's hours in
+``pipelines/data/sign_deadlines.csv`` (sources there), ``signed_on_time`` = ACCEPT by then.
+**Response** (响应) is the first handling step of any kind (``responded_ms``).
 
 States × actions (anything else is ``invalid_transition``):
 
@@ -25,6 +41,10 @@ verified      —         —           —         —         closed   reopene
 closed        —         —           —         —         —        —        —
 cancelled     —         —           —         —         —        —        —
 ============  ========  ==========  ========  ========  =======  =======  =========
+
+TRANSFER: dispatched → dispatched (buffered from submitted, accepted and reopened, like
+RESOLVE). REVISIT: closed → closed, or → reopened by the rule above (buffered from resolved and
+verified, like a step after CLOSE).
 
 **Out of order.** A step ahead of the state by at most :data:`MAX_MISSING` missing steps (steps
 already buffered count as present) is buffered in ``pending`` and applied as soon as the steps
@@ -44,18 +64,38 @@ order in ``gov.alerts``: an Alert on the first breach, an Update per further bre
 orange → red), a Cancel when the order is resolved, closed or cancelled.
 
 **On time** is decided by timestamps, not by arrival: ``resolved_at <= first deadline``.
+
+**督办 warnings** (``source = supervision``, one warning per condition and order, ever:
+``warnings`` lists the conditions raised) — :func:`supervise`, run by the SLA scan
+(:func:`escalate`) and after every step (:func:`apply`):
+
+- ``no_response``: no handling step :data:`NO_RESPONSE_MS` (24 h) after submission;
+- ``no_progress``: an open order with no handling step for :data:`NO_PROGRESS_MS` (3 days);
+- ``dissatisfied_twice``: :data:`DISSATISFIED_IN_A_ROW` (2) dissatisfied ratings in a row
+  (an unreachable revisit neither counts nor breaks the row);
+- ``problem_order`` (问题工单): reworked (``reopens``) or transferred :data:`PROBLEM_AFTER` (3)
+  times; the order is flagged ``problem`` and raised one handling level (提级督办).
+
+The thresholds are those of the issue's 督办 rules (no response in 24 h, no progress in 3 days,
+two dissatisfied ratings in a row, three reworks or transfers), as 12345 centres publish them. A
+warning is cancelled when its condition clears: a response or any step (the first two), a
+satisfied or basically satisfied rating (the third), the order's CLOSE (the fourth), and every
+one when the order is cancelled.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from pipelines import alerts, contracts, reasons
-from pipelines.errors import ValidationError
+from pipelines.errors import ConfigError, ValidationError
 from pipelines.reports import from_ms, to_ms
 
 # reason codes of gov.dead_letters
@@ -86,11 +126,17 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "CLOSE": {VERIFIED: CLOSED},
     "REOPEN": {DISPATCHED: REOPENED, RESOLVED: REOPENED, VERIFIED: REOPENED},
     "CANCEL": {s: CANCELLED for s in STATES if s not in TERMINAL},
+    "TRANSFER": {DISPATCHED: DISPATCHED},
+    "REVISIT": {CLOSED: CLOSED},  # or REOPENED: see revisit_reopens
 }
 
-#: position on the normal path, of states and of the steps that lead to them
+#: position on the normal path, of states and of the steps that lead to them; TRANSFER needs
+#: what RESOLVE needs (a dispatched order), REVISIT comes after CLOSE
 RANK = {SUBMITTED: 0, ACCEPTED: 1, REOPENED: 1, DISPATCHED: 2, RESOLVED: 3, VERIFIED: 4, CLOSED: 5}
-STEP_RANK = {"ACCEPT": 1, "DISPATCH": 2, "RESOLVE": 3, "VERIFY": 4, "CLOSE": 5}
+STEP_RANK = {"ACCEPT": 1, "DISPATCH": 2, "RESOLVE": 3, "VERIFY": 4, "CLOSE": 5, "REVISIT": 6}
+STEP_RANK["TRANSFER"] = STEP_RANK["RESOLVE"]
+#: steps that stand for a rank of the normal path when buffered
+PATH_STEPS = frozenset({"ACCEPT", "DISPATCH", "RESOLVE", "VERIFY", "CLOSE", "REVISIT"})
 #: a step may be buffered when at most this many steps before it are missing
 MAX_MISSING = 2
 
@@ -98,6 +144,64 @@ LEVEL_UP = {"community": "street", "street": "county", "county": "county"}
 ALERT_LEVELS = ("yellow", "orange", "red")  # first breach, second, third and later
 SLA_HAZARD = "工单超时督办"
 SLA_SENDER = "govstream/sla"
+
+# 回访 ratings (contract enum Satisfaction)
+SATISFIED = "satisfied"
+BASICALLY_SATISFIED = "basically_satisfied"
+DISSATISFIED = "dissatisfied"
+UNREACHABLE = contracts.UNREACHABLE
+#: ratings a resident gave (unreachable and unknown are none)
+RATED = (SATISFIED, BASICALLY_SATISFIED, DISSATISFIED)
+
+# 督办 thresholds (sources: module docstring)
+HOUR_MS = 3_600_000
+NO_RESPONSE_MS = 24 * HOUR_MS
+NO_PROGRESS_MS = 3 * 24 * HOUR_MS
+DISSATISFIED_IN_A_ROW = 2
+PROBLEM_AFTER = 3
+SUPERVISION_SENDER = "govstream/supervision"
+#: condition → (hazard name, level of its warning)
+SUPERVISION: dict[str, tuple[str, str]] = {
+    "no_response": ("24小时未响应督办", "yellow"),
+    "no_progress": ("3日无进展督办", "yellow"),
+    "dissatisfied_twice": ("连续两次不满意督办", "orange"),
+    "problem_order": ("问题工单提级督办", "red"),
+}
+
+SIGN_DEADLINES = Path(__file__).parent / "data" / "sign_deadlines.csv"
+
+
+@cache
+def sign_hours_by_priority(path: Path = SIGN_DEADLINES) -> dict[str, float]:
+    """priority → hours the handling unit has to sign for (签收, ACCEPT) an order, from
+    ``pipelines/data/sign_deadlines.csv`` (columns priority, sign_hours, meaning, source).
+
+    Raises ConfigError when the file is missing, a row has no source or a bad number."""
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise ConfigError(f"sign-for deadlines {path}: {exc}") from exc
+    hours: dict[str, float] = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            value = float(row["sign_hours"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{path.name} line {line}: bad sign_hours") from None
+        if value <= 0 or not (row.get("source") or "").strip():
+            raise ConfigError(f"{path.name} line {line}: sign_hours > 0 and a source are needed")
+        hours[row["priority"].strip()] = value
+    if not hours:
+        raise ConfigError(f"{path.name} has no rows")
+    return hours
+
+
+def sign_deadline_ms(priority: str, submitted_ms: int) -> int:
+    """When an order of ``priority`` submitted at ``submitted_ms`` must be signed for; a
+    priority the file does not list gets its longest time (the most lenient)."""
+    table = sign_hours_by_priority()
+    hours = table.get(priority, max(table.values()))
+    return int(submitted_ms) + int(hours * HOUR_MS)
 
 
 # --- steps -----------------------------------------------------------------------------------
@@ -125,6 +229,8 @@ def step_of(
         "occurred_ms": to_ms(record["occurred_at"]),
         "received_ms": to_ms(received_at),
         "assigned_department": str(record.get("assigned_department") or ""),
+        "satisfaction": record.get("satisfaction"),
+        "resident_solved": record.get("resident_solved"),
         "partition": partition,
         "offset": offset,
         "key": base64.b64encode(key).decode() if key is not None else None,
@@ -193,7 +299,45 @@ def open_order(order: Mapping[str, Any]) -> dict[str, Any]:
         "revision": 1,
         "updated_ms": order["received_ms"],
         "partition": order["partition"],
+        **_closed_loop(order["priority"], int(order["occurred_ms"])),
     }
+
+
+def _closed_loop(priority: str, submitted_ms: int) -> dict[str, Any]:
+    """The closed-loop fields (issue 19) of a new order: sign-for, response, transfers, 回访,
+    督办 warnings, 问题工单, repeat complaints."""
+    return {
+        "sign_deadline_ms": sign_deadline_ms(priority, submitted_ms),
+        "signed_on_time": None,
+        "responded_ms": None,
+        "transfers": 0,
+        "revisits": 0,
+        "revisited_ms": None,
+        "satisfaction": "",
+        "resident_solved": None,
+        "dissatisfied_streak": 0,
+        "problem": False,
+        "problem_ms": None,
+        "warnings": [],  # 督办 conditions raised, once each
+        "supervision": {},  # condition → its open warning (alert state) and what raised it
+        "repeat_of": "",
+    }
+
+
+def upgraded(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``state`` with the closed-loop fields an order opened before issue 19 lacks
+    (defaults as for a new order; an ACCEPT already taken is judged against the sign-for
+    deadline, a step already taken counts as the response)."""
+    new = dict(state)
+    if "sign_deadline_ms" in state:
+        return new
+    loop = _closed_loop(str(state["priority"]), int(state["submitted_ms"]))
+    accepted = state.get("accepted_ms")
+    if accepted is not None:
+        loop["signed_on_time"] = int(accepted) <= loop["sign_deadline_ms"]
+    if len(state.get("events") or ()) > 1:
+        loop["responded_ms"] = accepted if accepted is not None else state.get("last_ms")
+    return {**loop, **new}
 
 
 # --- applying steps --------------------------------------------------------------------------
@@ -223,8 +367,11 @@ def _transition(state: dict[str, Any], step: Mapping[str, Any]) -> None:
     """Apply a step known to be allowed (mutates ``state``)."""
     action, at = step["action"], int(step["occurred_ms"])
     state["state"] = TRANSITIONS[action][state["state"]]
+    if state["responded_ms"] is None:
+        state["responded_ms"] = at
     if action == "ACCEPT":
         state["accepted_ms"] = at
+        state["signed_on_time"] = at <= int(state["sign_deadline_ms"])
     elif action == "DISPATCH":
         state["dispatched_ms"] = at
         state["department"] = step["assigned_department"] or state["department"]
@@ -240,13 +387,44 @@ def _transition(state: dict[str, Any], step: Mapping[str, Any]) -> None:
         state["resolved_ms"] = state["verified_ms"] = state["on_time"] = None
     elif action == "CANCEL":
         state["cancelled_ms"] = at
+    elif action == "TRANSFER":
+        state["transfers"] = int(state["transfers"]) + 1
+        state["dispatched_ms"] = at
+        state["department"] = step["assigned_department"] or state["department"]
+    elif action == "REVISIT":
+        _revisit(state, step, at)
     state["last_action"], state["last_ms"] = action, at
     state["events"] = [*state["events"], step["event_id"]]
 
 
+def revisit_reopens(satisfaction: str | None, resident_solved: bool | None) -> bool:
+    """Whether a 回访 sends a closed order back for rework (发回重办): the resident is
+    dissatisfied *and* says the problem is not solved (source: module docstring)."""
+    return satisfaction == DISSATISFIED and resident_solved is False
+
+
+def _revisit(state: dict[str, Any], step: Mapping[str, Any], at: int) -> None:
+    rating = str(step.get("satisfaction") or "unknown")
+    solved = step.get("resident_solved")
+    state["revisits"] = int(state["revisits"]) + 1
+    state["revisited_ms"] = at
+    state["satisfaction"] = rating
+    state["resident_solved"] = None if solved is None else bool(solved)
+    if rating == DISSATISFIED:
+        state["dissatisfied_streak"] = int(state["dissatisfied_streak"]) + 1
+    elif rating in (SATISFIED, BASICALLY_SATISFIED):
+        state["dissatisfied_streak"] = 0
+    if revisit_reopens(rating, state["resident_solved"]):
+        state["state"] = REOPENED
+        state["reopens"] = int(state["reopens"]) + 1
+        state["resolved_ms"] = state["verified_ms"] = state["closed_ms"] = None
+        state["on_time"] = None
+        state["deadline_ms"] = at + int(float(state["sla_hours"]) * HOUR_MS)
+
+
 def _missing_before(state: Mapping[str, Any], action: str) -> int:
     """Steps of the normal path between the state and ``action`` not buffered yet."""
-    have = {STEP_RANK.get(p["action"]) for p in state["pending"]}
+    have = {STEP_RANK.get(p["action"]) for p in state["pending"] if p["action"] in PATH_STEPS}
     return sum(1 for r in range(RANK[state["state"]] + 1, STEP_RANK[action]) if r not in have)
 
 
@@ -262,9 +440,17 @@ def _drain(state: dict[str, Any], applied: list[str]) -> None:
         applied.append(step["event_id"])
 
 
+def _takes(state: Mapping[str, Any], action: str) -> bool:
+    """Whether an order in this state can still take ``action`` some day (a closed order
+    takes REVISIT only; a cancelled one nothing)."""
+    return state["state"] not in TERMINAL or (state["state"] == CLOSED and action == "REVISIT")
+
+
 def _unreachable(state: Mapping[str, Any], step: Mapping[str, Any]) -> bool:
-    if state["state"] in TERMINAL:
+    if not _takes(state, step["action"]):
         return True
+    if state["state"] == CLOSED:
+        return False  # a REVISIT: it applies when the drain reaches it
     return STEP_RANK.get(step["action"], 0) <= RANK[state["state"]]
 
 
@@ -307,11 +493,11 @@ def apply(
     if step["event_id"] in seen:
         return Outcome(dict(state), duplicate=True)
     action = step["action"]
-    if state["state"] in TERMINAL:
+    if not _takes(state, action):
         raise _invalid(state, step, "the order is already ended")
     if action not in TRANSITIONS:
         raise _invalid(state, step, "not a handling step of this contract")
-    new = dict(state)
+    new = upgraded(state)
     new["pending"] = list(state["pending"])
     outcome = Outcome(new)
     if new["state"] in TRANSITIONS[action]:
@@ -327,10 +513,17 @@ def apply(
     else:
         raise _invalid(new, step, "not allowed from this state")
     outcome.rejected = _reject_pending(new, int(step["received_ms"]), tolerance_ms)
+    now_ms = int(step["received_ms"])
     if new["state"] not in UNRESOLVED:
-        outcome.alert_rows, outcome.target_rows = _settle_alert(new, int(step["received_ms"]))
+        outcome.alert_rows, outcome.target_rows = _settle_alert(new, now_ms)
+    rows, targets = _settle_supervision(new, now_ms)
+    outcome.alert_rows += rows
+    outcome.target_rows += targets
+    rows, targets = _supervise(new, now_ms)
+    outcome.alert_rows += rows
+    outcome.target_rows += targets
     new["revision"] = int(new["revision"]) + 1
-    new["updated_ms"] = int(step["received_ms"])
+    new["updated_ms"] = now_ms
     return outcome
 
 
@@ -358,10 +551,13 @@ def is_overdue(state: Mapping[str, Any], now: datetime) -> bool:
 
 def needs_attention(state: Mapping[str, Any], now_ms: int) -> bool:
     """Whether :func:`expire` or :func:`escalate` could change the order at ``now_ms``: it has
-    buffered steps, or it is unresolved past its deadline. The SLA scan calls this on every
-    order of the worker, so it copies nothing (the two functions copy the state)."""
-    return bool(state["pending"]) or (
-        state["state"] in UNRESOLVED and int(state["deadline_ms"]) < now_ms
+    buffered steps, it is unresolved past its deadline, or a 督办 warning is due
+    (:func:`supervision_due`). The SLA scan calls this on every order of the worker, so it
+    copies nothing (the two functions copy the state)."""
+    return (
+        bool(state["pending"])
+        or (state["state"] in UNRESOLVED and int(state["deadline_ms"]) < now_ms)
+        or bool(supervision_due(state, now_ms))
     )
 
 
@@ -380,12 +576,19 @@ def escalate(
 ) -> tuple[dict[str, Any], Escalation | None, list[list[Any]], list[list[Any]]]:
     """Escalate an overdue order one level with a new deadline (now + SLA).
 
-    Returns the new state, the escalation (None when the order is not overdue: then the
-    state is returned unchanged) and the SLA alert's gov.alerts / gov.alert_targets rows."""
-    if not is_overdue(state, now):
-        return dict(state), None, [], []
+    The SLA scan's one call per order, so it also raises the 督办 warnings that are due
+    (:func:`supervise`). Returns the new state, the escalation (None when the order is not
+    overdue) and the gov.alerts / gov.alert_targets rows of the SLA alert and of the warnings;
+    the state is returned unchanged (a copy) when neither happened."""
     now_ms = to_ms(now)
-    new = dict(state)
+    if not is_overdue(state, now):
+        if not supervision_due(state, now_ms):
+            return dict(state), None, [], []
+        new = upgraded(state)
+        rows, targets = _supervise(new, now_ms)
+        new.update(revision=int(state["revision"]) + 1, updated_ms=now_ms)
+        return new, None, rows, targets
+    new = upgraded(state)
     breach = int(state["breach"]) + 1
     up = LEVEL_UP.get(str(state["level"]), str(state["level"]))
     new_deadline = now_ms + int(float(state["sla_hours"]) * 3_600_000)
@@ -402,7 +605,146 @@ def escalate(
         updated_ms=now_ms,
     )
     alert_rows, target_rows = _raise_alert(new, esc, now_ms)
-    return new, esc, alert_rows, target_rows
+    rows, targets = _supervise(new, now_ms)
+    return new, esc, alert_rows + rows, target_rows + targets
+
+
+# --- 督办 warnings (source supervision) ------------------------------------------------------
+
+
+def supervision_due(state: Mapping[str, Any], now_ms: int) -> list[str]:
+    """The 督办 conditions (keys of :data:`SUPERVISION`) the order meets at ``now_ms`` and has
+    not been warned of yet; reads an order of any version without copying it."""
+    s, due = state, []
+    if s["state"] == SUBMITTED and int(s["submitted_ms"]) + NO_RESPONSE_MS < now_ms:
+        due.append("no_response")  # no handling step at all since the submission
+    if s["state"] not in TERMINAL and int(s["last_ms"]) + NO_PROGRESS_MS < now_ms:
+        due.append("no_progress")
+    if s["state"] != CANCELLED:
+        if int(s.get("dissatisfied_streak", 0)) >= DISSATISFIED_IN_A_ROW:
+            due.append("dissatisfied_twice")
+        if max(int(s["reopens"]), int(s.get("transfers", 0))) >= PROBLEM_AFTER:
+            due.append("problem_order")
+    warned = s.get("warnings") or ()
+    return [c for c in due if c not in warned]
+
+
+def supervision_root(report_id: str, condition: str) -> str:
+    """Root alert id of an order's warning of one 督办 condition."""
+    return f"govstream-supervision-{report_id}-{condition}"
+
+
+def _met_at(state: Mapping[str, Any], condition: str, now_ms: int) -> int:
+    """When the condition became true (the warning's sent time)."""
+    if condition == "no_response":
+        return int(state["submitted_ms"]) + NO_RESPONSE_MS
+    if condition == "no_progress":
+        return int(state["last_ms"]) + NO_PROGRESS_MS
+    return min(int(state["last_ms"]), now_ms)
+
+
+def supervision_alert(state: Mapping[str, Any], condition: str, sent_ms: int) -> dict[str, Any]:
+    """The 督办 warning of one condition, in the decoded alert-contract shape (names no
+    person)."""
+    hazard, level = SUPERVISION[condition]
+    rid = str(state["report_id"])
+    place = state["village"] or state["township"] or state["region_code"]
+    what = f"{state['category_major']}/{state['category_minor']}"
+    detail = {
+        "no_response": "受理后24小时内无响应",
+        "no_progress": "连续3日无办理进展",
+        "dissatisfied_twice": "回访连续两次不满意",
+        "problem_order": (
+            f"发回重办{state['reopens']}次、转派{state.get('transfers', 0)}次，列为问题工单，"
+            f"提级至{state['level']}"
+        ),
+    }[condition]
+    return {
+        "alert_id": supervision_root(rid, condition),
+        "sender": SUPERVISION_SENDER,
+        "sent_at": from_ms(sent_ms),
+        "msg_type": "Alert",
+        "references": [],
+        "hazard": "other",
+        "hazard_local": hazard,
+        "level": level,
+        "region_codes": [state["region_code"]],
+        "headline": f"{place}工单{rid}：{hazard}",
+        "description": f"{what}工单（{state['department']}）{detail}。",
+        "instruction": "",
+        "effective": from_ms(sent_ms),
+        "expires": None,
+        "source": "supervision",
+    }
+
+
+def _supervise(state: dict[str, Any], now_ms: int) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Raise the 督办 warnings due (mutates an :func:`upgraded` state): each condition once per
+    order; a 问题工单 is flagged and raised one handling level first (提级督办)."""
+    rows: list[list[Any]] = []
+    targets: list[list[Any]] = []
+    for condition in supervision_due(state, now_ms):
+        if condition == "problem_order":
+            state["problem"] = True
+            state["problem_ms"] = _met_at(state, condition, now_ms)
+            state["level"] = LEVEL_UP.get(str(state["level"]), str(state["level"]))
+        sent = _met_at(state, condition, now_ms)
+        alert_state, change = alerts.apply(
+            None,
+            supervision_alert(state, condition, sent),
+            received_at=from_ms(now_ms),
+            partition=int(state["partition"]),
+            offset=0,
+        )
+        state["supervision"] = {
+            **state["supervision"],
+            condition: {"alert": alert_state, "last_ms": int(state["last_ms"])},
+        }
+        state["warnings"] = [*state["warnings"], condition]
+        rows.append(alerts.alert_row(alert_state))
+        targets += alerts.target_rows(alert_state, change.lifted)
+    return rows, targets
+
+
+def _cleared(state: Mapping[str, Any], condition: str, raised: Mapping[str, Any]) -> bool:
+    if state["state"] == CANCELLED:
+        return True
+    if condition == "no_response":
+        return state["state"] != SUBMITTED
+    if condition == "no_progress":
+        return int(state["last_ms"]) != int(raised["last_ms"])
+    if condition == "dissatisfied_twice":
+        return int(state["dissatisfied_streak"]) < DISSATISFIED_IN_A_ROW
+    return state["state"] == CLOSED  # problem_order
+
+
+def _settle_supervision(
+    state: dict[str, Any], now_ms: int
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Cancel the open 督办 warnings whose condition cleared (mutates the state)."""
+    rows: list[list[Any]] = []
+    targets: list[list[Any]] = []
+    for condition, raised in list(state["supervision"].items()):
+        current = raised["alert"]
+        if current["status"] != alerts.ACTIVE or not _cleared(state, condition, raised):
+            continue
+        at = max(int(state["last_ms"]), int(current["sent_ms"]))
+        record = {
+            **supervision_alert(state, condition, at),
+            "alert_id": f"{current['root_id']}-settled-{state['revision']}",
+            "msg_type": "Cancel",
+            "references": [current["root_id"]],
+            "level": current["level"],
+            "headline": f"工单{state['report_id']}督办解除（{SUPERVISION[condition][0]}）",
+            "description": "",
+        }
+        alert_state, change = alerts.apply(
+            current, record, received_at=from_ms(now_ms), partition=int(state["partition"])
+        )
+        state["supervision"] = {**state["supervision"], condition: {**raised, "alert": alert_state}}
+        rows.append(alerts.alert_row(alert_state))
+        targets += alerts.target_rows(alert_state, change.lifted)
+    return rows, targets
 
 
 def alert_root(report_id: str) -> str:
@@ -498,6 +840,9 @@ ORDER_COLUMNS = (
     "accepted_at", "dispatched_at", "resolved_at", "verified_at", "closed_at", "cancelled_at",
     "on_time", "reopens", "escalations", "pending_steps", "last_action", "last_step_at",
     "updated_at", "version", "request_type", "taxonomy_version", "classifier",
+    "sign_deadline", "signed_on_time", "responded_at", "transfers", "revisits", "revisited_at",
+    "satisfaction", "resident_solved", "dissatisfied_streak", "problem", "problem_at",
+    "warnings", "repeat_of",
 )  # fmt: skip
 
 
@@ -508,8 +853,9 @@ def _at(ms: int | None) -> datetime | None:
 def order_row(state: Mapping[str, Any]) -> list[Any]:
     """An order's current state as a gov.work_orders row (ORDER_COLUMNS order); version =
     the state's revision, so the latest state wins and a repeated insert collapses. A state
-    opened before issue 14 has no request type, taxonomy version or classifier: ''."""
-    s = state
+    opened before issue 14 has no request type, taxonomy version or classifier: ''; one
+    opened before issue 19 gets the closed-loop fields of :func:`upgraded`."""
+    s = upgraded(state)
     return [
         s["report_id"], s["state"], s["region_code"], s["province_code"], s["city_code"],
         s["county_code"], s["township_code"], s["city"], s["county"], s["township"], s["village"],
@@ -521,7 +867,10 @@ def order_row(state: Mapping[str, Any]) -> list[Any]:
         _at(s["cancelled_ms"]), s["on_time"], int(s["reopens"]), int(s["escalations"]),
         len(s["pending"]), s["last_action"], from_ms(s["last_ms"]), from_ms(s["updated_ms"]),
         int(s["revision"]), s.get("request_type", ""), s.get("taxonomy_version", ""),
-        s.get("classifier", ""),
+        s.get("classifier", ""), from_ms(s["sign_deadline_ms"]), s["signed_on_time"],
+        _at(s["responded_ms"]), int(s["transfers"]), int(s["revisits"]), _at(s["revisited_ms"]),
+        s["satisfaction"], s["resident_solved"], int(s["dissatisfied_streak"]), bool(s["problem"]),
+        _at(s["problem_ms"]), list(s["warnings"]), s["repeat_of"],
     ]  # fmt: skip
 
 
@@ -536,11 +885,15 @@ def state_from_row(row: Mapping[str, Any], events: Sequence[str], partition: int
     and the report topic partition of its SUBMIT.
 
     What a row cannot give back: buffered out-of-order steps (``pending``: they were never
-    written, so a later step may wait for them and be dead-lettered after the tolerance) and
+    written, so a later step may wait for them and be dead-lettered after the tolerance),
     the open SLA alert (``alert``: a later escalation raises a new one instead of updating
-    it). Used when the work-orders table lost its changelog (see pipelines/restore.py)."""
+    it) and the open 督办 warnings (``supervision``: the conditions already warned of stay in
+    ``warnings``, so none is raised twice, but a warning open then is not cancelled when its
+    condition clears). Used when the work-orders table lost its changelog (see
+    pipelines/restore.py). A row written before issue 19 (the migration's defaults) gives the
+    closed-loop fields of :func:`upgraded`."""
     r = row
-    return {
+    state = {
         "report_id": str(r["report_id"]), "state": str(r["state"]),
         "region_code": str(r["region_code"]), "province_code": str(r["province_code"]),
         "city_code": str(r["city_code"]), "county_code": str(r["county_code"]),
@@ -564,4 +917,18 @@ def state_from_row(row: Mapping[str, Any], events: Sequence[str], partition: int
         "last_ms": _ms_of(r["last_step_at"]), "events": list(events), "pending": [],
         "alert": None, "revision": int(r["version"]), "updated_ms": _ms_of(r["updated_at"]),
         "partition": int(partition),
+    }  # fmt: skip
+    if r.get("sign_deadline") is None:
+        return upgraded(state)
+    return {
+        **state,
+        "sign_deadline_ms": _ms_of(r["sign_deadline"]), "signed_on_time": r.get("signed_on_time"),
+        "responded_ms": _ms_of(r.get("responded_at")), "transfers": int(r.get("transfers") or 0),
+        "revisits": int(r.get("revisits") or 0), "revisited_ms": _ms_of(r.get("revisited_at")),
+        "satisfaction": str(r.get("satisfaction") or ""),
+        "resident_solved": r.get("resident_solved"),
+        "dissatisfied_streak": int(r.get("dissatisfied_streak") or 0),
+        "problem": bool(r.get("problem")), "problem_ms": _ms_of(r.get("problem_at")),
+        "warnings": [str(w) for w in r.get("warnings") or ()], "supervision": {},
+        "repeat_of": str(r.get("repeat_of") or ""),
     }  # fmt: skip

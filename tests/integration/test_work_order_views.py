@@ -69,6 +69,7 @@ class Orders:
         at = reports.from_ms(state["submitted_ms"]) + timedelta(hours=hours)
         record = {
             "event_id": str(uuid.uuid4()),
+            "report_id": rid,
             "action": action,
             "occurred_at": at,
             "operator": OPERATOR,

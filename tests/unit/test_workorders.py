@@ -409,3 +409,263 @@ def test_a_state_rebuilt_from_its_row_goes_on_as_the_lost_one_would() -> None:
     assert workorders.apply(rebuilt, replay, tolerance_ms=TOL).duplicate
     after = _run(rebuilt, _step("RESOLVE", 30))
     assert after["state"] == _run(state, _step("RESOLVE", 30))["state"] == "resolved"
+
+
+# --- the closed loop (issue 19): 签收, response, 转派, 回访, 督办, 问题工单 ---------------------
+
+
+def _revisit(minutes: float, rating: str, solved: bool | None) -> dict[str, Any]:
+    return dict(_step("REVISIT", minutes), satisfaction=rating, resident_solved=solved)
+
+
+def _transfer(minutes: float, department: str) -> dict[str, Any]:
+    return _step("TRANSFER", minutes, assigned_department=department)
+
+
+def _closed() -> dict[str, Any]:
+    return _run(_order(), *_path("CLOSE"))
+
+
+def _kinds(rows: list[list[Any]]) -> list[tuple[str, str, str]]:
+    cols = alerts.ALERT_COLUMNS
+    named = [dict(zip(cols, r, strict=True)) for r in rows]
+    return [(r["source"], r["hazard_name"], r["status"]) for r in named]
+
+
+def test_every_priority_has_a_sign_for_deadline_with_its_source() -> None:
+    from pipelines import taxonomy
+
+    hours = workorders.sign_hours_by_priority()
+    assert {c.priority for c in taxonomy.load().values()} <= hours.keys()
+    assert hours["P1"] == 0.5 and hours["P4"] == 24
+    with workorders.SIGN_DEADLINES.open(encoding="utf-8") as f:
+        assert all(line.rstrip().split(",")[3] for line in list(f)[1:])
+
+
+@pytest.mark.parametrize(("minutes", "on_time"), [(5, True), (30, True), (31, False)])
+def test_sign_for_is_the_accept_judged_by_the_priority_deadline(
+    minutes: int, on_time: bool
+) -> None:
+    state = _order()  # the example is P1: 30 minutes
+    assert state["sign_deadline_ms"] == reports.to_ms(T0 + timedelta(minutes=30))
+    assert state["signed_on_time"] is None and state["responded_ms"] is None
+    accepted = _run(state, _step("ACCEPT", minutes))
+    assert accepted["signed_on_time"] is on_time
+    assert accepted["responded_ms"] == reports.to_ms(T0 + timedelta(minutes=minutes))
+    later = _run(accepted, _step("DISPATCH", minutes + 5, assigned_department="市政"))
+    assert later["responded_ms"] == accepted["responded_ms"]  # the first step only
+
+
+def test_a_cancel_is_a_response_too() -> None:
+    state = _run(_order(), _step("CANCEL", 3))
+    assert state["responded_ms"] == reports.to_ms(T0 + timedelta(minutes=3))
+    assert state["signed_on_time"] is None
+
+
+def test_transfer_sends_a_dispatched_order_to_another_department() -> None:
+    state = _run(_order(), *_path("DISPATCH"), _transfer(30, "市容环境卫生管理处"))
+    assert state["state"] == DISPATCHED and state["transfers"] == 1
+    assert state["department"] == "市容环境卫生管理处"
+    assert state["dispatched_ms"] == reports.to_ms(T0 + timedelta(minutes=30))
+    done = _run(state, _step("RESOLVE", 60))
+    assert done["state"] == RESOLVED and done["on_time"] is True
+    with pytest.raises(ValidationError) as caught:
+        workorders.apply(done, _transfer(70, "别处"), tolerance_ms=TOL)
+    assert caught.value.reason == INVALID_TRANSITION
+
+
+def test_a_transfer_before_its_dispatch_waits_for_it() -> None:
+    accepted = _run(_order(), _step("ACCEPT", 5))
+    early = workorders.apply(accepted, _transfer(30, "乙"), tolerance_ms=TOL)
+    assert early.buffered
+    state = _run(early.state, _step("DISPATCH", 10, assigned_department="甲"))
+    assert state["department"] == "乙" and state["transfers"] == 1 and state["pending"] == []
+
+
+@pytest.mark.parametrize(
+    ("rating", "solved", "reopens"),
+    [
+        ("satisfied", True, False),
+        ("basically_satisfied", True, False),
+        ("basically_satisfied", False, False),
+        ("dissatisfied", True, False),  # the manner, not the result: no rework
+        ("dissatisfied", False, True),  # 发回重办
+        ("unreachable", None, False),
+    ],
+)
+def test_revisit_after_close_and_the_rework_rule(
+    rating: str, solved: bool | None, reopens: bool
+) -> None:
+    assert workorders.revisit_reopens(rating, solved) is reopens
+    closed = _closed()
+    state = _run(closed, _revisit(24 * 60, rating, solved))
+    assert state["revisits"] == 1 and state["satisfaction"] == rating
+    assert state["resident_solved"] is solved
+    assert state["revisited_ms"] == reports.to_ms(T0 + timedelta(hours=24))
+    if not reopens:
+        assert state["state"] == CLOSED and state["closed_ms"] == closed["closed_ms"]
+        assert state["reopens"] == 0
+        return
+    assert state["state"] == REOPENED and state["reopens"] == 1
+    assert state["closed_ms"] is None and state["resolved_ms"] is None
+    # the rework gets a new deadline from the callback; on time still means the first one
+    assert state["deadline_ms"] == reports.to_ms(T0 + timedelta(hours=24 + 4))
+    assert state["first_deadline_ms"] == closed["first_deadline_ms"]
+    again = _run(
+        state,
+        _step("DISPATCH", 24 * 60 + 10, assigned_department="市政"),
+        _step("RESOLVE", 24 * 60 + 60),
+        _step("VERIFY", 24 * 60 + 70),
+        _step("CLOSE", 24 * 60 + 80),
+        _revisit(48 * 60, "satisfied", True),
+    )
+    assert again["state"] == CLOSED and again["on_time"] is False and again["revisits"] == 2
+    assert again["satisfaction"] == "satisfied" and again["dissatisfied_streak"] == 0
+
+
+def test_revisit_before_close_waits_and_never_on_an_open_or_cancelled_order() -> None:
+    verified = _run(_order(), *_path("VERIFY"))
+    revisit = _revisit(300, "satisfied", True)
+    early = workorders.apply(verified, revisit, tolerance_ms=TOL)
+    assert early.buffered and early.state["state"] == VERIFIED
+    closed = workorders.apply(early.state, _step("CLOSE", 160), tolerance_ms=TOL)
+    assert closed.applied[-1] == revisit["event_id"] and closed.state["revisits"] == 1
+    for state in (_run(_order(), *_path("DISPATCH")), _run(_order(), _step("CANCEL", 3))):
+        with pytest.raises(ValidationError) as caught:
+            workorders.apply(state, _revisit(300, "satisfied", True), tolerance_ms=TOL)
+        assert caught.value.reason == INVALID_TRANSITION
+
+
+def test_no_response_within_24_hours_is_warned_once_and_cleared_by_a_step() -> None:
+    state = _order()
+    at = T0 + timedelta(hours=24, minutes=1)
+    assert not workorders.supervision_due(state, reports.to_ms(at - timedelta(minutes=2)))
+    assert workorders.needs_attention(state, reports.to_ms(at))
+    # the SLA scan: the order is overdue (4 h) and unanswered (24 h) at once
+    new, esc, rows, _ = workorders.escalate(state, at)
+    assert esc is not None
+    assert _kinds(rows) == [
+        ("sla", workorders.SLA_HAZARD, "active"),
+        ("supervision", "24小时未响应督办", "active"),
+    ]
+    assert new["warnings"] == ["no_response"]
+    row = dict(zip(alerts.ALERT_COLUMNS, rows[1], strict=True))
+    assert row["root_id"] == workorders.supervision_root(state["report_id"], "no_response")
+    assert row["sent_at"] == T0 + timedelta(hours=24) and "李秀兰" not in str(rows)
+    # next scan: the warning is not raised again
+    assert "no_response" not in workorders.supervision_due(new, reports.to_ms(at) + 60_000)
+    accepted = workorders.apply(new, _step("ACCEPT", 24 * 60 + 5), tolerance_ms=TOL)
+    assert _kinds(accepted.alert_rows) == [("supervision", "24小时未响应督办", "cancelled")]
+    assert accepted.state["warnings"] == ["no_response"]
+
+
+def test_no_progress_for_three_days() -> None:
+    state = _run(_order(), *_path("RESOLVE"))  # resolved: no SLA clock, but still open
+    at = T0 + timedelta(minutes=120) + timedelta(days=3, minutes=1)
+    same, esc, rows, _ = workorders.escalate(state, at - timedelta(minutes=2))
+    assert rows == [] and same == state
+    new, esc, rows, _ = workorders.escalate(state, at)
+    assert esc is None and _kinds(rows) == [("supervision", "3日无进展督办", "active")]
+    assert new["revision"] == state["revision"] + 1
+    assert workorders.escalate(new, at + timedelta(days=5))[2] == []  # once
+    verified = workorders.apply(new, _step("VERIFY", 5 * 24 * 60), tolerance_ms=TOL)
+    assert _kinds(verified.alert_rows) == [("supervision", "3日无进展督办", "cancelled")]
+    # closed orders are not waiting for progress
+    assert workorders.supervision_due(_closed(), reports.to_ms(at + timedelta(days=9))) == []
+
+
+def test_two_dissatisfied_ratings_in_a_row() -> None:
+    state = _run(_closed(), _revisit(1440, "dissatisfied", True))
+    assert state["dissatisfied_streak"] == 1 and state["warnings"] == []
+    gap = workorders.apply(state, _revisit(1500, "unreachable", None), tolerance_ms=TOL)
+    assert gap.alert_rows == [] and gap.state["dissatisfied_streak"] == 1
+    second = workorders.apply(gap.state, _revisit(1600, "dissatisfied", True), tolerance_ms=TOL)
+    assert _kinds(second.alert_rows) == [("supervision", "连续两次不满意督办", "active")]
+    assert second.state["state"] == CLOSED and second.state["warnings"] == ["dissatisfied_twice"]
+    third = workorders.apply(second.state, _revisit(1700, "dissatisfied", True), tolerance_ms=TOL)
+    assert third.alert_rows == []  # once per condition and order
+    fine = workorders.apply(third.state, _revisit(1800, "satisfied", True), tolerance_ms=TOL)
+    assert _kinds(fine.alert_rows) == [("supervision", "连续两次不满意督办", "cancelled")]
+
+
+@pytest.mark.parametrize("how", ["reopen", "transfer", "revisit"])
+def test_the_third_rework_or_transfer_makes_a_problem_order(how: str) -> None:
+    state = _run(_order(), *_path("DISPATCH"))
+    assert state["level"] == "street"
+    rows: list[list[Any]] = []
+    for n in range(3):
+        base = 20 + 100 * n
+        if how == "transfer":
+            outcome = workorders.apply(state, _transfer(base, f"部门{n}"), tolerance_ms=TOL)
+        elif how == "reopen":
+            outcome = workorders.apply(state, _step("REOPEN", base), tolerance_ms=TOL)
+            rows += outcome.alert_rows
+            outcome = workorders.apply(
+                outcome.state, _step("DISPATCH", base + 1, assigned_department="甲"),
+                tolerance_ms=TOL,
+            )  # fmt: skip
+        else:
+            closed = _run(
+                state, _step("RESOLVE", base), _step("VERIFY", base + 1), _step("CLOSE", base + 2)
+            )
+            outcome = workorders.apply(
+                closed, _revisit(base + 3, "dissatisfied", False), tolerance_ms=TOL
+            )
+            rows += outcome.alert_rows
+            outcome = workorders.apply(
+                outcome.state, _step("DISPATCH", base + 4, assigned_department="甲"),
+                tolerance_ms=TOL,
+            )  # fmt: skip
+        rows += outcome.alert_rows
+        state = outcome.state
+        assert state["problem"] is (n == 2)
+    assert max(state["reopens"], state["transfers"]) == 3
+    assert state["level"] == "county" and state["problem_ms"] is not None
+    problem = [k for k in _kinds(rows) if k[1] == "问题工单提级督办"]
+    assert problem == [("supervision", "问题工单提级督办", "active")]
+    assert "problem_order" in state["warnings"]
+    row = dict(zip(workorders.ORDER_COLUMNS, workorders.order_row(state), strict=True))
+    assert row["problem"] is True and row["level"] == "county"
+    if how == "transfer":
+        more = workorders.apply(state, _transfer(900, "再转"), tolerance_ms=TOL)
+        assert more.alert_rows == [] and more.state["transfers"] == 4  # flagged once
+
+
+def test_an_order_from_before_the_closed_loop_goes_on() -> None:
+    """A state opened before issue 19 (no closed-loop fields) takes the new steps."""
+    new_fields = set(workorders.upgraded(_order())) - {
+        k for k in _order() if k not in workorders._closed_loop("P1", 0)
+    }
+    old = {k: v for k, v in _run(_order(), _step("ACCEPT", 5)).items() if k not in new_fields}
+    assert "transfers" not in old
+    row = dict(zip(workorders.ORDER_COLUMNS, workorders.order_row(old), strict=True))
+    assert row["signed_on_time"] is True and row["transfers"] == 0 and row["warnings"] == []
+    assert workorders.needs_attention(old, reports.to_ms(T0 + timedelta(hours=5)))
+    state = _run(old, _step("DISPATCH", 10, assigned_department="甲"), _transfer(20, "乙"))
+    assert state["transfers"] == 1 and state["responded_ms"] == reports.to_ms(
+        T0 + timedelta(minutes=5)
+    )
+
+
+def test_a_rebuilt_state_keeps_the_closed_loop_and_warns_no_condition_twice() -> None:
+    state = _run(
+        _closed(), _revisit(1440, "dissatisfied", True), _revisit(1500, "dissatisfied", True)
+    )
+    assert state["warnings"] == ["dissatisfied_twice"]
+    row = dict(zip(workorders.ORDER_COLUMNS, workorders.order_row(state), strict=True))
+    assert (row["satisfaction"], row["resident_solved"], row["revisits"]) == (
+        "dissatisfied",
+        True,
+        2,
+    )
+    rebuilt = workorders.state_from_row(row, state["events"], state["partition"])
+    skip = ("alert", "pending", "supervision")
+    assert {k: v for k, v in rebuilt.items() if k not in skip} == {
+        k: v for k, v in state.items() if k not in skip
+    }
+    third = workorders.apply(rebuilt, _revisit(1600, "dissatisfied", True), tolerance_ms=TOL)
+    assert third.alert_rows == []
+    # a row written before the migration's columns existed reads as an upgraded state
+    old_row = {k: v for k, v in row.items() if k not in workorders.ORDER_COLUMNS[41:]}
+    old = workorders.state_from_row(old_row, state["events"], state["partition"])
+    assert old["warnings"] == [] and old["transfers"] == 0 and old["signed_on_time"] is True
