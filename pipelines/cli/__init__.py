@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - older typer on plain click
 
 from pipelines.cli import db as db_cli
 from pipelines.cli import stack as stack_cli
+from pipelines.cli import topic as topic_cli
 from pipelines.cli.classify import classify as classify_command
 from pipelines.cli.classify import classify_eval, classify_train
 from pipelines.cli.deadletters import dead_letters as dead_letters_command
@@ -60,6 +61,7 @@ def _root(
 
 app.add_typer(stack_cli.app, name="stack")
 app.add_typer(db_cli.app, name="db")
+app.add_typer(topic_cli.app, name="topic")
 app.command(name="classify")(classify_command)
 app.command(name="classify-eval")(classify_eval)  # also `govstream classify eval` (main)
 app.command(name="classify-train")(classify_train)  # also `govstream classify train`
