@@ -20,12 +20,27 @@ READY_LINE = "[^Worker]: Ready"
 
 
 class WorkerProcess:
-    """One ``govstream worker`` process writing its log to ``log_path``."""
+    """One ``govstream worker`` process writing its log to ``log_path``.
 
-    def __init__(self, settings: Settings, log_path: Path, *, loglevel: str = "info") -> None:
+    ``program`` is the command that runs govstream (default: this interpreter's
+    ``python -m pipelines``; the wheel test gives an installed ``govstream`` script) and ``cwd``
+    its working directory (default: this process's).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        *,
+        loglevel: str = "info",
+        program: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
         self.loglevel = loglevel
+        self.program = program or [sys.executable, "-m", "pipelines"]
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
@@ -37,8 +52,9 @@ class WorkerProcess:
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pipelines", "worker", "--loglevel", self.loglevel],
+                [*self.program, "worker", "--loglevel", self.loglevel],
                 env=env,
+                cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -12,11 +12,11 @@ ROUTED = "report-routed"
 
 
 def positioned_run(
-    stack: Settings, name: str, unique: str
+    stack: Settings, name: str, unique: str, *, migrate: bool = True
 ) -> tuple[Settings, dict[lag.TopicPart, int]]:
     """Settings of one worker (own group, database and web port), its group committed at the
     current end of every topic (earlier tests' events are not its business), its database
-    migrated; and those start offsets."""
+    migrated (unless ``migrate`` is False); and those start offsets."""
     settings = stack.model_copy(
         update={
             "app_id": f"govstream-{name}-{unique}",
@@ -28,5 +28,6 @@ def positioned_run(
     topics = [*contracts.TOPICS, ROUTED]
     start = lag.log_end_offsets(settings, lag.partitions_of(settings, topics))
     lag.alter_offsets(settings, settings.app_id, start)
-    clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
+    if migrate:
+        clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
     return settings, start
