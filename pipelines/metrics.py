@@ -68,6 +68,13 @@ SINK_RETRIES = Counter(
     "ClickHouse inserts that failed and were retried.",
     registry=REGISTRY,
 )
+SINK_REFUSED_ROWS = Counter(
+    "govstream_sink_refused_rows",
+    "Rows ClickHouse refused for good (found by splitting the batch), per table: dead-lettered "
+    "as rejected_by_clickhouse (pipelines/sink.py).",
+    ["table"],
+    registry=REGISTRY,
+)
 CONSUMER_JUMPS = Counter(
     "govstream_consumer_offset_jumps",
     "Records that arrived past the partition's next offset: re-fetched from it (refetched) "
