@@ -1,6 +1,14 @@
 """`make demo` / `govstream demo`: the whole pipeline on the embedded stack, reconciled.
 
-1. bring the embedded stack up (a stack that already runs is reused and left running);
+The demo never touches a user's data (issue 17, item 8): it runs in its own home,
+``<GOVSTREAM_HOME>/demo`` (default ``.govstream/demo``: its own embedded ClickHouse data,
+broker and logs), on database ``<GOVSTREAM_CLICKHOUSE_DATABASE>_demo`` (default ``gov_demo``),
+and an embedded service or the worker's web port whose configured port is taken (say by the
+user's own stack and worker) moves to a free loopback port (:func:`demo_settings`). Only that
+database is dropped, and only when the demo started that stack itself.
+
+1. bring the demo's embedded stack up (one that already runs in the demo home is reused and
+   left running);
 2. apply the ClickHouse migrations and start a real Faust worker (``govstream worker``);
 3. simulate a province (seeded): reports with handling steps, 并单 duplicates and bad events,
    health-form submissions and weather warnings, and send them through the producer API;
@@ -13,6 +21,7 @@ Exit code 0 only when every report event is accounted for.
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +32,7 @@ from pipelines import clickhouse, reconcile, simulator
 from pipelines.cli.output import console, print_table
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings, get_settings
-from pipelines.stack import control
+from pipelines.stack import control, services
 from pipelines.topics import ensure_topics
 from pipelines.workerproc import WorkerProcess
 
@@ -34,9 +43,12 @@ def demo(
     timeout: float = typer.Option(300.0, min=10, help="Seconds to wait for reconciliation."),
 ) -> None:
     """Run the pipeline on simulated data and show the result (the README's `make demo`)."""
-    settings = get_settings()
+    settings = demo_settings(get_settings())
     console.rule("govstream demo")
-    console.print(f"embedded stack in {settings.home} …")
+    console.print(
+        f"embedded stack in {settings.home}, database {settings.clickhouse_database} "
+        "(your own home and database are not touched) …"
+    )
     started, statuses = control.up(settings)
     try:
         print_table(
@@ -54,10 +66,44 @@ def demo(
     raise typer.Exit(0 if ok else 1)
 
 
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo's settings: home ``<home>/demo``, database ``<database>_demo``, and each
+    embedded service's port and the worker's web port moved to a free loopback port when
+    something already listens on it (unless the demo's own stack runs in its home: then it
+    holds those ports). Raises ConfigError for a database name that is not a plain
+    identifier."""
+    home = settings.home / "demo"
+    database = clickhouse.check_identifier(f"{settings.clickhouse_database}_demo")
+    update: dict[str, object] = {"home": home, "clickhouse_database": database}
+    own = settings.model_copy(update={"home": home})
+    if control.supervisor_pid(own) is not None:
+        return settings.model_copy(update=update)
+    for svc in services.services(settings):
+        if svc.name not in settings.embedded or not services.port_in_use(*svc.address):
+            continue
+        host, port = svc.address[0], _free_port(svc.address[0])
+        if svc.name == "kafka":
+            update["kafka_bootstrap"] = f"{host}:{port}"
+        elif svc.name == "registry":
+            update["schema_registry_url"] = f"http://{host}:{port}"
+        else:
+            update["clickhouse_url"] = f"http://{host}:{port}"
+    if services.port_in_use(settings.worker_web_bind, settings.worker_web_port):
+        update["worker_web_port"] = _free_port(settings.worker_web_bind)
+    return settings.model_copy(update=update)
+
+
 def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: bool) -> bool:
     client = clickhouse.get_client(settings)
     db = settings.clickhouse_database
-    if fresh:  # a new embedded Kafka starts empty: rebuild its ClickHouse mirror from scratch
+    if fresh:  # a new embedded Kafka starts empty: rebuild the demo's own database from scratch
+        assert db.endswith("_demo"), db  # never a user's database (demo_settings)
         client.command(f"DROP DATABASE IF EXISTS {clickhouse.check_identifier(db)}")
     clickhouse.migrate(client, db)
     ensure_topics(settings, extra=["report-routed"])
