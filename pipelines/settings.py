@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     duplicate_distance_m: float = Field(
         300.0, ge=0, description="并单: reports this close (metres) are the same place."
     )
+    repeat_window_days: int = Field(
+        30,
+        ge=0,
+        description="重复诉求: a report by the same person (salted hash) in the same category "
+        "within this many days after an earlier one repeats it (workorders.find_repeat).",
+    )
     sla_check_interval_s: float = Field(
         60.0,
         gt=0,

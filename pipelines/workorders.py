@@ -830,6 +830,70 @@ def _settle_alert(state: dict[str, Any], now_ms: int) -> tuple[list[list[Any]], 
     return [alerts.alert_row(alert_state)], alerts.target_rows(alert_state, change.lifted)
 
 
+# --- repeat complaints (重复诉求) ------------------------------------------------------------
+
+#: categories that are never a repeat complaint: X9999 (人工分拨: praise, thanks, too little
+#: information; pipelines/data/taxonomy.csv)
+NOT_REPEATED = frozenset({"X9999"})
+DAY_MS = 24 * HOUR_MS
+
+
+def complaint_of(order: Mapping[str, Any]) -> dict[str, Any]:
+    """What the repeat rule keeps of a routed work order (``reports.work_order``): its id, the
+    reporter's salted hash (``person``; '' when anonymous), category code and submission time
+    in epoch ms. Names no person."""
+    return {
+        "report_id": str(order["report_id"]),
+        "person": str((order.get("reporter") or {}).get("hash") or ""),
+        "category": str(order["category"]["code"]),
+        "occurred_ms": int(order["occurred_ms"]),
+    }
+
+
+def find_repeat(
+    earlier: Sequence[Mapping[str, Any]], complaint: Mapping[str, Any], window_days: float
+) -> str | None:
+    """The report a complaint repeats (重复诉求), or None.
+
+    Rule: the same person (the salted hash of the reporter's id, so across channels when the
+    apps give one person one id), the same category code, submitted at most ``window_days``
+    (setting ``repeat_window_days``) after an earlier complaint, whatever the channel. With
+    several earlier ones in the window the earliest is the one repeated (ties: the smaller
+    report id), so a chain points at its first report. Anonymous reports (empty hash) and
+    :data:`NOT_REPEATED` categories are never repeats. Decided by submission times, as the
+    complaints reach the caller: one submitted earlier but arriving later is not looked back
+    at. ``earlier`` holds :func:`complaint_of` dicts (the complaint itself may be among them:
+    a replay)."""
+    person, category = complaint["person"], complaint["category"]
+    if not person or category in NOT_REPEATED:
+        return None
+    at, window = int(complaint["occurred_ms"]), int(window_days * DAY_MS)
+    hits = [
+        e
+        for e in earlier
+        if e["person"] == person
+        and e["category"] == category
+        and e["report_id"] != complaint["report_id"]
+        and 0 <= at - int(e["occurred_ms"]) <= window
+    ]
+    if not hits:
+        return None
+    first = min(hits, key=lambda e: (int(e["occurred_ms"]), str(e["report_id"])))
+    return str(first["report_id"])
+
+
+def remember_complaint(
+    earlier: Sequence[Mapping[str, Any]], complaint: Mapping[str, Any], window_days: float
+) -> list[dict[str, Any]]:
+    """``earlier`` with ``complaint`` added (once) and the complaints no later one can repeat
+    dropped: those older than the window before the newest submission kept."""
+    kept = [dict(e) for e in earlier if e["report_id"] != complaint["report_id"]]
+    kept.append(dict(complaint))
+    newest = max(int(e["occurred_ms"]) for e in kept)
+    horizon = newest - int(window_days * DAY_MS)
+    return [e for e in kept if int(e["occurred_ms"]) >= horizon]
+
+
 # --- rows ------------------------------------------------------------------------------------
 
 ORDER_COLUMNS = (

@@ -669,3 +669,60 @@ def test_a_rebuilt_state_keeps_the_closed_loop_and_warns_no_condition_twice() ->
     old_row = {k: v for k, v in row.items() if k not in workorders.ORDER_COLUMNS[41:]}
     old = workorders.state_from_row(old_row, state["events"], state["partition"])
     assert old["warnings"] == [] and old["transfers"] == 0 and old["signed_on_time"] is True
+
+
+# --- repeat complaints (重复诉求) ----------------------------------------------------------------
+
+
+def _complaint(rid: str, person: str, category: str, day: float) -> dict[str, Any]:
+    return {
+        "report_id": rid,
+        "person": person,
+        "category": category,
+        "occurred_ms": reports.to_ms(T0 + timedelta(days=day)),
+    }
+
+
+def test_complaint_of_a_routed_order_names_no_person() -> None:
+    order = reports.work_order(_submit_record(), salt="s", partition=2, offset=10, received_at=T0)
+    complaint = workorders.complaint_of(order)
+    assert complaint["category"] == "P0101" and len(complaint["person"]) == 16
+    assert "李秀兰" not in str(complaint) and "13907301234" not in str(complaint)
+    assert complaint["occurred_ms"] == reports.to_ms(T0)
+
+
+@pytest.mark.parametrize(
+    ("person", "category", "day", "repeat_of"),
+    [
+        ("p1", "P0101", 5, "r1"),  # same person and category within 30 days
+        ("p1", "P0101", 30, "r1"),  # exactly at the window's end
+        ("p1", "P0101", 30.01, None),  # just after it
+        ("p2", "P0101", 5, None),  # another person
+        ("p1", "P0102", 5, None),  # another category
+        ("", "P0101", 5, None),  # anonymous
+    ],
+)
+def test_the_repeat_rule(person: str, category: str, day: float, repeat_of: str | None) -> None:
+    earlier = [_complaint("r1", "p1", "P0101", 0), _complaint("rx", "", "P0101", 0)]
+    new = _complaint("r2", person, category, day)
+    assert workorders.find_repeat(earlier, new, 30) == repeat_of
+
+
+def test_a_chain_points_at_its_first_report_and_praise_is_never_a_repeat() -> None:
+    earlier = [_complaint("r2", "p1", "P0101", 10), _complaint("r1", "p1", "P0101", 1)]
+    assert workorders.find_repeat(earlier, _complaint("r3", "p1", "P0101", 20), 30) == "r1"
+    # r1 is out of r4's window, r2 is not
+    assert workorders.find_repeat(earlier, _complaint("r4", "p1", "P0101", 35), 30) == "r2"
+    thanks = [_complaint("t1", "p1", "X9999", 0)]
+    assert workorders.find_repeat(thanks, _complaint("t2", "p1", "X9999", 1), 30) is None
+    # a replay of r2 itself is not a repeat of r2; the window 0 keeps same-moment repeats only
+    assert workorders.find_repeat(earlier, _complaint("r2", "p1", "P0101", 10), 30) == "r1"
+    assert workorders.find_repeat(earlier, _complaint("r5", "p1", "P0101", 10), 0) == "r2"
+
+
+def test_remembered_complaints_are_kept_for_the_window_only() -> None:
+    kept: list[dict[str, Any]] = []
+    for rid, day in (("r1", 0), ("r2", 10), ("r2", 10), ("r3", 35)):
+        kept = workorders.remember_complaint(kept, _complaint(rid, "p1", "P0101", day), 30)
+    assert [c["report_id"] for c in kept] == ["r2", "r3"]  # r1 too old, r2 once
+    json.dumps(kept)  # JSON-friendly: a Faust table could keep it
