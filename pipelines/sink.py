@@ -241,8 +241,10 @@ class ClickHouseSink:
         lands (None) or is refused (the error). Raises the failure when should_stop()."""
         delay = self.backoff_initial_s
         while True:
+            started = time.perf_counter()
             try:
                 self._insert(table, rows, token)
+                self._local.landed_s = self._landed_s() + time.perf_counter() - started
                 return None
             except Exception as exc:
                 if is_refusal(exc):
@@ -258,6 +260,11 @@ class ClickHouseSink:
                 )  # fmt: skip
                 time.sleep(delay)
                 delay = min(delay * 2, self.backoff_max_s)
+
+    def _landed_s(self) -> float:
+        """Seconds this thread's write spent in inserts that landed (failed tries and backoff
+        sleeps not counted): what ``govstream_sink_insert_seconds`` observes per write."""
+        return float(getattr(self._local, "landed_s", 0.0))
 
     def _land_all(
         self, table: str, rows: Sequence[Sequence[Any]], token: str, should_stop: Callable[[], bool]
@@ -314,7 +321,7 @@ class ClickHouseSink:
         """Insert every table of the batch: retried until it lands (or should_stop, which
         raises the last failure), refused rows dead-lettered in the same write. Returns the
         dead letters of the refused rows (one per source record), for the dead-letter topic."""
-        started = time.perf_counter()
+        self._local.landed_s = 0.0
         letters: dict[tuple[str, int, int, bytes], DeadLetter] = {}
         refused_dead = 0
         dead_tables = (DEAD_LETTERS_TABLE, PAYLOAD_TABLE)
@@ -346,7 +353,7 @@ class ClickHouseSink:
                 refused_dead += 1  # nothing further to write it to: said loudly, then dropped
                 metrics.SINK_REFUSED_ROWS.labels(table).inc()
                 log.error("%s row %d refused and dropped: %s", table, index, server_message(error))
-        elapsed = time.perf_counter() - started
+        elapsed = self._landed_s()
         self.stats.batches += 1
         self.stats.rows += len(batch)
         self.stats.refused += refused_dead
