@@ -227,6 +227,32 @@ def _report_partitions() -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == contracts.REPORT}
 
 
+async def _restore_open_orders(mine: set[int]) -> None:
+    """Put back the open work orders of this worker's partitions that gov.work_orders holds
+    and the table lost (its changelog was lost, see pipelines/restore.py), so the SLA scan
+    escalates them too, not only those a later step brought back."""
+    db = settings.clickhouse_database
+    if not mine:
+        return
+    ids = await with_clickhouse(
+        lambda c: restore.open_order_ids(c, db, mine), "listing open work orders"
+    )
+    missing = [rid for rid in ids if work_orders.get(rid.encode()) is None]
+    if not missing:
+        return
+    states = await with_clickhouse(
+        lambda c: restore.work_orders(c, db, missing), "restoring open work orders"
+    )
+    async with _state_lock:
+        restored = 0
+        for report_id, state in states.items():
+            if state["partition"] in mine and work_orders.get(report_id.encode()) is None:
+                work_orders[report_id.encode()] = state
+                restored += 1
+    if restored:
+        log.info("restored %d open work orders from ClickHouse for the SLA scan", restored)
+
+
 @app.timer(interval=settings.sla_check_interval_s)
 async def supervise_sla() -> None:
     """Escalate the overdue orders of this worker's active partitions (once per breach) and
@@ -234,6 +260,7 @@ async def supervise_sla() -> None:
     recovery = cast(Any, app.tables).recovery
     if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
         return  # the table may be incomplete: an escalation could be repeated
+    await _restore_open_orders(_report_partitions())
     async with _state_lock:
         now = datetime.now(UTC)
         now_ms, mine = reports.to_ms(now), _report_partitions()

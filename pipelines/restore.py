@@ -59,6 +59,19 @@ def work_orders(client: Client, database: str, report_ids: Iterable[str]) -> dic
     return states
 
 
+def open_order_ids(client: Client, database: str, partitions: Iterable[int]) -> list[str]:
+    """report_id of every work order in gov.work_orders that is not closed or cancelled and
+    whose SUBMIT came on one of ``partitions`` of the report topic."""
+    db = check_identifier(database)
+    found = client.query(
+        f"SELECT report_id FROM {db}.work_orders FINAL WHERE state NOT IN {{e:Array(String)}} "
+        f"AND report_id IN (SELECT report_id FROM {db}.reports FINAL "
+        "WHERE source_partition IN {p:Array(UInt32)})",
+        {"e": sorted(workorders.TERMINAL), "p": sorted(partitions)},
+    )
+    return [str(row[0]) for row in found.result_rows]
+
+
 def _rows(client: Client, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
     found = client.query(sql, parameters)
     return [dict(zip(found.column_names, row, strict=True)) for row in found.result_rows]
