@@ -327,6 +327,10 @@ class Answer:
     summary: dict[str, str]
 
 
+#: The time zone of every query on the embedded endpoint (issue 17, item 7).
+SESSION_TIMEZONE = "Asia/Shanghai"
+
+
 class Engine:
     """Two chDB sessions over one data directory, and the lock that serialises them.
 
@@ -344,8 +348,11 @@ class Engine:
         self.tmp.mkdir(exist_ok=True)
         for stale in self.tmp.iterdir():
             stale.unlink(missing_ok=True)
-        self.writer = _Session(session.Session(str(path)))
-        self.reader = _Session(session.Session(str(path)))
+        # both sessions read and show times in Asia/Shanghai (today() is the Chinese date), as
+        # deploy/clickhouse/config.d/govstream.xml sets the production server's <timezone>
+        where = f"{path}?session_timezone={SESSION_TIMEZONE}"
+        self.writer = _Session(session.Session(where))
+        self.reader = _Session(session.Session(where))
         self.lock = threading.Lock()
         self.reader.run("SET readonly = 1")
         level = self.reader.run("SELECT getSetting('readonly')", "TSVRaw").bytes().strip()
