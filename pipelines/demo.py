@@ -217,7 +217,7 @@ def _summary(
     done_s: float,
 ) -> None:
     since = {"t": run_start.replace(tzinfo=None)}
-    where = "produced_at >= {t:DateTime64(3)}"
+    where = "produced_at >= {t:DateTime64(3, 'UTC')}"
     rows = client.query(
         f"SELECT category_code, any(category_minor), any(department), count() AS n "
         f"FROM {db}.reports FINAL WHERE {where} GROUP BY category_code ORDER BY n DESC LIMIT 10",
