@@ -246,7 +246,7 @@ def work_order(
         "codes": place.codes,
         "names": place.names,
         "urban_rural": place.urban_rural,
-        "grid_id": record.get("grid_id") or "",
+        "grid_id": scrub_text(record.get("grid_id") or ""),  # free text too (FREE_TEXT)
         "lat": record.get("lat"),
         "lon": record.get("lon"),
         "address": scrub_text(record.get("address") or ""),

@@ -159,6 +159,7 @@ def test_every_free_text_field_and_image_url_of_a_report_is_masked() -> None:
         description="我叫李秀兰，电话１３９　０７３０　１２３４，身份证430602 19850312 4024",
         address="联系人：李秀兰 0730-1234567",
         images=["https://img.example.gov.cn/r/13907301234/1.jpg?sfz=430602198503124024"],
+        grid_id="网格员李秀兰13907301234",
     )
     order = reports.work_order(record, salt=SALT, partition=2, offset=7, received_at=NOW)
     row = dict(zip(reports.REPORT_COLUMNS, reports.report_row(order, None), strict=True))
@@ -167,6 +168,7 @@ def test_every_free_text_field_and_image_url_of_a_report_is_masked() -> None:
         assert raw not in text
     assert row["description"] == "我叫李**，电话139****1234，身份证430602********4024"
     assert row["address"] == "联系人：李** 073****4567"
+    assert row["grid_id"] == "网格员李** 139****1234".replace(" ", "")
     assert row["images"] == [
         "https://img.example.gov.cn/r/139****1234/1.jpg?sfz=430602********4024"
     ]
