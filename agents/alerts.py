@@ -16,8 +16,8 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from agents.common import consume, with_clickhouse
-from pipelines import alerts, contracts, deadletter, restore
+from agents.common import DEAD_LETTER_TABLES, LostState, consume, with_clickhouse
+from pipelines import alerts, contracts, restore
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
@@ -42,7 +42,7 @@ sink = ClickHouseSink(
     [
         TableSpec("alerts", alerts.ALERT_COLUMNS),
         TableSpec("alert_targets", alerts.TARGET_COLUMNS),
-        TableSpec("dead_letters", deadletter.COLUMNS),
+        *DEAD_LETTER_TABLES,
     ],
 )
 decoder = AvroDecoder(
@@ -61,19 +61,23 @@ def _process(record: dict[str, Any], event: EventT, batch: Batch, received: date
         partition=message.partition, offset=message.offset,
     )  # fmt: skip
     state_table[key] = state
-    batch.add("alerts", alerts.alert_row(state))
+    batch.add("alerts", alerts.alert_row(state), source=message)
     for row in alerts.target_rows(state, change.lifted):
-        batch.add("alert_targets", row)
+        batch.add("alert_targets", row, source=message)
     log.debug("alert %s: %s", record["alert_id"], change.outcome)
+
+
+_lost = LostState(state_table, "alerts")
 
 
 async def _restore(decoded: list[tuple[EventT, dict[str, Any]]]) -> None:
     """Put back from ClickHouse the warnings an Update or Cancel of this batch refers to and
     the table lost (its changelog was lost, see pipelines/restore.py)."""
+    lost = await _lost.lost({event.message.partition for event, _ in decoded})
     wanted = {
         bytes(event.message.key).decode("utf-8", "replace")
         for event, record in decoded
-        if record.get("references") and event.message.key
+        if event.message.partition in lost and record.get("references") and event.message.key
         and state_table.get(bytes(event.message.key)) is None
     }  # fmt: skip
     if not wanted:

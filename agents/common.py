@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -28,11 +28,12 @@ from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from pipelines import deadletter, metrics
+from pipelines import deadletter, lag, metrics, restore
 from pipelines.clickhouse import get_client
 from pipelines.contracts import MAX_EVENT_BYTES, check_event_size, check_key
 from pipelines.errors import PROCESSING_ERROR, EventError, as_event_error
-from pipelines.sink import Batch, record_identity
+from pipelines.pii import scrub_text
+from pipelines.sink import Batch, TableSpec, record_identity
 
 log = logging.getLogger("govstream.agents")
 T = TypeVar("T")
@@ -112,21 +113,45 @@ async def dead_letter(
         dead_at=datetime.now(UTC), masked=masked,
         identity=identity_of(message) if identity is None else identity,
     )  # fmt: skip
-    topic_headers = letter.topic_headers()
-    if value is not None and len(value) > MAX_EVENT_BYTES:  # keep the copy under the broker's
-        topic_headers.append(("dlq.truncated_from", str(len(value)).encode()))  # message limit
-        value = value[:MAX_EVENT_BYTES]
-    shown_key = (key or b"")[:80].decode("utf-8", "replace")
+    shown_key = scrub_text((key or b"")[:80].decode("utf-8", "replace"))  # form_id:<person>
     log.info(
         "dead letter %s[%d]@%d key=%s: %s: %s", message.topic, message.partition,
         message.offset, shown_key, error.reason, error.message,
     )  # fmt: skip
     batch.add("dead_letters", letter.row())
+    batch.add(deadletter.PAYLOAD_TABLE, letter.payload_row())
     metrics.DEAD_LETTERS.labels(agent, error.reason).inc()
-    return cast(
-        Awaitable[Any],
-        await dead_topic.send(key=key, value=value, headers=topic_headers),
-    )
+    return await send_copy(letter)
+
+
+async def send_copy(letter: deadletter.DeadLetter) -> Awaitable[Any]:
+    """Copy a dead letter's record to the dead-letter topic as it came (cut to the contract's
+    size limit, with a ``dlq.truncated_from`` header, so the copy fits the broker); returns
+    the pending send."""
+    headers, value = letter.topic_headers(), letter.value
+    if value is not None and len(value) > MAX_EVENT_BYTES:
+        headers.append(("dlq.truncated_from", str(len(value)).encode()))
+        value = value[:MAX_EVENT_BYTES]
+    return cast(Awaitable[Any], await dead_topic.send(key=letter.key, value=value, headers=headers))
+
+
+async def write(agent: str, sink: Any, batch: Batch) -> list[Awaitable[Any]]:
+    """``sink.write(batch)``, then the dead-letter copies of the rows ClickHouse refused for
+    good (the sink wrote their dead-letter rows itself); returns the pending sends, to await
+    before acknowledging."""
+    sends = []
+    for letter in await sink.write(batch):
+        metrics.DEAD_LETTERS.labels(agent, letter.reason).inc()
+        sends.append(await send_copy(letter))
+    return sends
+
+
+#: The dead-letter tables every agent's sink writes (the analysts' masked rows, the
+#: writer-only original bytes).
+DEAD_LETTER_TABLES = (
+    TableSpec("dead_letters", deadletter.COLUMNS),
+    TableSpec(deadletter.PAYLOAD_TABLE, deadletter.PAYLOAD_COLUMNS),
+)
 
 
 def saw(batch: Batch, event: EventT) -> None:
@@ -170,6 +195,45 @@ async def with_clickhouse(query: Callable[[Any], T], what: str) -> T:
             delay = min(delay * 2, 10.0)
 
 
+class LostState:
+    """Which partitions of an agent's table lost their state (pipelines/restore.py): the
+    changelog partition is empty while ClickHouse holds rows that came from that source
+    partition (the embedded broker restarted, a changelog topic was recreated). Asked once
+    per partition per worker process; the agent restores missing keys only there, so a
+    worker whose tables recovered normally never queries ClickHouse for them."""
+
+    def __init__(self, table: Any, source_table: str) -> None:
+        self.table = table
+        self.source_table = source_table  # the ClickHouse table with source_partition
+        self._lost: dict[int, bool] = {}
+
+    async def lost(self, partitions: Iterable[int]) -> set[int]:
+        """The partitions among ``partitions`` whose table state was lost."""
+        wanted = set(partitions)
+        unknown = sorted(wanted - set(self._lost))
+        if unknown:
+            topic = self.table.changelog_topic.get_topic_name()
+            ends = await asyncio.to_thread(
+                lag.log_end_offsets, settings, [(topic, p) for p in unknown]
+            )
+            empty = [p for p in unknown if ends.get((topic, p), 0) == 0]
+            held: set[int] = set()
+            if empty:
+                db = settings.clickhouse_database
+                held = await with_clickhouse(
+                    lambda c: restore.partitions_with_rows(c, db, self.source_table, empty),
+                    f"checking {topic} against ClickHouse",
+                )
+            for p in unknown:
+                self._lost[p] = p in held
+                if p in held:
+                    log.warning(
+                        "%s[%d] is empty but ClickHouse holds rows of partition %d: its keys "
+                        "are restored from ClickHouse as events need them", topic, p, p,
+                    )  # fmt: skip
+        return {p for p in wanted if self._lost[p]}
+
+
 async def consume(
     stream: StreamT,
     agent: str,
@@ -208,7 +272,7 @@ async def consume(
                 sends.append(
                     await failed(agent, exc, message, batch, received, safe_mask(mask, record))
                 )
-        await sink.write(batch)
+        sends += await write(agent, sink, batch)
         metrics.record_written(agent, batch.rows, (e.message.timestamp for e in events))
         for pending in sends:
             await pending

@@ -18,8 +18,8 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from agents.common import consume, with_clickhouse
-from pipelines import alerts, contracts, deadletter, forms, restore
+from agents.common import DEAD_LETTER_TABLES, LostState, consume, with_clickhouse
+from pipelines import alerts, contracts, forms, restore
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
@@ -47,7 +47,7 @@ sink = ClickHouseSink(
         TableSpec("form_submissions", forms.FORM_COLUMNS),
         TableSpec("alerts", alerts.ALERT_COLUMNS),
         TableSpec("alert_targets", alerts.TARGET_COLUMNS),
-        TableSpec("dead_letters", deadletter.COLUMNS),
+        *DEAD_LETTER_TABLES,
     ],
 )
 
@@ -72,23 +72,27 @@ def _process(record: dict[str, Any], event: EventT, batch: Batch, received: date
         state, received_at=received, partition=message.partition, offset=message.offset
     )
     latest[key] = state
-    batch.add("form_submissions", forms.form_row(state))
+    batch.add("form_submissions", forms.form_row(state), source=message)
     for row in alert_rows:
-        batch.add("alerts", row)
+        batch.add("alerts", row, source=message)
     for row in target_rows:
-        batch.add("alert_targets", row)
+        batch.add("alert_targets", row, source=message)
     if outcome == "duplicate":
         log.debug("submission %s seen before", record["submission_id"])
+
+
+_lost = LostState(latest, "form_submissions")
 
 
 async def _restore(decoded: list[tuple[EventT, dict[str, Any]]]) -> None:
     """Put back from ClickHouse the respondents' states this batch needs and the table lost
     (its changelog was lost, see pipelines/restore.py): without it a resubmission would
     start again at revision 1 and lose to the older row in gov.form_submissions."""
+    lost = await _lost.lost({event.message.partition for event, _ in decoded})
     wanted: dict[tuple[str, str], bytes] = {}
     for event, record in decoded:
         key = event.message.key
-        if not key or latest.get(bytes(key)) is not None:
+        if event.message.partition not in lost or not key or latest.get(bytes(key)) is not None:
             continue
         respondent = forms.respondent_key(record, settings.pii_salt)
         if not respondent.startswith("anon-"):

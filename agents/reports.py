@@ -26,6 +26,8 @@ from faust.types import EventT, StreamT
 
 from agents.app import app, settings
 from agents.common import (
+    DEAD_LETTER_TABLES,
+    LostState,
     Source,
     batches,
     dead_letter,
@@ -34,8 +36,9 @@ from agents.common import (
     safe_mask,
     saw,
     with_clickhouse,
+    write,
 )
-from pipelines import alerts, contracts, deadletter, metrics, reports, restore, workorders
+from pipelines import alerts, contracts, metrics, reports, restore, workorders
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.contracts import check_key
@@ -75,7 +78,7 @@ sink = ClickHouseSink(
     [
         TableSpec("reports", reports.REPORT_COLUMNS),
         TableSpec("work_order_events", reports.STEP_COLUMNS),
-        TableSpec("dead_letters", deadletter.COLUMNS),
+        *DEAD_LETTER_TABLES,
         TableSpec("work_orders", workorders.ORDER_COLUMNS),
         TableSpec("alerts", alerts.ALERT_COLUMNS),
         TableSpec("alert_targets", alerts.TARGET_COLUMNS),
@@ -94,7 +97,9 @@ async def _rejected(batch: Batch, sends: list[Any], rejected: Any, received: dat
         sends.append(await dead_letter("process_reports", error, source, batch, received, None))
 
 
-def _submitted(record: dict[str, Any], key: bytes, order: dict[str, Any], batch: Batch) -> None:
+def _submitted(
+    record: dict[str, Any], key: bytes, order: dict[str, Any], batch: Batch, source: Any
+) -> None:
     """Open the work order of a SUBMIT (a replay of the same SUBMIT keeps the state)."""
     state = work_orders.get(key)
     if state is None:
@@ -103,19 +108,19 @@ def _submitted(record: dict[str, Any], key: bytes, order: dict[str, Any], batch:
         raise ValidationError(
             workorders.INVALID_TRANSITION, f"report {record['report_id']} was already submitted"
         )
-    batch.add("work_orders", workorders.order_row(state))
+    batch.add("work_orders", workorders.order_row(state), source=source)
 
 
-def _stepped(key: bytes, step: dict[str, Any], batch: Batch) -> workorders.Outcome:
+def _stepped(key: bytes, step: dict[str, Any], batch: Batch, source: Any) -> workorders.Outcome:
     """Fold a handling step into its order (raises ValidationError for an invalid one)."""
     outcome = workorders.apply(work_orders.get(key), step, tolerance_ms=TOLERANCE_MS)
     if not outcome.duplicate:
         work_orders[key] = outcome.state
-    batch.add("work_orders", workorders.order_row(outcome.state))
+    batch.add("work_orders", workorders.order_row(outcome.state), source=source)
     for row in outcome.alert_rows:
-        batch.add("alerts", row)
+        batch.add("alerts", row, source=source)
     for row in outcome.target_rows:
-        batch.add("alert_targets", row)
+        batch.add("alert_targets", row, source=source)
     return outcome
 
 
@@ -140,13 +145,13 @@ def _apply(record: dict[str, Any], message: Any, received: datetime, batch: Batc
             offset=message.offset, received_at=received,
             produced_at=datetime.fromtimestamp(message.timestamp, UTC),
         )  # fmt: skip
-        _submitted(record, key, order, batch)
+        _submitted(record, key, order, batch, message)
         return order
     step = workorders.step_of(
         record, partition=message.partition, offset=message.offset,
         received_at=received, key=message.key, value=message.value,
     )  # fmt: skip
-    return _stepped(key, step, batch)
+    return _stepped(key, step, batch, message)
 
 
 async def _failed_report(
@@ -156,14 +161,19 @@ async def _failed_report(
     return await failed("process_reports", exc, message, batch, received, masked)
 
 
+_lost = LostState(work_orders, "reports")
+
+
 async def _restore_missing(decoded: list[tuple[Any, dict[str, Any], datetime]]) -> None:
     """Put back from ClickHouse the work orders that steps of this batch refer to and the
     table does not hold (its changelog was lost: see pipelines/restore.py)."""
     submitted = {str(r.get("report_id")) for _, r, _ in decoded if r.get("action") == "SUBMIT"}
+    lost = await _lost.lost({event.message.partition for event, _, _ in decoded})
     missing = {
         str(record["report_id"])
         for event, record, _ in decoded
-        if record.get("action") != "SUBMIT"
+        if event.message.partition in lost
+        and record.get("action") != "SUBMIT"
         and str(record.get("report_id")) not in submitted
         and event.message.key == str(record.get("report_id")).encode()
         and work_orders.get(bytes(event.message.key)) is None
@@ -213,9 +223,10 @@ async def _process(events: Any) -> None:
                     record, salt=settings.pii_salt, partition=message.partition,
                     offset=message.offset, received_at=received,
                 ),
+                source=message,
             )  # fmt: skip
             await _rejected(batch, sends, result.rejected, received)
-    await sink.write(batch)
+    sends += await write("process_reports", sink, batch)
     metrics.record_written(  # metrics
         "process_reports", batch.rows, (e.message.timestamp for e in events)
     )
@@ -232,6 +243,7 @@ async def _restore_open_orders(mine: set[int]) -> None:
     and the table lost (its changelog was lost, see pipelines/restore.py), so the SLA scan
     escalates them too, not only those a later step brought back."""
     db = settings.clickhouse_database
+    mine = await _lost.lost(mine)
     if not mine:
         return
     ids = await with_clickhouse(
@@ -284,7 +296,7 @@ async def supervise_sla() -> None:
             changed.append((bytes(key), new, escalation))
         if not changed:
             return
-        await sink.write(batch)
+        sends += await write("supervise_sla", sink, batch)
         for key, new, escalation in changed:
             work_orders[key] = new
             if escalation is not None:
@@ -316,14 +328,16 @@ async def link_work_orders(stream: StreamT) -> None:
         batch = Batch()
         for event in events:
             saw(batch, event)
-            batch.add("reports", _link(event))
-        await sink.write(batch)
+            batch.add("reports", _link(event), source=event.message)
+        sends = await write("link_work_orders", sink, batch)
         metrics.EVENTS_IN.labels("link_work_orders", routed_topic.get_topic_name()).inc(  # metrics
             len(events)
         )
         metrics.record_written(  # metrics
             "link_work_orders", batch.rows, (e.message.timestamp for e in events)
         )
+        for pending in sends:
+            await pending
         for event in events:
             await stream.ack(event)
         metrics.progressed("link_work_orders")

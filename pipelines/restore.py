@@ -7,6 +7,12 @@ would find no work order and be dead-lettered ``unknown_report``. So before an a
 batch, it asks ClickHouse — once per batch, only for the keys its table does not hold — and
 puts the state it finds back into the table (which writes it to the new changelog).
 
+Asking costs a query, so an agent asks only for partitions whose table lost its state:
+:func:`partitions_with_rows` tells, for the partitions whose changelog is empty, which ones
+ClickHouse holds rows of (``agents.common.LostState`` caches the answer per partition). Keys
+go to ClickHouse in chunks of :data:`CHUNK` (a bound parameter over 4 KiB makes
+clickhouse-connect send a multipart body).
+
 This module is the I/O half (queries); the states are rebuilt by pure functions
 (:func:`pipelines.workorders.state_from_row`, :func:`pipelines.forms.state_from_row`,
 :func:`pipelines.alerts.state_from_row`). What a row cannot give back is listed there.
@@ -22,10 +28,44 @@ from clickhouse_connect.driver.client import Client
 from pipelines import alerts, forms, workorders
 from pipelines.clickhouse import check_identifier
 
+#: keys per restore query
+CHUNK = 50
+
+#: the table holding each agent table's rows, with the source partition of each row
+SOURCE_TABLE = {
+    "work-orders": "reports",
+    "form-latest": "form_submissions",
+    "alert-state": "alerts",
+}
+
+
+def partitions_with_rows(
+    client: Client, database: str, table: str, partitions: Iterable[int]
+) -> set[int]:
+    """Which of ``partitions`` (of the source topic) ``database.table`` holds rows of."""
+    wanted = sorted(set(partitions))
+    if not wanted:
+        return set()
+    db, name = check_identifier(database), check_identifier(table)
+    found = client.query(
+        f"SELECT DISTINCT source_partition FROM {db}.{name} "
+        "WHERE source_partition IN {p:Array(UInt32)}",
+        {"p": wanted},
+    )
+    return {int(row[0]) for row in found.result_rows}
+
+
+def _chunks(items: list[Any]) -> list[list[Any]]:
+    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+
 
 def work_orders(client: Client, database: str, report_ids: Iterable[str]) -> dict[str, Any]:
     """report_id → the order's state rebuilt from gov.work_orders (only ids found there)."""
     ids = sorted(set(report_ids))
+    if len(ids) > CHUNK:
+        return {
+            k: v for part in _chunks(ids) for k, v in work_orders(client, database, part).items()
+        }
     if not ids:
         return {}
     db = check_identifier(database)
@@ -80,6 +120,10 @@ def _rows(client: Client, sql: str, parameters: dict[str, Any]) -> list[dict[str
 def alert_states(client: Client, database: str, root_ids: Iterable[str]) -> dict[str, Any]:
     """root_id → the warning's state rebuilt from gov.alerts (only ids found there)."""
     ids = sorted(set(root_ids))
+    if len(ids) > CHUNK:
+        return {
+            k: v for part in _chunks(ids) for k, v in alert_states(client, database, part).items()
+        }
     if not ids:
         return {}
     db = check_identifier(database)
@@ -98,6 +142,10 @@ def form_states(
     """(form_id, respondent_key) → the respondent's state rebuilt from gov.form_submissions,
     with their open derived alert from gov.alerts (only keys found there)."""
     pairs = sorted(set(keys))
+    if len(pairs) > CHUNK:
+        return {
+            k: v for part in _chunks(pairs) for k, v in form_states(client, database, part).items()
+        }
     if not pairs:
         return {}
     db = check_identifier(database)
