@@ -31,7 +31,6 @@ class GovstreamApp(faust.App):
 
 def create_app(settings: Settings) -> faust.App:
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
-    web_host, _ = settings.kafka_address
     return GovstreamApp(
         settings.app_id,
         broker=brokers,
@@ -53,10 +52,17 @@ def create_app(settings: Settings) -> faust.App:
         # 1,008 → 1,294 ms at 50 ms)
         producer_linger=0.05,
         stream_buffer_maxsize=max(4096, 2 * settings.sink_batch_rows),
+        broker_credentials=settings.faust_broker_credentials(),  # SASL/SCRAM in production
         web_enabled=True,
-        web_bind=web_host if web_host in ("127.0.0.1", "localhost", "::1") else "0.0.0.0",
+        web_bind=settings.worker_web_bind,  # loopback unless set
         web_port=settings.worker_web_port,
-        web_host=web_host,
+        web_host=settings.worker_web_bind,
+        # Faust's own pages would show table contents and routing to anyone who reaches the
+        # port: only the project's /metrics, /health and /dashboard pages are served
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         table_cleanup_interval=60.0,
         # tables recover to the changelog's true end (Tansu understates it)
         TableManager=recovery.TableManager,

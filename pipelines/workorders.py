@@ -96,6 +96,7 @@ from typing import Any
 
 from pipelines import alerts, contracts, reasons
 from pipelines.errors import ConfigError, ValidationError
+from pipelines.pii import scrub_text
 from pipelines.reports import from_ms, to_ms
 
 # reason codes of gov.dead_letters
@@ -228,7 +229,8 @@ def step_of(
         "action": str(record["action"]),
         "occurred_ms": to_ms(record["occurred_at"]),
         "received_ms": to_ms(received_at),
-        "assigned_department": str(record.get("assigned_department") or ""),
+        # free text typed by staff: a name or phone in it must not reach work_orders.department
+        "assigned_department": scrub_text(str(record.get("assigned_department") or "")),
         "satisfaction": record.get("satisfaction"),
         "resident_solved": record.get("resident_solved"),
         "partition": partition,
