@@ -441,7 +441,9 @@ class Engine:
             elapsed = time.perf_counter() - started
         return Answer(result.bytes(), fmt, _summary(result, elapsed))
 
-    def _insert(self, statement: bytes, insert: chsql.InsertWithData, params: dict[str, str]):
+    def _insert(
+        self, statement: bytes, insert: chsql.InsertWithData, params: dict[str, str]
+    ) -> Any:
         data = memoryview(statement)[insert.data_start :]
         path = self.tmp / f"insert-{uuid.uuid4().hex}.data"
         try:
@@ -459,7 +461,8 @@ class _Session:
         self.session = session
         self.database = "default"
 
-    def run(self, sql: str, fmt: str = "TabSeparated", params: dict[str, str] | None = None):
+    def run(self, sql: str, fmt: str = "TabSeparated", params: dict[str, str] | None = None) -> Any:
+        """chDB's result of ``sql`` in ``fmt``; :class:`EngineError` with ClickHouse's text."""
         try:
             return self.session.query(sql, fmt, params=params or None)
         except Exception as exc:  # chdb raises ChdbError (a RuntimeError) with ClickHouse's text
@@ -686,6 +689,11 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             return
         except (OSError, ValueError) as exc:
             self._error(400, chsql.BAD_ARGUMENTS, f"Code: 36. DB::Exception: {exc}", query_id)
+            return
+        except Exception as exc:  # a bug of ours: an HTTP error with its text, never no reply
+            log.exception("query %s: unexpected error", query_id)
+            text = f"Code: 1002. DB::Exception: {type(exc).__name__}: {exc}. (UNKNOWN_EXCEPTION)"
+            self._error(500, 1002, text, query_id)
             return
         headers = {
             "X-ClickHouse-Query-Id": query_id,
