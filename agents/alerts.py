@@ -46,7 +46,7 @@ sink = ClickHouseSink(
     ],
 )
 decoder = AvroDecoder(
-    contracts.load_schema(contracts.ALERT), registry_fetcher(settings.schema_registry_url)
+    contracts.load_schema(contracts.ALERT), registry_fetcher(settings.registry_config())
 )
 
 

@@ -53,7 +53,7 @@ sink = ClickHouseSink(
 
 
 decoder = AvroDecoder(
-    contracts.load_schema(contracts.FORM_SUBMISSION), registry_fetcher(settings.schema_registry_url)
+    contracts.load_schema(contracts.FORM_SUBMISSION), registry_fetcher(settings.registry_config())
 )
 
 

@@ -85,7 +85,7 @@ sink = ClickHouseSink(
     ],
 )
 decoder = AvroDecoder(
-    contracts.load_schema(contracts.REPORT), registry_fetcher(settings.schema_registry_url)
+    contracts.load_schema(contracts.REPORT), registry_fetcher(settings.registry_config())
 )
 
 

@@ -6,6 +6,10 @@ their protocols and no agent is stalled (records waiting on its input topic and 
 acknowledged for ``GOVSTREAM_STALL_AFTER_S``), 503 otherwise (with the detail of each). A
 timer refreshes the consumer-lag gauges of the app's own group every ``LAG_INTERVAL_S``
 seconds.
+
+With ``GOVSTREAM_WORKER_WEB_TOKEN`` set, every page answers 401 unless the request carries
+``Authorization: Bearer <token>`` (compared in constant time); Faust's own pages (tables,
+router, graph, stats) are off (agents/app.py).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from faust import web
 
@@ -25,18 +30,38 @@ LAG_INTERVAL_S = 10.0
 _tracker = lag.LagTracker(window=6)
 _history = dashboard.History()
 
+Handler = Callable[[web.View, web.Request], Awaitable[web.Response]]
 
-@app.page("/metrics")
+
+def page(path: str) -> Callable[[Handler], Handler]:
+    """``app.page(path)`` behind the web token (see the module doc)."""
+
+    def register(handler: Handler) -> Handler:
+        async def guarded(self: web.View, request: web.Request) -> web.Response:
+            if not metrics.token_ok(
+                request.headers.get("Authorization"), settings.worker_web_token
+            ):
+                return self.json({"error": "unauthorized"}, status=401)
+            return await handler(self, request)
+
+        guarded.__name__ = guarded.__qualname__ = handler.__name__
+        app.page(path)(guarded)
+        return handler
+
+    return register
+
+
+@page("/metrics")
 async def metrics_page(self: web.View, request: web.Request) -> web.Response:
     return self.bytes(metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
-@app.page("/metrics.json")
+@page("/metrics.json")
 async def metrics_json_page(self: web.View, request: web.Request) -> web.Response:
     return self.json(metrics.snapshot())
 
 
-@app.page("/health")
+@page("/health")
 async def health_page(self: web.View, request: web.Request) -> web.Response:
     stalled = metrics.stalled_now(_lag_by_topic(), settings.stall_after_s)
     healthy, report = await asyncio.to_thread(metrics.health_report, settings, stalled=stalled)
@@ -66,31 +91,31 @@ async def refresh_lag() -> None:
         log.warning("consumer lag not refreshed: %s", exc)
 
 
-@app.page("/dashboard")
+@page("/dashboard")
 async def dashboard_page(self: web.View, request: web.Request) -> web.Response:
     return self.bytes(dashboard.asset("index.html"), content_type=dashboard.ASSETS["index.html"])
 
 
-@app.page("/dashboard/dashboard.js")
+@page("/dashboard/dashboard.js")
 async def dashboard_js(self: web.View, request: web.Request) -> web.Response:
     return self.bytes(
         dashboard.asset("dashboard.js"), content_type=dashboard.ASSETS["dashboard.js"]
     )
 
 
-@app.page("/dashboard/dashboard.css")
+@page("/dashboard/dashboard.css")
 async def dashboard_css(self: web.View, request: web.Request) -> web.Response:
     return self.bytes(
         dashboard.asset("dashboard.css"), content_type=dashboard.ASSETS["dashboard.css"]
     )
 
 
-@app.page("/dashboard/history.json")
+@page("/dashboard/history.json")
 async def dashboard_history(self: web.View, request: web.Request) -> web.Response:
     return self.json(_history.series())
 
 
-@app.page("/dashboard/summary.json")
+@page("/dashboard/summary.json")
 async def dashboard_summary(self: web.View, request: web.Request) -> web.Response:
     try:
         summary = await asyncio.to_thread(dashboard.work_order_summary, settings)

@@ -7,6 +7,7 @@ histograms, base units.
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Iterable, Mapping, Sized
 from typing import Any
@@ -152,6 +153,15 @@ def stalled_now(lag_by_topic: Mapping[str, int], stall_after_s: float) -> list[s
         lag_by_topic, _progress, now=time.monotonic(), started=_started,
         stall_after_s=stall_after_s,
     )  # fmt: skip
+
+
+def token_ok(authorization: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header value carries the worker's web token (always true
+    when no token is set). Constant-time comparison (hmac.compare_digest)."""
+    if not token:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
 
 def exposition() -> bytes:

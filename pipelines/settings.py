@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(
         6066, ge=0, le=65535, description="Port of the worker's web server (/metrics, /health)."
     )
+    worker_web_token: str = Field(
+        "",
+        description="When set, every page of the worker's web server needs the header "
+        "`Authorization: Bearer <token>` (401 otherwise); set it wherever the port is reachable "
+        "from another machine.",
+    )
     sink_batch_rows: int = Field(
         2000, ge=1, description="Events per ClickHouse insert batch (per agent)."
     )

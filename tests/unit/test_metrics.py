@@ -164,3 +164,13 @@ def test_the_deduplication_token_follows_the_records_not_only_their_offsets() ->
     assert batch_of(b"a", b"b").token("t") != batch_of(b"a", b"b").token("u")
     assert record_identity(b"k", b"v", 1.0) != record_identity(b"k", b"v", 2.0)
     assert record_identity(b"kv", b"", None) != record_identity(b"k", b"v", None)
+
+
+def test_the_web_token_is_a_bearer_token_when_set() -> None:
+    assert metrics.token_ok(None, "")  # no token set: open
+    assert metrics.token_ok("Bearer abc", "abc")
+    assert metrics.token_ok("bearer abc ", "abc")
+    assert not metrics.token_ok(None, "abc")
+    assert not metrics.token_ok("Bearer abd", "abc")
+    assert not metrics.token_ok("Basic abc", "abc")
+    assert not metrics.token_ok("abc", "abc")
