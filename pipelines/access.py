@@ -17,8 +17,8 @@ tables by a regular expression instead of by name (:func:`analyst_problem`).
 
 from __future__ import annotations
 
+from pipelines.chsql import ACCESS_DENIED, SqlError, ast_nodes
 from pipelines.deadletter import PAYLOAD_TABLE
-from pipelines.stack.chsql import ACCESS_DENIED, SqlError, ast_nodes
 
 #: Tables only the writer reads.
 WRITER_ONLY_TABLES = frozenset({PAYLOAD_TABLE})

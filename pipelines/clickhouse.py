@@ -20,10 +20,10 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from pipelines.chsql import split_statements
 from pipelines.errors import GovstreamError
 from pipelines.resources import schemas_dir
 from pipelines.settings import Settings
-from pipelines.stack.chsql import split_statements
 
 #: ``schemas/clickhouse`` as installed (checkout or wheel)
 MIGRATIONS_DIR = schemas_dir("clickhouse")

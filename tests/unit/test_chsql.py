@@ -1,11 +1,12 @@
-"""The SQL lexing of the embedded ClickHouse front end (pure functions)."""
+"""The SQL lexer (pipelines.chsql) and the embedded ClickHouse front end's checks (pure)."""
 
 from __future__ import annotations
 
 import pytest
 
+from pipelines import chsql as lexer
+from pipelines.chsql import SqlError
 from pipelines.stack import chsql
-from pipelines.stack.chsql import SqlError
 from pipelines.stack.clickhouse_http import compress, decompress
 
 pytestmark = pytest.mark.unit
@@ -29,7 +30,7 @@ def test_multi_statements_are_refused(sql: bytes) -> None:
 
 def test_unterminated_quote_is_a_syntax_error() -> None:
     with pytest.raises(SqlError, match="unterminated"):
-        chsql.tokens(b"SELECT 'abc")
+        lexer.tokens(b"SELECT 'abc")
 
 
 def test_insert_data_starts_after_one_line_break_even_when_binary() -> None:
@@ -121,7 +122,7 @@ def test_the_file_function_is_refused_wherever_it_is() -> None:
 
 
 def test_ast_nodes_know_their_parents() -> None:
-    nodes = chsql.ast_nodes(AST_SELECT)
+    nodes = lexer.ast_nodes(AST_SELECT)
     assert nodes[0].parent is None and nodes[0].name == "SelectWithUnionQuery"
     literal = nodes[-1]
     assert literal.name == "Literal" and nodes[literal.parent or 0].name == "SelectQuery"
@@ -165,7 +166,7 @@ def test_split_statements_respects_literals_and_comments() -> None:
         b"CREATE TABLE a (x String COMMENT 'on time; null until resolved');\n"
         b"/* ; */ CREATE VIEW v AS SELECT ';' AS s;\n  -- trailing comment only\n"
     )
-    parts = chsql.split_statements(script)
+    parts = lexer.split_statements(script)
     assert len(parts) == 2
     assert parts[0].endswith(b"'on time; null until resolved')")
     assert parts[1].endswith(b"SELECT ';' AS s")
