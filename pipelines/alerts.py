@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -107,64 +107,77 @@ def root_of(record: Mapping[str, Any]) -> str:
 
 
 def validate(record: Mapping[str, Any], now: datetime) -> None:
-    """Raise ValidationError (with a reason code) when a decoded alert breaks a rule.
+    """Raise ValidationError (with a reason code) when a decoded alert breaks a rule: the
+    first of :func:`problems`.
 
     Region codes: ``unknown_region`` only when none of them resolves to a current division
     (:func:`pipelines.divisions.resolve`); a withdrawn code counts through its successor, and
     an unknown code beside a good one is dropped later (:func:`apply`), not refused here.
     """
+    for problem in _problems(record, now):
+        raise problem
+
+
+def problems(record: Mapping[str, Any], now: datetime) -> list[ValidationError]:
+    """Every rule a decoded alert breaks (empty when :func:`validate` accepts it), in the
+    order ``validate`` checks them; its first is what ``validate`` raises."""
+    return list(_problems(record, now))
+
+
+def _problems(record: Mapping[str, Any], now: datetime) -> Iterator[ValidationError]:
     for name in ("alert_id", "sender", "headline"):
         if not str(record.get(name) or "").strip():
-            raise ValidationError(MISSING_CAP_FIELD, f"{name} is empty")
+            yield ValidationError(MISSING_CAP_FIELD, f"{name} is empty")
     msg_type = record.get("msg_type")
-    if msg_type not in ("Alert", "Update", "Cancel"):
-        raise ValidationError(UNKNOWN_MSG_TYPE, f"msg_type {msg_type!r} is not Alert/Update/Cancel")
     references = list(record.get("references") or [])
-    if msg_type == "Alert" and references:
-        raise ValidationError(BAD_REFERENCES, "an Alert starts a warning and references nothing")
-    if msg_type != "Alert" and not references:
-        raise ValidationError(MISSING_REFERENCES, f"an {msg_type} must reference its Alert")
+    if msg_type not in ("Alert", "Update", "Cancel"):
+        yield ValidationError(UNKNOWN_MSG_TYPE, f"msg_type {msg_type!r} is not Alert/Update/Cancel")
+    elif msg_type == "Alert" and references:
+        yield ValidationError(BAD_REFERENCES, "an Alert starts a warning and references nothing")
+    elif msg_type != "Alert" and not references:
+        yield ValidationError(MISSING_REFERENCES, f"an {msg_type} must reference its Alert")
     if record["alert_id"] in references or len(set(references)) != len(references):
-        raise ValidationError(BAD_REFERENCES, "references repeat an id or name the message itself")
+        yield ValidationError(BAD_REFERENCES, "references repeat an id or name the message itself")
     hazard, level = str(record.get("hazard")), str(record.get("level"))
     if level not in SEVERITY:
-        raise ValidationError(BAD_HAZARD_LEVEL, f"level {level!r} is not a warning colour")
+        yield ValidationError(BAD_HAZARD_LEVEL, f"level {level!r} is not a warning colour")
     if hazard == "other":
         if not str(record.get("hazard_local") or "").strip():
-            raise ValidationError(MISSING_HAZARD_LOCAL, "hazard other needs hazard_local")
+            yield ValidationError(MISSING_HAZARD_LOCAL, "hazard other needs hazard_local")
     else:
         known = warning_types().get(hazard)
         if known is None:
-            raise ValidationError(BAD_HAZARD_LEVEL, f"hazard {hazard!r} is not a warning type")
-        if level not in known.levels:
-            raise ValidationError(
+            yield ValidationError(BAD_HAZARD_LEVEL, f"hazard {hazard!r} is not a warning type")
+        elif level not in known.levels:
+            yield ValidationError(
                 BAD_HAZARD_LEVEL,
                 f"{known.name} ({hazard}) has no {level} signal; it has {'/'.join(known.levels)}",
             )
     codes = list(record.get("region_codes") or [])
     if not codes:
-        raise ValidationError(UNKNOWN_REGION, "region_codes is empty")
-    resolved = divisions.resolve(codes)
-    if not resolved.codes:
-        shown = ", ".join(repr(c) for c in resolved.unknown)
-        raise ValidationError(
-            UNKNOWN_REGION, f"no region code names a known or withdrawn division: {shown}"
-        )
+        yield ValidationError(UNKNOWN_REGION, "region_codes is empty")
+    else:
+        resolved = divisions.resolve(codes)
+        if not resolved.codes:
+            shown = ", ".join(repr(c) for c in resolved.unknown)
+            yield ValidationError(
+                UNKNOWN_REGION, f"no region code names a known or withdrawn division: {shown}"
+            )
     sent: datetime = record["sent_at"]
     if sent > now + MAX_FUTURE:
-        raise ValidationError(BAD_TIMESTAMP, f"sent_at {sent.isoformat()} is in the future")
-    if sent < now - MAX_AGE:
-        raise ValidationError(BAD_TIMESTAMP, f"sent_at {sent.isoformat()} is over three years old")
+        yield ValidationError(BAD_TIMESTAMP, f"sent_at {sent.isoformat()} is in the future")
+    elif sent < now - MAX_AGE:
+        yield ValidationError(BAD_TIMESTAMP, f"sent_at {sent.isoformat()} is over three years old")
     effective: datetime = record["effective"]
     expires: datetime | None = record.get("expires")
     if expires is not None and expires <= max(effective, sent):
-        raise ValidationError(
+        yield ValidationError(
             BAD_TIME_WINDOW,
             f"expires {expires.isoformat()} is not after effective/sent "
             f"{max(effective, sent).isoformat()}",
         )
     if effective > sent + timedelta(days=30):
-        raise ValidationError(
+        yield ValidationError(
             BAD_TIME_WINDOW, f"effective {effective.isoformat()} is over 30 days after sent_at"
         )
 

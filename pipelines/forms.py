@@ -299,12 +299,33 @@ class Checked:
 
 
 def check_answers(definition: FormDefinition, answers: Mapping[str, str]) -> Checked:
-    """Validate every answer against the definition; masked answers and abnormal flags."""
+    """Validate every answer against the definition; masked answers and abnormal flags.
+    Raises the first of :func:`answer_problems` (ValidationError)."""
+    checked, found = _checked_answers(definition, answers)
+    if found:
+        raise found[0]
+    return checked
+
+
+def answer_problems(
+    definition: FormDefinition, answers: Mapping[str, str]
+) -> list[ValidationError]:
+    """Every problem of the answers (unknown questions, then each field in the definition's
+    order); empty when :func:`check_answers` accepts them."""
+    return _checked_answers(definition, answers)[1]
+
+
+def _checked_answers(
+    definition: FormDefinition, answers: Mapping[str, str]
+) -> tuple[Checked, list[ValidationError]]:
+    found: list[ValidationError] = []
     unknown = sorted(set(answers) - set(definition.fields))
     if unknown:
-        raise ValidationError(
-            UNKNOWN_QUESTION,
-            f"{definition.form_id} v{definition.version} has no question {', '.join(unknown)}",
+        found.append(
+            ValidationError(
+                UNKNOWN_QUESTION,
+                f"{definition.form_id} v{definition.version} has no question {', '.join(unknown)}",
+            )
         )
     out: dict[str, str] = {}
     flags: list[str] = []
@@ -312,40 +333,79 @@ def check_answers(definition: FormDefinition, answers: Mapping[str, str]) -> Che
         text = answers.get(spec.id)
         if text is None or (spec.required and not text.strip()):
             if spec.required:
-                raise ValidationError(MISSING_ANSWER, f"answers[{spec.id!r}] is required")
+                found.append(ValidationError(MISSING_ANSWER, f"answers[{spec.id!r}] is required"))
             continue
-        value = parse_answer(spec, text)
+        try:
+            value = parse_answer(spec, text)
+        except ValidationError as exc:
+            found.append(exc)
+            continue
         out[spec.id] = masked_answer(spec, value, text)
         if is_abnormal_value(spec, value):
             flags.append(spec.id)
-    return Checked(out, flags)
+    return Checked(out, flags), found
 
 
 # --- validate ------------------------------------------------------------------------------
 
 
 def validate(record: Mapping[str, Any], now: datetime) -> Checked:
-    """Raise ValidationError (with a reason code) when a decoded submission breaks a rule;
-    otherwise its masked answers and abnormal flags."""
-    definition = definition_for(str(record.get("form_id")), int(record.get("form_version") or 0))
+    """Raise ValidationError (with a reason code) when a decoded submission breaks a rule (the
+    first of :func:`problems`); otherwise its masked answers and abnormal flags."""
+    checked, found = _validated(record, now)
+    if found:
+        raise found[0]
+    assert checked is not None
+    return checked
+
+
+def problems(record: Mapping[str, Any], now: datetime) -> list[ValidationError]:
+    """Every rule a decoded submission breaks (empty when :func:`validate` accepts it), in the
+    order ``validate`` checks them; its first is what ``validate`` raises. The answers are
+    checked only when the form and version have a definition."""
+    return _validated(record, now)[1]
+
+
+def _validated(
+    record: Mapping[str, Any], now: datetime
+) -> tuple[Checked | None, list[ValidationError]]:
+    found: list[ValidationError] = []
+    definition: FormDefinition | None = None
+    try:
+        definition = definition_for(
+            str(record.get("form_id")), int(record.get("form_version") or 0)
+        )
+    except ValidationError as exc:
+        found.append(exc)
     code = str(record.get("region_code") or "")
     if not re.fullmatch(r"\d{12}", code) or not divisions.is_known(code):
-        raise ValidationError(UNKNOWN_REGION, f"region_code {code!r} is not a known division")
-    if divisions.get(code).level != "village":
-        raise ValidationError(UNKNOWN_REGION, f"region_code {code} is not a community/village")
+        found.append(
+            ValidationError(UNKNOWN_REGION, f"region_code {code!r} is not a known division")
+        )
+    elif divisions.get(code).level != "village":
+        found.append(
+            ValidationError(UNKNOWN_REGION, f"region_code {code} is not a community/village")
+        )
     submitted: datetime = record["submitted_at"]
     if submitted > now + MAX_FUTURE:
-        raise ValidationError(BAD_TIMESTAMP, f"submitted_at {submitted.isoformat()} is in future")
-    if submitted < now - MAX_AGE:
-        raise ValidationError(
-            BAD_TIMESTAMP, f"submitted_at {submitted.isoformat()} is over three years old"
+        found.append(
+            ValidationError(BAD_TIMESTAMP, f"submitted_at {submitted.isoformat()} is in future")
+        )
+    elif submitted < now - MAX_AGE:
+        found.append(
+            ValidationError(
+                BAD_TIMESTAMP, f"submitted_at {submitted.isoformat()} is over three years old"
+            )
         )
     number = (record.get("respondent") or {}).get("id_number")
     if number:
         problem = id_number_problem(number)
         if problem:
-            raise ValidationError(BAD_ID_NUMBER, f"respondent.id_number: {problem}")
-    return check_answers(definition, record.get("answers") or {})
+            found.append(ValidationError(BAD_ID_NUMBER, f"respondent.id_number: {problem}"))
+    if definition is None:
+        return None, found
+    checked, wrong = _checked_answers(definition, record.get("answers") or {})
+    return checked, found + wrong
 
 
 def respondent_key(record: Mapping[str, Any], salt: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,32 +40,44 @@ LEVELS = ("province", "city", "county", "township", "village")
 
 
 def validate(record: Mapping[str, Any], now: datetime) -> None:
-    """Raise ValidationError (with a reason code) when a decoded report breaks a rule."""
+    """Raise ValidationError (with a reason code) when a decoded report breaks a rule: the
+    first of :func:`problems`."""
+    for problem in _problems(record, now):
+        raise problem
+
+
+def problems(record: Mapping[str, Any], now: datetime) -> list[ValidationError]:
+    """Every rule a decoded report breaks (empty when :func:`validate` accepts it), in the
+    order ``validate`` checks them; its first is what ``validate`` raises."""
+    return list(_problems(record, now))
+
+
+def _problems(record: Mapping[str, Any], now: datetime) -> Iterator[ValidationError]:
     code = str(record.get("region_code") or "")
     if not re.fullmatch(r"\d{12}", code) or not divisions.is_known(code):
-        raise ValidationError(UNKNOWN_REGION, f"region_code {code!r} is not a known division")
+        yield ValidationError(UNKNOWN_REGION, f"region_code {code!r} is not a known division")
     occurred = record["occurred_at"]
     if occurred > now + MAX_FUTURE:
-        raise ValidationError(BAD_TIMESTAMP, f"occurred_at {occurred.isoformat()} is in the future")
-    if occurred < now - MAX_AGE:
-        raise ValidationError(
+        yield ValidationError(BAD_TIMESTAMP, f"occurred_at {occurred.isoformat()} is in the future")
+    elif occurred < now - MAX_AGE:
+        yield ValidationError(
             BAD_TIMESTAMP, f"occurred_at {occurred.isoformat()} is over three years old"
         )
     if record.get("action") == "SUBMIT" and not str(record.get("description") or "").strip():
-        raise ValidationError(EMPTY_DESCRIPTION, "a SUBMIT needs a non-empty description")
+        yield ValidationError(EMPTY_DESCRIPTION, "a SUBMIT needs a non-empty description")
     for role in ("reporter",):
         person = record.get(role) or {}
         number = person.get("id_number")
         if number:
             problem = id_number_problem(number)
             if problem:
-                raise ValidationError(BAD_ID_NUMBER, f"{role}.id_number: {problem}")
+                yield ValidationError(BAD_ID_NUMBER, f"{role}.id_number: {problem}")
     lat, lon = record.get("lat"), record.get("lon")
     if lat is not None and lon is not None and not (3 <= lat <= 54 and 73 <= lon <= 136):
-        raise ValidationError(BAD_COORDINATES, f"lat/lon {lat},{lon} is outside China")
-    problems = contracts.action_problems(record)
-    if problems:
-        raise ValidationError(INCOMPLETE, "; ".join(problems))
+        yield ValidationError(BAD_COORDINATES, f"lat/lon {lat},{lon} is outside China")
+    incomplete = contracts.action_problems(record)
+    if incomplete:
+        yield ValidationError(INCOMPLETE, "; ".join(incomplete))
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,21 @@ def test_invalid_alerts_have_reasons(changes: dict[str, Any], reason: str) -> No
     with pytest.raises(ValidationError) as caught:
         alerts.validate(_alert(**changes), NOW)
     assert caught.value.reason == reason
+    assert alerts.problems(_alert(**changes), NOW)[0].reason == reason  # the same first
+
+
+def test_problems_lists_every_broken_rule_validate_raises_the_first() -> None:
+    record = _alert(headline=" ", hazard="frost", level="red", region_codes=["4306021"])
+    found = alerts.problems(record, NOW)
+    assert [p.reason for p in found] == [
+        alerts.MISSING_CAP_FIELD,
+        alerts.BAD_HAZARD_LEVEL,
+        alerts.UNKNOWN_REGION,
+    ]
+    with pytest.raises(ValidationError) as caught:
+        alerts.validate(record, NOW)
+    assert caught.value.reason == alerts.MISSING_CAP_FIELD
+    assert all(alerts.problems(r, NOW) == [] for r in _examples())
 
 
 def test_every_hazard_level_pair_of_the_table_is_accepted() -> None:

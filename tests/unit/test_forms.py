@@ -117,6 +117,27 @@ def test_invalid_answers_have_reasons(answers: dict[str, str], reason: str) -> N
     with pytest.raises(ValidationError) as caught:
         forms.validate(_health(**answers), NOW)
     assert caught.value.reason == reason
+    assert forms.problems(_health(**answers), NOW)[0].reason == reason  # the same first
+
+
+def test_problems_lists_every_broken_rule_and_answer_validate_raises_the_first() -> None:
+    record = {**_health(temperature="hot", travelled_14d="yes"), "region_code": "430602"}
+    found = forms.problems(record, NOW)
+    assert [p.reason for p in found] == [
+        forms.UNKNOWN_REGION,
+        forms.BAD_ANSWER,
+        forms.BAD_ANSWER,
+    ]
+    assert "temperature" in found[1].message and "travelled_14d" in found[2].message
+    with pytest.raises(ValidationError) as caught:
+        forms.validate(record, NOW)
+    assert caught.value.reason == forms.UNKNOWN_REGION
+    unknown = {**record, "form_id": "no-such-form"}  # no definition: answers not checked
+    assert [p.reason for p in forms.problems(unknown, NOW)] == [
+        forms.UNKNOWN_FORM,
+        forms.UNKNOWN_REGION,
+    ]
+    assert all(forms.problems(r, NOW) == [] for r in _examples())
 
 
 def test_a_missing_required_answer_is_refused_and_an_optional_one_is_not() -> None:

@@ -64,6 +64,22 @@ def test_invalid_reports_say_why(changes: dict[str, Any], reason: str) -> None:
     with pytest.raises(ValidationError) as err:
         reports.validate(_submit(**changes), NOW)
     assert err.value.reason == reason
+    assert reports.problems(_submit(**changes), NOW)[0].reason == reason  # the same first
+
+
+def test_problems_lists_every_broken_rule_validate_raises_the_first() -> None:
+    record = _submit(description=" ", region_code="439999999999", lon=None)
+    found = reports.problems(record, NOW)
+    assert [p.reason for p in found] == [
+        reports.UNKNOWN_REGION,
+        reports.EMPTY_DESCRIPTION,
+        reports.INCOMPLETE,
+    ]
+    assert "lat and lon must be sent together" in found[2].message
+    with pytest.raises(ValidationError) as err:
+        reports.validate(record, NOW)
+    assert err.value.reason == reports.UNKNOWN_REGION
+    assert all(reports.problems(r, NOW) == [] for r in _examples())
 
 
 def test_enrich_names_every_level() -> None:
