@@ -220,3 +220,22 @@ def test_acls_producers_write_their_topic_and_only_the_worker_reads_raw_topics()
     worker_reads = {r for p, ops, r in acls if p == "govstream-worker" and "Read" in ops}
     assert {"topic:report", "topic:form-submission", "topic:alert"} <= worker_reads
     assert ("govstream-worker", {"Write", "Describe"}, "topic:dead-letter") in acls
+
+
+def test_the_registry_authenticates_every_request_and_the_worker_sends_credentials() -> None:
+    services = compose()["services"]
+    registry = services["schema-registry"]
+    env = registry["environment"]
+    assert env["SCHEMA_REGISTRY_AUTHENTICATION_METHOD"] == "BASIC"
+    assert env["SCHEMA_REGISTRY_AUTHENTICATION_REALM"] == "SchemaRegistry"
+    for name in ("SCHEMA_REGISTRY_PASSWORD", "SCHEMA_REGISTRY_READER_PASSWORD"):
+        assert _required(env[name], name), name
+    script = ROOT / "deploy" / "schema-registry" / "start.sh"
+    assert any(str(v).startswith("./deploy/schema-registry/start.sh:") for v in registry["volumes"])
+    text = script.read_text()
+    assert "PropertyFileLoginModule" in text and "SchemaRegistry {" in text
+    worker = services["worker"]["environment"]
+    assert worker["GOVSTREAM_SCHEMA_REGISTRY_USER"] == "govstream"
+    assert _required(worker["GOVSTREAM_SCHEMA_REGISTRY_PASSWORD"], "SCHEMA_REGISTRY_PASSWORD")
+    settings = Settings(schema_registry_user="govstream", schema_registry_password="x")
+    assert settings.registry_config()["basic.auth.user.info"] == "govstream:x"
