@@ -28,11 +28,11 @@ from typing import Any
 
 import typer
 
-from pipelines import clickhouse, reconcile, simulator
+from pipelines import clickhouse, probes, reconcile, simulator
 from pipelines.cli.output import console, print_table
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings, get_settings
-from pipelines.stack import control, services
+from pipelines.stack import control
 from pipelines.topics import ensure_topics
 from pipelines.workerproc import WorkerProcess
 
@@ -84,8 +84,8 @@ def demo_settings(settings: Settings) -> Settings:
     own = settings.model_copy(update={"home": home})
     if control.supervisor_pid(own) is not None:
         return settings.model_copy(update=update)
-    for svc in services.services(settings):
-        if svc.name not in settings.embedded or not services.port_in_use(*svc.address):
+    for svc in probes.services(settings):
+        if svc.name not in settings.embedded or not probes.port_in_use(*svc.address):
             continue
         host, port = svc.address[0], _free_port(svc.address[0])
         if svc.name == "kafka":
@@ -94,7 +94,7 @@ def demo_settings(settings: Settings) -> Settings:
             update["schema_registry_url"] = f"http://{host}:{port}"
         else:
             update["clickhouse_url"] = f"http://{host}:{port}"
-    if services.port_in_use(settings.worker_web_bind, settings.worker_web_port):
+    if probes.port_in_use(settings.worker_web_bind, settings.worker_web_port):
         update["worker_web_port"] = _free_port(settings.worker_web_bind)
     return settings.model_copy(update=update)
 

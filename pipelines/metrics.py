@@ -194,7 +194,7 @@ def health_report(
 ) -> tuple[bool, dict[str, Any]]:
     """Whether the broker, the registry and ClickHouse all answer (their real protocols) and
     no agent of this worker is stalled (``stalled``: see :func:`stalled_now`)."""
-    from pipelines.stack.services import probe
+    from pipelines.probes import probe
 
     services: dict[str, Any] = {}
     for name in ("kafka", "registry", "clickhouse"):

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import ConfigError
+from pipelines.probes import pid_alive
 from pipelines.settings import Settings
-from pipelines.stack.control import pid_alive
 
 
 def registry_dir(settings: Settings) -> Path:

@@ -16,10 +16,10 @@ from rich.live import Live
 from rich.table import Table
 
 from pipelines import lag as lagmod
+from pipelines import probes
 from pipelines.cli.output import console, print_json
 from pipelines.errors import ConfigError
 from pipelines.settings import Settings, get_settings
-from pipelines.stack import services
 
 COLUMNS = ["topic", "partition", "committed", "log end", "lag", "time lag", "status"]
 STYLE = {"OK": "green", "WARN": "yellow", "ERR": "bold red"}
@@ -129,7 +129,7 @@ def lag(
     if timeout <= 0:
         raise typer.BadParameter("must be > 0", param_hint="--timeout")
     settings = get_settings()
-    services.require(["kafka"], settings, timeout=min(timeout, 3.0))
+    probes.require(["kafka"], settings, timeout=min(timeout, 3.0))
     groups = _groups(settings, group, timeout)
     tracker = lagmod.LagTracker(window)
 

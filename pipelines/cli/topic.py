@@ -12,11 +12,10 @@ from datetime import UTC, datetime
 
 import typer
 
-from pipelines import topicread
+from pipelines import probes, topicread
 from pipelines.cli.deadletters import parse_time
 from pipelines.cli.output import console
 from pipelines.settings import get_settings
-from pipelines.stack import services
 
 app = typer.Typer(help="Read the project's Kafka topics (kcat cannot talk to the embedded broker).")
 
@@ -56,7 +55,7 @@ def read(
     if from_time is not None and from_offset is not None:
         raise typer.BadParameter("give --from-offset or --from-time, not both")
     topicread.kind_of(topic, settings)  # a wrong topic is exit 2 before anything is asked
-    services.require(
+    probes.require(
         ["kafka", "registry"] if topic in topicread.contracts.AVRO_TOPICS else ["kafka"], settings
     )
     count = 0

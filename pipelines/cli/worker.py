@@ -5,10 +5,9 @@ from __future__ import annotations
 import typer
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from pipelines import clickhouse, workers
+from pipelines import clickhouse, probes, workers
 from pipelines.errors import StackError
 from pipelines.settings import get_settings
-from pipelines.stack import services
 
 
 def worker(
@@ -21,7 +20,7 @@ def worker(
     settings = get_settings()
     # one line instead of Faust's tracebacks (issue 17, item 3): the web port, then the services
     workers.check_web_port(settings)
-    services.require(["kafka", "registry", "clickhouse"], settings)
+    probes.require(["kafka", "registry", "clickhouse"], settings)
     if migrate:
         try:
             clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)

@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from pipelines.errors import PortInUseError, StackError
+from pipelines.probes import pid_alive, port_in_use, probe, services
 from pipelines.settings import Settings, settings_env
 from pipelines.stack.clickhouse_http import writer_password
-from pipelines.stack.services import port_in_use, probe, require_extras, services
+from pipelines.stack.services import require_extras
 from pipelines.stack.supervisor import read_state, state_path
 
 
@@ -32,23 +33,6 @@ class ServiceStatus:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours still "exists": reap it if it is ours
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
 
 
 def supervisor_pid(settings: Settings) -> int | None:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from pipelines.probes import services
 from pipelines.settings import Settings, get_settings
-from pipelines.stack.services import command, services
+from pipelines.stack.services import command
 
 log = logging.getLogger("govstream.supervisor")
 

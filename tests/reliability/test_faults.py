@@ -14,9 +14,9 @@ import time
 import pytest
 
 from pipelines import clickhouse, reconcile, simulator
+from pipelines.probes import probe
 from pipelines.producer import EventProducer
 from pipelines.settings import settings_env
-from pipelines.stack.services import probe
 from tests.conftest import free_port, wait_for
 from tests.reliability.conftest import Run
 

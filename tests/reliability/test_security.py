@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pipelines import clickhouse, rowpolicy
+from pipelines.probes import services
 from pipelines.settings import Settings
-from pipelines.stack.services import services
 
 pytestmark = pytest.mark.integration
 
