@@ -6,6 +6,10 @@ directory. This service owns ``Settings().data_dir / "clickhouse"`` and serves e
 
 * ``GET``/``POST`` ``/`` with the query in the ``query`` parameter, the body, or both (the
   parameter first, then a line break, then the body, as ClickHouse does);
+* ``multipart/form-data`` bodies (``curl -F``; clickhouse-connect sends one once bound
+  parameters pass 4 KiB): the form's fields are parameters as in the URL and its ``query``
+  field the query (:func:`parse_form`); credentials only from the head, files (external
+  data) refused;
 * ``INSERT … FORMAT <fmt>`` followed by data in any input format chDB reads (Native,
   RowBinary, JSONEachRow, CSV, TSV, …): the data goes to a temporary file that the statement
   reads with ``FROM INFILE``, so binary data is never parsed as SQL;
@@ -53,6 +57,8 @@ other). ``python -m pipelines.stack.clickhouse_http`` serves in the foreground.
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import gzip
 import hmac
 import json
@@ -298,6 +304,39 @@ def compress(body: bytes, accept: str) -> tuple[bytes, str | None]:
         if name == "deflate":
             return zlib.compress(body, 3), name
     return body, None
+
+
+@dataclass(frozen=True)
+class Form:
+    """A ``multipart/form-data`` body: its text fields and its files (external data)."""
+
+    fields: dict[str, bytes]
+    files: dict[str, bytes]
+
+
+def parse_form(body: bytes, content_type: str) -> Form:
+    """The parts of a ``multipart/form-data`` body, parsed by the standard library's ``email``.
+
+    Parts with a ``filename`` are files (ClickHouse's external data), the others fields (the
+    ``query``, ``param_<name>`` values and settings, as in the URL). ClickHouse's HTTP
+    interface reads such bodies as an HTML form (``HTMLForm`` in its ``HTTPHandler``): the
+    body is then not part of the query. Raises :class:`SqlError` BAD_REQUEST_PARAMETER (408)
+    for a body that is not a form with a boundary.
+    """
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart() or not message.get_boundary():
+        raise SqlError(chsql.BAD_REQUEST_PARAMETER, "The multipart/form-data body has no parts")
+    fields: dict[str, bytes] = {}
+    files: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            raise SqlError(chsql.BAD_REQUEST_PARAMETER, "A form part has no name")
+        payload = part.get_payload(decode=True)
+        value = payload if isinstance(payload, bytes) else b""
+        (files if part.get_filename() is not None else fields)[name] = value
+    return Form(fields, files)
 
 
 # --- the engine --------------------------------------------------------------------------------
@@ -655,11 +694,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             if url.path != "/":
                 raise SqlError(chsql.BAD_ARGUMENTS, f"There is no handle {url.path}")
             user = self._user(params)  # before anything of the body is read
-            settings, bind = _split_params(params)
-            readonly_param = settings.get("readonly", "0")
-            readonly = user.readonly or readonly_method or readonly_param != "0"
-            if not user.readonly:
-                settings.pop("readonly", None)  # the writer picks the read-only session with it
+            settings, bind, readonly = _request_settings(params, user, readonly_method)
             limit = MAX_READONLY_BODY_BYTES if readonly else MAX_BODY_BYTES
             body = decompress(self._body(limit), self.headers.get("Content-Encoding", ""), limit)
             if params.get("decompress") == "1":
@@ -669,6 +704,22 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                     "not supported here; use Content-Encoding",
                 )
             query = params.get("query", "").encode("utf-8")
+            if self.headers.get_content_type() == "multipart/form-data":
+                # an HTML form, as ClickHouse reads it: its fields are parameters like the
+                # URL's, the query is its ``query`` field (or the URL's), the body nothing more
+                form = parse_form(body, self.headers.get("Content-Type", ""))
+                if form.files:
+                    raise SqlError(
+                        chsql.BAD_ARGUMENTS,
+                        "External data (files in a multipart/form-data body) is not supported "
+                        "by the embedded endpoint",
+                    )
+                query = form.fields.get("query", query)
+                for name, value in form.fields.items():
+                    if name not in ("query", *_CREDENTIALS):  # credentials only from the head
+                        params[name] = value.decode("utf-8", "replace")
+                settings, bind, readonly = _request_settings(params, user, readonly_method)
+                body = b""
             statement = query + b"\n" + body if query and body else query or body
             if not statement.strip():
                 raise SqlError(chsql.SYNTAX_ERROR, "Empty query")
@@ -714,6 +765,25 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
 
 def _query_id_ok(query_id: str) -> bool:
     return len(query_id) <= 256 and bool(_HEADER_SAFE.match(query_id))
+
+
+#: Parameters that authenticate; read from the URL and headers only, before the body.
+_CREDENTIALS = ("user", "password", "quota_key")
+
+
+def _request_settings(
+    params: dict[str, str], user: User, readonly_method: bool
+) -> tuple[dict[str, str], dict[str, str], bool]:
+    """(settings, query parameters, read-only?) of a request.
+
+    Read-only are the analyst, ``GET`` and ``readonly`` ≠ 0 among the parameters; the
+    writer's ``readonly`` only picks the read-only session and is not applied as a setting.
+    """
+    settings, bind = _split_params(params)
+    readonly = user.readonly or readonly_method or settings.get("readonly", "0") != "0"
+    if not user.readonly:
+        settings.pop("readonly", None)  # the writer picks the read-only session with it
+    return settings, bind, readonly
 
 
 def _split_params(params: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
