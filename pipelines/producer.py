@@ -8,7 +8,10 @@
         producer.send("report", {"event_id": ..., "report_id": ..., ...})
     # leaving the block flushes; undelivered events raise UndeliveredError
 
-``send`` validates the event against the contract first (``contracts.from_json``) and checks
+``send`` validates the event against the contract first (``contracts.from_json``); with
+``validate=True`` it also checks the worker's rules (:func:`rule_problems`: the same
+``reports``/``forms``/``alerts.problems`` the agents apply, so an event the worker would
+dead-letter is refused with :class:`RuleError` listing every problem); then it checks
 the encoded size (``contracts.check_event_size``: key + value at most
 ``contracts.MAX_EVENT_BYTES``, 900,000 bytes): a :class:`~pipelines.contracts.FieldError` is
 raised and nothing is sent. The value is serialized
@@ -28,8 +31,9 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -40,7 +44,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from pipelines import contracts, reasons
-from pipelines.errors import GovstreamError
+from pipelines.errors import GovstreamError, ValidationError
 from pipelines.settings import Settings, get_settings
 
 #: Reason of a line that is not JSON at all (the other reasons are contracts' codes).
@@ -48,6 +52,43 @@ INVALID_JSON = reasons.code("invalid_json")
 MAX_KEPT_ERRORS = 20
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+class RuleError(ValidationError):
+    """An event meets the contract but breaks rules the worker checks (it would be
+    dead-lettered): ``problems`` lists each one (a ValidationError with its reason code);
+    ``reason`` is the first one's."""
+
+    def __init__(self, problems: Sequence[ValidationError]) -> None:
+        if not problems:
+            raise ValueError("a RuleError needs at least one problem")
+        super().__init__(problems[0].reason, "; ".join(str(p) for p in problems))
+        self.problems = list(problems)
+
+
+def rule_problems(
+    topic: str, record: Mapping[str, Any], now: datetime | None = None
+) -> list[ValidationError]:
+    """Every rule of the worker a record (as ``contracts.from_json`` returns it) breaks, as of
+    ``now`` (default: the current time), empty when the worker would take it.
+
+    The rules are the agents' own pure functions (``pipelines.reports.problems``,
+    ``forms.problems``, ``alerts.problems``, the first of which ``validate`` raises), so the
+    producer and the worker cannot disagree. Raises ``UnknownTopicError`` for a topic without
+    an Avro contract."""
+    from pipelines import alerts, forms, reports  # the worker's modules: loaded only when used
+
+    rules: dict[str, Callable[[Mapping[str, Any], datetime], list[ValidationError]]] = {
+        contracts.REPORT: reports.problems,
+        contracts.FORM_SUBMISSION: forms.problems,
+        contracts.ALERT: alerts.problems,
+    }
+    check = rules.get(topic)
+    if check is None:
+        raise contracts.UnknownTopicError(
+            f"unknown topic {topic!r}; choose from {', '.join(contracts.AVRO_TOPICS)}"
+        )
+    return check(record, now or datetime.now(UTC))
 
 
 class ProducerError(GovstreamError):
@@ -205,21 +246,34 @@ class EventProducer:
 
     # --- sending ----------------------------------------------------------------------------
 
-    def send(self, topic: str, event: Any, *, on_delivery: DeliveryCallback | None = None) -> str:
+    def send(
+        self,
+        topic: str,
+        event: Any,
+        *,
+        validate: bool = False,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> str:
         """Validate, serialize and queue one event; returns its message key.
 
         ``event`` is a JSON-shaped dict (or its JSON text). A contract violation raises
         :class:`~pipelines.contracts.FieldError` and nothing is sent, also when the encoded
         event (key + framed value) is over ``contracts.MAX_EVENT_BYTES`` (reason
         ``event_too_large``, checked before librdkafka sees it); an unknown topic raises
-        :class:`~pipelines.contracts.UnknownTopicError`. ``on_delivery(err, msg)`` is called
-        from ``poll``/``flush`` once Kafka acknowledged (``err is None``) or gave up.
+        :class:`~pipelines.contracts.UnknownTopicError`. With ``validate`` an event that meets
+        the contract but breaks the worker's rules raises :class:`RuleError` (every problem in
+        ``problems``) and nothing is sent. ``on_delivery(err, msg)`` is called from
+        ``poll``/``flush`` once Kafka acknowledged (``err is None``) or gave up.
         """
         try:
             key, record = self.prepare(topic, event)
+            if validate:
+                problems = rule_problems(topic, record)
+                if problems:
+                    raise RuleError(problems)
             value = self.serialize(topic, record)
             contracts.check_event_size(value, key, record=record)
-        except contracts.FieldError:
+        except (contracts.FieldError, RuleError):
             self.stats.refused += 1
             raise
         self.produce_raw(topic, value, key=key, on_delivery=on_delivery)

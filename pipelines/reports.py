@@ -63,7 +63,8 @@ def _problems(record: Mapping[str, Any], now: datetime) -> Iterator[ValidationEr
         yield ValidationError(
             BAD_TIMESTAMP, f"occurred_at {occurred.isoformat()} is over three years old"
         )
-    if record.get("action") == "SUBMIT" and not str(record.get("description") or "").strip():
+    empty = record.get("action") == "SUBMIT" and not str(record.get("description") or "").strip()
+    if empty:
         yield ValidationError(EMPTY_DESCRIPTION, "a SUBMIT needs a non-empty description")
     for role in ("reporter",):
         person = record.get(role) or {}
@@ -75,7 +76,10 @@ def _problems(record: Mapping[str, Any], now: datetime) -> Iterator[ValidationEr
     lat, lon = record.get("lat"), record.get("lon")
     if lat is not None and lon is not None and not (3 <= lat <= 54 and 73 <= lon <= 136):
         yield ValidationError(BAD_COORDINATES, f"lat/lon {lat},{lon} is outside China")
-    incomplete = contracts.action_problems(record)
+    # an empty description was just named (empty_description): not again as incomplete
+    incomplete = [
+        p for p in contracts.action_problems(record) if not (empty and "description" in p)
+    ]
     if incomplete:
         yield ValidationError(INCOMPLETE, "; ".join(incomplete))
 

@@ -216,6 +216,42 @@ def test_cli_refused_line_does_not_stop_the_rest(
     assert wanted <= {ident(value) for _t, _p, _k, value in got if value is not None}
 
 
+def test_cli_refuses_what_the_worker_would_dead_letter_and_sends_the_rest(
+    ready: Settings, unique: str, tmp_path: Path
+) -> None:
+    """Issue 17, item 5: contract-valid lines the worker dead-letters are refused before Kafka,
+    every problem listed; the other lines reach the broker."""
+    events = [json.loads(line) for line in (EXAMPLES / "report.jsonl").read_text().splitlines()]
+    for event in events:
+        event["event_id"] = f"{event['event_id']}-{unique}"
+    good = [events[0], events[1]]
+    empty = {**events[0], "event_id": f"empty-{unique}", "description": " "}
+    no_note = {k: v for k, v in events[3].items() if k != "note"}  # RESOLVE
+    lat_only = {k: v for k, v in events[7].items() if k != "lon"}
+    several = {**events[0], "event_id": f"several-{unique}", "region_code": "439999999999"}
+    several["description"] = ""
+    bad = [empty, no_note, lat_only, several]
+    path = tmp_path / "rules.jsonl"
+    lines = [good[0], *bad, good[1]]
+    path.write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in lines) + "\n")
+    starts = end_offsets(ready, "report")
+    result = run_produce(ready, "report", path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "line 2: (record): empty_description: a SUBMIT needs a non-empty description",
+        "line 3: (record): incomplete_for_action: RESOLVE needs a note",
+        "line 4: (record): incomplete_for_action: lat and lon must be sent together",
+        "line 5: (record): unknown_region: region_code '439999999999' is not a known division",
+        "line 5: (record): empty_description: a SUBMIT needs a non-empty description",
+    ]
+    summary = json.loads(result.stdout)
+    assert (summary["sent"], summary["refused"], summary["delivered"]) == (2, 4, 2)
+    wanted = {e["event_id"] for e in good}
+    got = {ident(value) for _t, _p, _k, value in read_back(ready, starts, wanted) if value}
+    assert wanted <= got
+    assert not {e["event_id"] for e in bad} & got
+
+
 def test_simulated_events_arrive_as_the_manifest_says(ready: Settings, unique: str) -> None:
     config = simulator.SimConfig.for_count(10_000, seed=int(unique, 16) % 1_000_000, minutes=30)
     events = simulator.generate(config)

@@ -10,11 +10,19 @@ from typing import Any
 
 import fastavro
 import pytest
+from rich.console import Console
 
 from pipelines import contracts
 from pipelines.cli import main
 from pipelines.cli import produce as produce_cli
-from pipelines.producer import DeliveryStats, EventProducer, ProducerError, parse_event
+from pipelines.producer import (
+    DeliveryStats,
+    EventProducer,
+    ProducerError,
+    RuleError,
+    parse_event,
+    rule_problems,
+)
 from pipelines.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -291,3 +299,103 @@ def test_a_producer_error_stops_at_its_line_and_still_prints_the_summary(
     ]
     summary = json.loads(out.out)
     assert (summary["sent"], summary["stopped_at_line"], summary["delivered"]) == (1, 2, 1)
+
+
+def _dead_letter_cases() -> list[str]:
+    """The lines of issue 17: contract-valid, each one dead-lettered by the worker."""
+    good = [json.loads(line) for line in example_lines("report")]
+    empty = {**good[0], "description": "  "}
+    no_note = {k: v for k, v in good[3].items() if k != "note"}  # RESOLVE
+    lat_only = {k: v for k, v in good[0].items() if k != "lon"}
+    nowhere = {**good[7], "region_code": "439999999999"}
+    several = {**good[0], "description": "", "region_code": "439999999999", "lon": None}
+    return [json.dumps(e, ensure_ascii=False) for e in (empty, no_note, lat_only, nowhere, several)]
+
+
+def test_lines_the_worker_would_dead_letter_are_refused_with_every_problem(
+    tmp_path: Path, fake: list[FakeProducer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = example_lines("report")
+    path = tmp_path / "rules.jsonl"
+    path.write_text("\n".join([good[0], *_dead_letter_cases(), good[1]]) + "\n", encoding="utf-8")
+    assert main(["produce", "report", "--file", str(path), "--json"]) == 1
+    out = capsys.readouterr()
+    assert out.err.strip().splitlines() == [
+        "line 2: (record): empty_description: a SUBMIT needs a non-empty description",
+        "line 3: (record): incomplete_for_action: RESOLVE needs a note",
+        "line 4: (record): incomplete_for_action: lat and lon must be sent together",
+        "line 5: (record): unknown_region: region_code '439999999999' is not a known division",
+        "line 6: (record): unknown_region: region_code '439999999999' is not a known division",
+        "line 6: (record): empty_description: a SUBMIT needs a non-empty description",
+        "line 6: (record): incomplete_for_action: lat and lon must be sent together",
+    ]
+    summary = json.loads(out.out)
+    assert (summary["lines"], summary["sent"], summary["refused"]) == (7, 2, 5)
+    assert summary["reasons"] == {
+        "empty_description": 2,
+        "incomplete_for_action": 3,
+        "unknown_region": 2,
+    }
+    assert summary["validated"] is True
+    sent = [s[2]["event_id"] for s in fake[0].sent]
+    assert sent == [json.loads(good[0])["event_id"], json.loads(good[1])["event_id"]]
+
+
+def test_no_validate_sends_what_only_the_worker_would_refuse(
+    tmp_path: Path, fake: list[FakeProducer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rules.jsonl"
+    path.write_text("\n".join(_dead_letter_cases()) + "\n", encoding="utf-8")
+    assert main(["produce", "report", "--file", str(path), "--json", "--no-validate"]) == 0
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert (summary["sent"], summary["refused"], summary["validated"]) == (5, 0, False)
+    assert out.err == ""
+
+
+def test_producer_send_validate_raises_rule_error_and_sends_nothing() -> None:
+    producer = FakeProducer(Settings())
+    event = json.loads(_dead_letter_cases()[-1])
+    producer.send("report", event)  # the API's default: the contract only
+    with pytest.raises(RuleError) as info:
+        producer.send("report", event, validate=True)
+    assert info.value.reason == "unknown_region"
+    assert [p.reason for p in info.value.problems] == [
+        "unknown_region",
+        "empty_description",
+        "incomplete_for_action",
+    ]
+    assert producer.stats.produced == 1 and producer.stats.refused == 1
+    with pytest.raises(contracts.UnknownTopicError):
+        rule_problems("dead-letter", {})
+
+
+def test_every_example_meets_the_worker_rules() -> None:
+    for topic in contracts.AVRO_TOPICS:
+        for line in example_lines(topic):
+            record = contracts.from_json(topic, json.loads(line))
+            assert rule_problems(topic, record) == [], (topic, line)
+
+
+def test_a_long_file_shows_a_progress_bar_on_a_terminal(
+    tmp_path: Path,
+    fake: list[FakeProducer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    drawn = io.StringIO()
+    monkeypatch.setattr(produce_cli, "PROGRESS_MIN_LINES", 10)
+    monkeypatch.setattr(
+        produce_cli, "progress_console", lambda: Console(file=drawn, force_terminal=True)
+    )
+    lines = example_lines("report")  # 13 lines: long enough here
+    path = tmp_path / "long.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["produce", "report", "--file", str(path), "--json"]) == 0
+    assert "13/13" in drawn.getvalue()
+    assert json.loads(capsys.readouterr().out)["sent"] == 13
+    short = tmp_path / "short.jsonl"
+    short.write_text("\n".join(lines[:5]) + "\n", encoding="utf-8")
+    drawn.truncate(0)
+    assert main(["produce", "report", "--file", str(short), "--json"]) == 0
+    assert drawn.getvalue() == ""  # a short file: no bar
