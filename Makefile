@@ -30,7 +30,7 @@ $(CHROMIUM):
 system-deps: $(CHROMIUM) ## Install the system packages the tests need (Debian chromium), once
 
 demo: $(STAMP) ## Start the embedded stack, run the pipeline on simulated data, show the result, stop
-	$(BIN)/python -m pipelines.demo
+	$(BIN)/python -m pipelines demo
 
 test: $(STAMP) $(CHROMIUM) ## Run the test suite (unit + integration on an embedded stack)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)

@@ -1,5 +1,7 @@
 """`make demo` / `govstream demo`: the whole pipeline on the embedded stack, reconciled.
 
+The command is :mod:`pipelines.cli.demo`; this module is the run (:func:`run`).
+
 The demo never touches a user's data (issue 17, item 8): it runs in its own home,
 ``<GOVSTREAM_HOME>/demo`` (default ``.govstream/demo``: its own embedded ClickHouse data,
 broker and logs), on database ``<GOVSTREAM_CLICKHOUSE_DATABASE>_demo`` (default ``gov_demo``),
@@ -26,10 +28,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import typer
-
 from pipelines import clickhouse, probes, reconcile, simulator
-from pipelines.cli.output import console, print_table
+from pipelines.output import console, print_table
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings, get_settings
 from pipelines.stack import control
@@ -37,12 +37,9 @@ from pipelines.topics import ensure_topics
 from pipelines.workerproc import WorkerProcess
 
 
-def demo(
-    reports: int = typer.Option(2000, min=10, max=200_000, help="Reports to simulate."),
-    seed: int = typer.Option(1, help="Simulator seed."),
-    timeout: float = typer.Option(300.0, min=10, help="Seconds to wait for reconciliation."),
-) -> None:
-    """Run the pipeline on simulated data and show the result (the README's `make demo`)."""
+def run(reports: int, seed: int, timeout: float) -> bool:
+    """Run the pipeline on simulated data and show the result; True when every report event is
+    accounted for (``govstream demo``, :mod:`pipelines.cli.demo`)."""
     settings = demo_settings(get_settings())
     console.rule("govstream demo")
     console.print(
@@ -57,13 +54,12 @@ def demo(
             title="stack",
         )
         if not all(s.healthy for s in statuses):
-            raise typer.Exit(1)
-        ok = _run(settings, reports=reports, seed=seed, timeout=timeout, fresh=started)
+            return False
+        return _run(settings, reports=reports, seed=seed, timeout=timeout, fresh=started)
     finally:
         if started:
             control.down(settings)
             console.print("stack stopped")
-    raise typer.Exit(0 if ok else 1)
 
 
 def _free_port(host: str) -> int:
@@ -279,15 +275,3 @@ def _summary(
         f"The whole simulated day was sent in {sent_s:.1f} s, so the latency above is how long "
         "that burst queued; `make bench` measures latency under a steady 50 % load."
     )
-
-
-def main() -> int:
-    import sys
-
-    from pipelines.cli import main as cli_main
-
-    return cli_main(["demo", *sys.argv[1:]])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -22,12 +22,12 @@ from pipelines.cli import topic as topic_cli
 from pipelines.cli.classify import classify as classify_command
 from pipelines.cli.classify import classify_eval, classify_train
 from pipelines.cli.deadletters import dead_letters as dead_letters_command
+from pipelines.cli.demo import demo as demo_command
 from pipelines.cli.lag import lag as lag_command
 from pipelines.cli.produce import produce as produce_command
 from pipelines.cli.replay import replay as replay_command
 from pipelines.cli.simulate import simulate as simulate_command
 from pipelines.cli.worker import worker as worker_command
-from pipelines.demo import demo as demo_command
 from pipelines.errors import ConfigError, GovstreamError
 
 app = typer.Typer(

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from pipelines import classify as engine
-from pipelines.cli.output import print_json, print_table
+from pipelines.output import print_json, print_table
 
 FIELDS = (
     "code",

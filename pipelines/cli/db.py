@@ -6,8 +6,8 @@ import typer
 from clickhouse_connect.driver.client import Client
 
 from pipelines import clickhouse
-from pipelines.cli.output import console, print_json, print_table
 from pipelines.errors import StackError
+from pipelines.output import console, print_json, print_table
 from pipelines.settings import Settings, get_settings
 
 app = typer.Typer(help="ClickHouse schema: versioned migrations in schemas/clickhouse/.")

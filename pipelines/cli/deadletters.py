@@ -23,9 +23,9 @@ from typing import Any
 import typer
 
 from pipelines import deadletter
-from pipelines.cli.output import print_json, print_table
 from pipelines.clickhouse import check_identifier, get_client
 from pipelines.errors import ConfigError, GovstreamError
+from pipelines.output import print_json, print_table
 from pipelines.settings import Settings, get_settings
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")

@@ -17,8 +17,8 @@ from rich.table import Table
 
 from pipelines import lag as lagmod
 from pipelines import probes
-from pipelines.cli.output import console, print_json
 from pipelines.errors import ConfigError
+from pipelines.output import console, print_json
 from pipelines.settings import Settings, get_settings
 
 COLUMNS = ["topic", "partition", "committed", "log end", "lag", "time lag", "status"]

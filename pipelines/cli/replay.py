@@ -12,8 +12,8 @@ from collections.abc import Mapping
 import typer
 
 from pipelines import lag as lagmod
-from pipelines.cli.output import console, print_json, print_table
 from pipelines.errors import ConfigError, GovstreamError
+from pipelines.output import console, print_json, print_table
 from pipelines.settings import get_settings
 
 

@@ -19,8 +19,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipelines import simulator, topics
-from pipelines.cli.output import console, print_json, print_table
 from pipelines.errors import ConfigError
+from pipelines.output import console, print_json, print_table
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings, get_settings
 

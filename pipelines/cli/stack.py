@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from pipelines import workers
-from pipelines.cli.output import console, print_json, print_table
+from pipelines.output import console, print_json, print_table
 from pipelines.settings import get_settings
 from pipelines.stack import control
 

@@ -14,7 +14,7 @@ import typer
 
 from pipelines import probes, topicread
 from pipelines.cli.deadletters import parse_time
-from pipelines.cli.output import console
+from pipelines.output import console
 from pipelines.settings import get_settings
 
 app = typer.Typer(help="Read the project's Kafka topics (kcat cannot talk to the embedded broker).")

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-import pipelines.cli  # noqa: F401  (first: pipelines.demo and the CLI import each other)
 from pipelines import clickhouse
 from pipelines.demo import demo_settings
 from pipelines.settings import Settings, settings_env
