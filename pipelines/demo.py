@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import socket
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines import clickhouse, probes, reconcile, simulator
+from pipelines import clickhouse, forms, probes, reasons, reconcile, simulator
 from pipelines.output import console, print_table
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings, get_settings
@@ -40,26 +41,49 @@ from pipelines.workerproc import WorkerProcess
 def run(reports: int, seed: int, timeout: float) -> bool:
     """Run the pipeline on simulated data and show the result; True when every report event is
     accounted for (``govstream demo``, :mod:`pipelines.cli.demo`)."""
-    settings = demo_settings(get_settings())
-    console.rule("govstream demo")
+    user = get_settings()
+    settings = demo_settings(user)
+    console.rule("govstream demo · 模拟数据演示 (simulated data)")
+    console.print(
+        "模拟一个省一天的网格上报、收集表和气象预警（模拟数据，非真实诉求），经 Kafka → Faust → "
+        "ClickHouse 处理后逐条核对。"
+    )
     console.print(
         f"embedded stack in {settings.home}, database {settings.clickhouse_database} "
         "(your own home and database are not touched) …"
     )
     started, statuses = control.up(settings)
+    ok = False
     try:
-        print_table(
-            [s.as_dict() for s in statuses],
-            ["name", "state", "pid", "address", "healthy"],
-            title="stack",
-        )
         if not all(s.healthy for s in statuses):
+            print_table(
+                [s.as_dict() for s in statuses],
+                ["name", "state", "pid", "address", "healthy"],
+                title="stack",
+            )
             return False
-        return _run(settings, reports=reports, seed=seed, timeout=timeout, fresh=started)
+        console.print("stack up: " + ", ".join(f"{s.name} {s.address}" for s in statuses))
+        ok = _run(settings, reports=reports, seed=seed, timeout=timeout, fresh=started)
+        return ok
     finally:
         if started:
             control.down(settings)
-            console.print("stack stopped")
+            console.print("demo stack stopped (演示环境已停止)")
+        if ok:
+            _keep_running_hint(user)
+
+
+def _keep_running_hint(user: Settings) -> None:
+    """How to keep a stack and a worker running with the dashboard open, in the user's home."""
+    url = f"http://{user.worker_web_bind}:{user.worker_web_port}/dashboard"
+    console.print(
+        "\n想让系统继续运行并打开看板？(keep a stack and a worker running, in your own home and "
+        f"database {user.clickhouse_database}):\n"
+        "  govstream stack up                     # 启动内嵌 Kafka、schema registry、ClickHouse\n"
+        f"  govstream worker                       # 另开一个终端; 看板 dashboard: {url}\n"
+        "  govstream simulate --reports 2000      # 再开一个终端, 发送模拟数据 (simulated data)\n"
+        "  govstream stack down                   # 用完后停止"
+    )
 
 
 def _free_port(host: str) -> int:
@@ -130,148 +154,230 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
         done_s = time.monotonic() - t0
         if fresh and not problems:  # whole-database figures only mean something on a new stack
             problems = reconcile.wait_views(client, db, manifest, events, timeout=60)
-    _summary(client, db, run_start, manifest, expected, seen, sent_s, done_s)
-    if fresh:
-        _views_summary(client, db, manifest, events)
-    else:
-        console.print("(a stack that already ran: forms, warnings and on-time rates not checked)")
+    run = _Run(client, db, run_start, manifest, expected, seen, sent_s, done_s)
+    _verdict(run, problems, fresh)
+    _official(run, fresh)
+    _engineering(run, fresh)
     if problems:
-        console.print("[red]not reconciled:[/red] " + "; ".join(problems))
+        console.print("[red]not reconciled (核对未通过):[/red] " + "; ".join(problems))
         console.print(f"see the worker log: {worker.log_path}")
         return False
     return True
 
 
-def _views_summary(client: Any, db: str, manifest: dict[str, Any], events: list[Any]) -> None:
-    rows = client.query(
-        f"SELECT form_id, name, respondents, registered, round(completion_rate * 100, 2), "
-        f"abnormal FROM {db}.form_completion_by_community ORDER BY form_id, code"
-    ).result_rows
-    columns = ["form", "community", "respondents", "registered", "completion %", "abnormal"]
-    print_table(
-        [dict(zip(columns, r, strict=True)) for r in rows],
-        columns,
-        title="collection forms (收集表): completion by community",
-    )
-    rows = client.query(
-        f"SELECT source, level, severity, warnings, villages, population "
-        f"FROM {db}.alerts_active_by_level"
-    ).result_rows
-    columns = ["source", "level", "severity", "active", "villages", "population"]
-    print_table(
-        [dict(zip(columns, r, strict=True)) for r in rows],
-        columns,
-        title="active warnings (expected weather: "
-        + ", ".join(f"{k} {v}" for k, v in manifest["alerts"]["active_by_level"].items())
-        + ")",
-    )
-    expected = simulator.expected_on_time(events)
-    got = reconcile.on_time(client, db)
-    print_table(
-        [
-            {
-                "department": d,
-                "resolved": got.get(d, (0, 0))[0],
-                "on time": got.get(d, (0, 0))[1],
-                "on-time %": f"{100 * got.get(d, (0, 1))[1] / max(got.get(d, (0, 1))[0], 1):.1f}",
-                "expected": f"{want['on_time']}/{want['resolved']}",
-            }
-            for d, want in expected.items()
-        ],
-        ["department", "resolved", "on time", "on-time %", "expected"],
-        title="work orders: on time per department (按时办结率)",
-    )
-    (opened, overdue, closed, escalated) = client.query(
-        f"SELECT countIf(is_open), countIf(is_overdue), countIf(state = 'closed'), "
-        f"countIf(escalations > 0) FROM {db}.work_orders_now"
-    ).result_rows[0]
-    console.print(
-        f"work orders now: {opened} open, {overdue} overdue, {closed} closed, "
-        f"{escalated} escalated (SLA alerts in gov.alerts, source 'sla')"
-    )
+@dataclass(frozen=True)
+class _Run:
+    """What one demo run sent and found: the figures every section reads."""
+
+    client: Any
+    db: str
+    start: datetime  # when sending began (UTC): this run's rows were produced since
+    manifest: dict[str, Any]
+    expected: reconcile.Counts
+    seen: reconcile.Counts
+    sent_s: float
+    done_s: float
+
+    def query(self, sql: str) -> list[Any]:
+        """Rows of ``sql``; ``{since}`` in it is this run's bound on ``produced_at``."""
+        bound = "{t:DateTime64(3, 'UTC')}"
+        return list(
+            self.client.query(
+                sql.replace("{since}", bound), {"t": self.start.replace(tzinfo=None)}
+            ).result_rows
+        )
 
 
 def _progress(expected: reconcile.Counts) -> Any:
-    last = [-1]
+    """A progress callback that prints at each quarter of the report events reached."""
+    shown = [-1]
 
     def show(seen: reconcile.Counts) -> None:
-        if seen.events != last[0]:
-            last[0] = seen.events
+        quarter = 4 * seen.events // max(expected.events, 1)
+        if quarter > shown[0]:
+            shown[0] = quarter
             console.print(f"  {seen.events:,} / {expected.events:,} report events in ClickHouse")
 
     return show
 
 
-def _summary(
-    client: Any,
-    db: str,
-    run_start: datetime,
-    manifest: dict[str, Any],
-    expected: reconcile.Counts,
-    seen: reconcile.Counts,
-    sent_s: float,
-    done_s: float,
-) -> None:
-    since = {"t": run_start.replace(tzinfo=None)}
-    where = "produced_at >= {t:DateTime64(3, 'UTC')}"
-    rows = client.query(
-        f"SELECT category_code, any(category_minor), any(department), count() AS n "
-        f"FROM {db}.reports FINAL WHERE {where} GROUP BY category_code ORDER BY n DESC LIMIT 10",
-        since,
-    ).result_rows
-    print_table(
-        [{"code": c, "category": m, "department": d, "work orders": n} for c, m, d, n in rows],
-        ["code", "category", "department", "work orders"],
-        title="work orders by category (top 10)",
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "–"
+
+
+def _verdict(run: _Run, problems: list[str], fresh: bool) -> None:
+    """The one line that says whether it worked, then that the data is simulated."""
+    sent = run.manifest["topics"]["report"]
+    dead = sum(run.seen.dead_letters.values())
+    console.rule("结果 result")
+    if problems:
+        console.print(
+            f"[bold red]✗ 核对未通过 (not reconciled)[/bold red]: {run.seen.events:,} / {sent:,} "
+            "条上报事件有着落, 差异见下 (differences below)."
+        )
+    else:
+        checked = "；收集表、预警和按时办结率与模拟器一致" if fresh else ""
+        console.print(
+            f"[bold green]✓ 核对通过 (reconciled)[/bold green]: 模拟的一天 {sent:,} 条上报事件全部"
+            f"有着落 — {run.seen.work_orders:,} 件工单、{run.seen.steps:,} 个处置步骤、"
+            f"{dead:,} 条故意出错的事件进入死信{checked}。"
+        )
+    console.print(
+        "以下均为模拟数据 (simulated data)：行政区划是真实的，诉求、人员和预警由模拟器生成。"
     )
-    levels = ("community", "street", "county")
-    rows = client.query(
-        f"SELECT city, countIf(handling_level = 'community'), countIf(handling_level = 'street'), "
-        f"countIf(handling_level = 'county'), countIf(emergency), countIf(duplicate_of != '') "
-        f"FROM {db}.reports FINAL WHERE {where} GROUP BY city ORDER BY count() DESC",
-        since,
-    ).result_rows
-    columns = ["city", *levels, "P1", "并单 duplicates"]
-    print_table(
-        [dict(zip(columns, row, strict=True)) for row in rows],
-        columns,
-        title="work orders by city and handling level (社区 / 街道 / 区县)",
+
+
+_LEVEL_NAMES = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+_SOURCE_NAMES = {
+    "weather": "气象预警",
+    "form": "收集表异常",
+    "sla": "工单超时督办",
+    "other": "其他",
+}
+
+
+def _official(run: _Run, fresh: bool) -> None:
+    """What an official reads: work orders by city and department, on-time rates, overdue
+    and escalated, warning reach, collection-form completion (Chinese labels)."""
+    db = run.db
+    console.rule("工作情况 (for officials)")
+    rows = run.query(
+        f"SELECT city, count(), countIf(handling_level = 'community'), "
+        f"countIf(handling_level = 'street'), countIf(handling_level = 'county'), "
+        f"countIf(emergency), countIf(duplicate_of != '') "
+        f"FROM {db}.reports FINAL WHERE produced_at >= {{since}} GROUP BY city "
+        f"ORDER BY count() DESC"
     )
-    reasons = sorted(set(expected.dead_letters) | set(seen.dead_letters))
+    columns = ["市", "工单", "社区办理", "街道办理", "区县办理", "P1 紧急", "并单 (重复诉求)"]
+    print_table(
+        [dict(zip(columns, r, strict=True)) for r in rows], columns, title="工单：按城市与办理层级"
+    )
+    rows = run.query(
+        f"SELECT category_minor, any(department), count() AS n FROM {db}.reports FINAL "
+        f"WHERE produced_at >= {{since}} GROUP BY category_minor ORDER BY n DESC LIMIT 8"
+    )
+    columns = ["问题类别", "责任部门", "工单"]
+    print_table(
+        [dict(zip(columns, r, strict=True)) for r in rows], columns, title="工单：最多的问题类别"
+    )
+    if not fresh:
+        console.print(
+            "(演示环境已运行过：以下全库数字不核对 — a stack that already ran: not checked)"
+        )
+        return
+    got = reconcile.on_time(run.client, db)
+    print_table(
+        [
+            {"责任部门": d, "办结": r, "按时办结": o, "按时办结率": _pct(o, r)}
+            for d, (r, o) in sorted(got.items(), key=lambda kv: -kv[1][0])
+            if r
+        ],
+        ["责任部门", "办结", "按时办结", "按时办结率"],
+        title="工单：各部门按时办结率",
+    )
+    opened, overdue, closed, escalated = run.query(
+        f"SELECT countIf(is_open), countIf(is_overdue), countIf(state = 'closed'), "
+        f"countIf(escalations > 0) FROM {db}.work_orders_now"
+    )[0]
+    console.print(
+        f"工单现状：在办 {opened:,} 件，逾期 {overdue:,} 件，已结案 {closed:,} 件，"
+        f"督办 {escalated:,} 件。"
+    )
+    console.print(
+        "  逾期 = 此刻仍未办结且已过办理时限；督办 = 曾超过时限被升级督办的工单"
+        "（之后办结的也计入），所以督办可以多于逾期。"
+    )
+    rows = run.query(
+        f"SELECT source, level, warnings, villages, population FROM {db}.alerts_active_by_level"
+    )
+    print_table(
+        [
+            {
+                "来源": _SOURCE_NAMES.get(src, src),
+                "级别": _LEVEL_NAMES.get(level, level),
+                "生效预警": n,
+                "预警覆盖村(社区)数": f"{villages:,}",
+                "覆盖人口": f"{population:,}",
+            }
+            for src, level, n, villages, population in rows
+        ],
+        ["来源", "级别", "生效预警", "预警覆盖村(社区)数", "覆盖人口"],
+        title="预警覆盖：生效中的预警",
+    )
+    titles = {d.form_id: d.title for d in forms.definitions().values()}
+    rows = run.query(
+        f"SELECT form_id, count(), sum(registered), sum(respondents), countIf(abnormal > 0), "
+        f"sum(abnormal) FROM {db}.form_completion_by_community GROUP BY form_id ORDER BY form_id"
+    )
+    print_table(
+        [
+            {
+                "收集表": titles.get(f, f),
+                "社区": c,
+                "应填人数": f"{reg:,}",
+                "已填人数": f"{resp:,}",
+                "完成率": _pct(resp, reg),
+                "异常人数": ab,
+            }
+            for f, c, reg, resp, _communities_abnormal, ab in rows
+        ],
+        ["收集表", "社区", "应填人数", "已填人数", "完成率", "异常人数"],
+        title="收集表：完成情况",
+    )
+
+
+def _engineering(run: _Run, fresh: bool) -> None:
+    """The engineers' reconciliation: rows and dead letters against what was sent, speed."""
+    console.rule("engineering reconciliation (工程核对)")
+    sent = run.manifest["topics"]["report"]
+    catalogue = reasons.catalogue()
+    found = sorted(set(run.expected.dead_letters) | set(run.seen.dead_letters))
     print_table(
         [
             {
                 "reason": r,
-                "expected": expected.dead_letters.get(r, 0),
-                "in gov.dead_letters": seen.dead_letters.get(r, 0),
+                "expected": run.expected.dead_letters.get(r, 0),
+                "in dead_letters": run.seen.dead_letters.get(r, 0),
+                "meaning": catalogue[r].meaning.split(": ")[0][:70] if r in catalogue else "",
             }
-            for r in reasons
+            for r in found
         ],
-        ["reason", "expected", "in gov.dead_letters"],
-        title="dead letters (report topic)",
+        ["reason", "expected", "in dead_letters", "meaning"],
+        title="dead letters of the report topic: bad events the simulator mixed in on purpose",
     )
-    p50, p99 = client.query(
+    (quantiles,) = run.query(
         f"SELECT quantiles(0.5, 0.99)(dateDiff('millisecond', produced_at, inserted_at)) "
-        f"FROM {db}.reports WHERE {where}",
-        since,
-    ).result_rows[0][0] or [0.0, 0.0]
-    sent = manifest["topics"]["report"]
+        f"FROM {run.db}.reports WHERE produced_at >= {{since}}"
+    )[0]
+    p50, p99 = quantiles or [0.0, 0.0]
+    dead = sum(run.seen.dead_letters.values())
     print_table(
         [
             {"figure": "report events sent", "value": f"{sent:,}"},
-            {"figure": "work orders (rows)", "value": f"{seen.work_orders:,}"},
-            {"figure": "handling steps (rows)", "value": f"{seen.steps:,}"},
-            {"figure": "dead letters", "value": f"{sum(seen.dead_letters.values()):,}"},
-            {"figure": "unexplained", "value": f"{sent - seen.events:,}"},
-            {"figure": "send time", "value": f"{sent_s:.1f} s"},
-            {"figure": "events/s (send → reconciled)", "value": f"{sent / done_s:,.0f}"},
-            {"figure": "end-to-end latency p50 (burst)", "value": f"{p50:,.0f} ms"},
-            {"figure": "end-to-end latency p99 (burst)", "value": f"{p99:,.0f} ms"},
-        ],
+            {"figure": "work orders (rows)", "value": f"{run.seen.work_orders:,}"},
+            {"figure": "handling steps (rows)", "value": f"{run.seen.steps:,}"},
+            {"figure": "dead letters (rows)", "value": f"{dead:,}"},
+            {
+                "figure": "not accounted for (sent − rows − dead letters)",
+                "value": f"{sent - run.seen.events:,}",
+            },
+            {"figure": "send time", "value": f"{run.sent_s:.1f} s"},
+            {
+                "figure": "throughput, sent → all in ClickHouse",
+                "value": f"{sent / run.done_s:,.0f} events per second",
+            },
+            {"figure": "latency produced → inserted, p50 (one burst)", "value": f"{p50:,.0f} ms"},
+            {"figure": "latency produced → inserted, p99 (one burst)", "value": f"{p99:,.0f} ms"},
+        ],  # fmt: skip
         ["figure", "value"],
         title="reconciliation",
     )
     console.print(
-        f"The whole simulated day was sent in {sent_s:.1f} s, so the latency above is how long "
-        "that burst queued; `make bench` measures latency under a steady 50 % load."
+        f"The whole simulated day was sent in {run.sent_s:.1f} s, so the latency above is how "
+        "long that burst queued; `make bench` measures latency under a steady 50 % load."
     )
+    if fresh:
+        console.print(
+            "Forms, active weather warnings and on-time counts per department were compared "
+            "with the simulator's manifest (pipelines.reconcile.view_problems)."
+        )
