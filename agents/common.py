@@ -28,7 +28,7 @@ from faust.streams import Stream
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from pipelines import deadletter, lag, metrics, restore
+from pipelines import deadletter, kafka_admin, metrics, restore
 from pipelines.clickhouse import get_client
 from pipelines.contracts import MAX_EVENT_BYTES, check_event_size, check_key
 from pipelines.errors import PROCESSING_ERROR, EventError, as_event_error
@@ -214,7 +214,7 @@ class LostState:
         if unknown:
             topic = self.table.changelog_topic.get_topic_name()
             ends = await asyncio.to_thread(
-                lag.log_end_offsets, settings, [(topic, p) for p in unknown]
+                kafka_admin.log_end_offsets, settings, [(topic, p) for p in unknown]
             )
             empty = [p for p in unknown if ends.get((topic, p), 0) == 0]
             held: set[int] = set()

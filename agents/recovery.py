@@ -5,8 +5,8 @@ from ListOffsets(latest). Tansu answers that with the base offset of the last re
 + 1, not the offset after the last record, so with multi-record batches a recovery stopped
 short of the last batch and a rebalanced or restarted worker missed table state.
 :class:`TableManager` (the app's ``TableManager`` setting) gives Faust a Recovery that takes
-the end from :func:`pipelines.lag.log_end_offsets`, which is exact on Tansu and on Apache Kafka
-(it reads the last batch when the two differ).
+the end from :func:`pipelines.kafka_admin.log_end_offsets`, which is exact on Tansu and on
+Apache Kafka (it reads the last batch when the two differ).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import faust.tables
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
-from pipelines import lag
+from pipelines import kafka_admin
 from pipelines.settings import get_settings
 
 log = logging.getLogger("govstream.agents.recovery")
@@ -28,14 +28,14 @@ log = logging.getLogger("govstream.agents.recovery")
 
 class ExactEndRecovery(Recovery):
     """Faust's Recovery, taking each changelog partition's end from
-    :func:`pipelines.lag.log_end_offsets` (see the module doc)."""
+    :func:`pipelines.kafka_admin.log_end_offsets` (see the module doc)."""
 
     async def _build_highwaters(
         self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str
     ) -> None:
         settings = get_settings()
         parts = sorted((tp.topic, tp.partition) for tp in tps)
-        ends = await asyncio.to_thread(lag.log_end_offsets, settings, parts)
+        ends = await asyncio.to_thread(kafka_admin.log_end_offsets, settings, parts)
         # Faust's highwater is the offset of the last record (-1: empty)
         highwaters = {tp: ends.get((tp.topic, tp.partition), 0) - 1 for tp in tps}
         log.info(

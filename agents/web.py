@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from faust import web
 
 from agents.app import app, settings
-from pipelines import dashboard, lag, metrics
+from pipelines import dashboard, kafka_admin, lag, metrics
 
 log = logging.getLogger("govstream.agents.web")
 
@@ -78,7 +78,7 @@ def _lag_by_topic() -> dict[str, int]:
 
 def _observe_lag() -> None:
     group = settings.app_id
-    observed, members = lag.observe_groups(settings, [group])
+    observed, members = kafka_admin.observe_groups(settings, [group])
     _tracker.observe(group, observed.get(group, {}), members.get(group))
     metrics.record_lag([_tracker.report(group)])
 

@@ -3,8 +3,8 @@
 kcat cannot talk to the embedded broker (README, DESIGN.md), so this reads with confluent-kafka:
 a Consumer with ``assign()`` only, which never joins or commits to a group. Each partition is
 read in turn from its start (or ``from_offset``) up to the log end it had when the read began
-(:func:`pipelines.lag.log_end_offsets`, correct on Tansu), so the output is ordered by partition
-and offset and the command ends.
+(:func:`pipelines.kafka_admin.log_end_offsets`, correct on Tansu), so the output is ordered by
+partition and offset and the command ends.
 
 How a value is decoded (:func:`decode_value`), by topic:
 
@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipelines import contracts, lag
+from pipelines import contracts, kafka_admin
 from pipelines.deadletter import masked_bytes
 from pipelines.errors import ConfigError, DecodeError, GovstreamError
 from pipelines.pii import scrub_text
@@ -191,16 +191,16 @@ def read(
 
     decoder = Decoder(settings, topic, raw=raw)
     try:
-        parts = lag.partitions_of(settings, [topic], timeout)
+        parts = kafka_admin.partitions_of(settings, [topic], timeout)
         if not parts:
             raise ConfigError(f"topic {topic!r} does not exist on {settings.kafka_bootstrap}")
         if partition is not None:
             if (topic, partition) not in parts:
                 raise ConfigError(f"topic {topic!r} has partitions 0-{len(parts) - 1}")
             parts = [(topic, partition)]
-        ends = lag.log_end_offsets(settings, parts, timeout)
-        starts = lag.list_offsets(settings, parts, latest=False, timeout=timeout)
-    except lag.LagError as exc:
+        ends = kafka_admin.log_end_offsets(settings, parts, timeout)
+        starts = kafka_admin.list_offsets(settings, parts, latest=False, timeout=timeout)
+    except kafka_admin.LagError as exc:
         raise TopicReadError(str(exc)) from exc
     consumer = Consumer(
         settings.kafka_config(

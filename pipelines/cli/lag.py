@@ -15,8 +15,8 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
+from pipelines import kafka_admin, probes
 from pipelines import lag as lagmod
-from pipelines import probes
 from pipelines.errors import ConfigError
 from pipelines.output import console, print_json
 from pipelines.settings import Settings, get_settings
@@ -67,10 +67,12 @@ def _groups(settings: Settings, wanted: list[str], timeout: float) -> list[str]:
     """The groups to show: ``wanted`` (each must exist), else every group the cluster lists
     plus the pipeline's own (``GOVSTREAM_APP_ID``) once its input topics exist, so a pipeline
     whose worker never committed still shows its lag."""
-    known = lagmod.list_groups(settings, timeout)
+    known = kafka_admin.list_groups(settings, timeout)
     if not wanted:
         app_id = settings.app_id
-        if app_id not in known and lagmod.partitions_of(settings, lagmod.PIPELINE_INPUTS, timeout):
+        if app_id not in known and kafka_admin.partitions_of(
+            settings, kafka_admin.PIPELINE_INPUTS, timeout
+        ):
             return sorted([*known, app_id])
         return known
     unknown = []
@@ -79,7 +81,7 @@ def _groups(settings: Settings, wanted: list[str], timeout: float) -> list[str]:
             continue
         if group == settings.app_id:  # the pipeline's group is known before its first commit
             continue
-        if not lagmod.committed_offsets(settings, group, timeout):  # Tansu lists groups late
+        if not kafka_admin.committed_offsets(settings, group, timeout):  # Tansu lists groups late
             unknown.append(group)
     if unknown:
         hint = f" (known: {', '.join(known[:10])})" if known else " (the cluster has none)"
@@ -90,7 +92,7 @@ def _groups(settings: Settings, wanted: list[str], timeout: float) -> list[str]:
 def _sample(
     tracker: lagmod.LagTracker, settings: Settings, groups: list[str], timeout: float
 ) -> None:
-    observed, members = lagmod.observe_groups(settings, groups, timeout)
+    observed, members = kafka_admin.observe_groups(settings, groups, timeout)
     for group in groups:
         tracker.observe(group, observed.get(group, {}), members.get(group))
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import typer
 
-from pipelines import lag as lagmod
+from pipelines import kafka_admin
 from pipelines.errors import ConfigError, GovstreamError
 from pipelines.output import console, print_json, print_table
 from pipelines.settings import get_settings
@@ -100,17 +100,17 @@ def replay(
         raise typer.BadParameter("give exactly one of --to-earliest, --to-offset, --shift")
     targets = parse_to_offset(to_offset) if to_offset else None
     settings = get_settings()
-    parts = [p for t, p in lagmod.partitions_of(settings, [topic]) if t == topic]
+    parts = [p for t, p in kafka_admin.partitions_of(settings, [topic]) if t == topic]
     if not parts:
         raise ConfigError(f"unknown topic {topic!r}")
-    committed_all = lagmod.committed_offsets(settings, group)
-    if not committed_all and group not in lagmod.list_groups(settings):
+    committed_all = kafka_admin.committed_offsets(settings, group)
+    if not committed_all and group not in kafka_admin.list_groups(settings):
         raise ConfigError(f"unknown consumer group {group!r}")
     if remove_members:
-        for member in lagmod.remove_members(settings, group):
+        for member in kafka_admin.remove_members(settings, group):
             if not json_:
                 console.print(f"removed member {member} from group {group!r}")
-    members = lagmod.live_members(settings, [group])[group]
+    members = kafka_admin.live_members(settings, [group])[group]
     if members:
         raise ReplayRefused(
             f"group {group!r} has {members} live member(s); stop its consumers "
@@ -121,8 +121,8 @@ def replay(
     steps = plan(
         parts,
         {p: o for (t, p), o in committed_all.items() if t == topic},
-        {p: o for (_, p), o in lagmod.list_offsets(settings, tps, latest=False).items()},
-        {p: o for (_, p), o in lagmod.log_end_offsets(settings, tps).items()},
+        {p: o for (_, p), o in kafka_admin.list_offsets(settings, tps, latest=False).items()},
+        {p: o for (_, p), o in kafka_admin.log_end_offsets(settings, tps).items()},
         to_earliest=to_earliest,
         to_offset=targets,
         shift=shift,
@@ -137,6 +137,6 @@ def replay(
         print_table(rows, ["partition", "old", "new", "delta"], title=f"replay {group} on {topic}")
     if not yes:
         typer.confirm("commit these offsets?", abort=True)
-    lagmod.alter_offsets(settings, group, {(topic, p): new for p, (_, new) in steps.items()})
+    kafka_admin.alter_offsets(settings, group, {(topic, p): new for p, (_, new) in steps.items()})
     if not json_:
         console.print(f"committed {len(steps)} offset(s) for group {group!r} on {topic!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines import clickhouse, contracts, lag
+from pipelines import clickhouse, contracts, kafka_admin, lag
 from pipelines.settings import Settings
 from pipelines.topics import ensure_topics
 from tests.conftest import free_port
@@ -26,8 +26,8 @@ def positioned_run(
     )
     ensure_topics(settings, extra=[ROUTED])
     topics = [*contracts.TOPICS, ROUTED]
-    start = lag.log_end_offsets(settings, lag.partitions_of(settings, topics))
-    lag.alter_offsets(settings, settings.app_id, start)
+    start = kafka_admin.log_end_offsets(settings, kafka_admin.partitions_of(settings, topics))
+    kafka_admin.alter_offsets(settings, settings.app_id, start)
     if migrate:
         clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
     return settings, start

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipelines import clickhouse, contracts, lag, reconcile, simulator
+from pipelines import clickhouse, contracts, kafka_admin, lag, reconcile, simulator
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings
 from pipelines.workerproc import WorkerProcess
@@ -94,9 +94,9 @@ def test_replay_of_a_stopped_worker_group_adds_no_rows(
         )
         assert not problems, problems
         report_parts = [(t, p) for (t, p) in start if t == contracts.REPORT]
-        end = lag.log_end_offsets(settings, report_parts)
+        end = kafka_admin.log_end_offsets(settings, report_parts)
         wait_for(
-            lambda: all(lag.committed_offsets(settings, settings.app_id).get(tp) == end[tp]
+            lambda: all(kafka_admin.committed_offsets(settings, settings.app_id).get(tp) == end[tp]
                         for tp in report_parts),
             60,
             "the first run's commits",
@@ -113,8 +113,8 @@ def test_replay_of_a_stopped_worker_group_adds_no_rows(
         assert refused.returncode == 1 and "--remove-members" in refused.stderr, refused.stderr
     done = run_cli(settings, "replay", "--group", group, *args, *to_start, "--remove-members")
     assert done.returncode == 0, done.stderr
-    assert lag.live_members(settings, [group]) == {group: 0}
-    committed = lag.committed_offsets(settings, group)
+    assert kafka_admin.live_members(settings, [group]) == {group: 0}
+    committed = kafka_admin.committed_offsets(settings, group)
     assert {tp: committed[tp] for tp in report_parts} == {tp: start[tp] for tp in report_parts}
 
     again = WorkerProcess(settings, tmp_path / "worker-again.log")
@@ -122,7 +122,7 @@ def test_replay_of_a_stopped_worker_group_adds_no_rows(
     try:
         wait_for(lambda: _report_events_in(settings) >= report_events, 180, "the replayed events")
         wait_for(
-            lambda: all(lag.committed_offsets(settings, group).get(tp) == end[tp]
+            lambda: all(kafka_admin.committed_offsets(settings, group).get(tp) == end[tp]
                         for tp in report_parts),
             60,
             "the replay's commits",

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from pipelines import lag
+from pipelines import kafka_admin, lag
 from pipelines.settings import Settings
 from tests.integration.test_stack import run_cli
 
@@ -69,9 +69,9 @@ def test_log_end_is_right_when_the_last_batch_holds_many_records(
     topic = f"logend-{unique}"
     produce_batches(stack, topic, 2)
     parts = [(topic, 0), (topic, 1)]
-    assert lag.log_end_offsets(stack, parts) == {(topic, 0): N, (topic, 1): N}
+    assert kafka_admin.log_end_offsets(stack, parts) == {(topic, 0): N, (topic, 1): N}
     # what the broker's ListOffsets says may be lower (Tansu: last batch base + 1), never higher
-    raw = lag.list_offsets(stack, parts, latest=True)
+    raw = kafka_admin.list_offsets(stack, parts, latest=True)
     assert all(0 < raw[tp] <= N for tp in raw)
 
 
@@ -80,14 +80,14 @@ def test_log_end_of_an_empty_partition_is_zero(stack: Settings, unique: str) -> 
     admin = AdminClient(stack.kafka_config())
     for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
         future.result(timeout=10)
-    assert lag.log_end_offsets(stack, [(topic, 0)]) == {(topic, 0): 0}
+    assert kafka_admin.log_end_offsets(stack, [(topic, 0)]) == {(topic, 0): 0}
 
 
 def test_lag_is_produced_minus_consumed_on_every_partition(
     stack: Settings, stopped_group: tuple[str, str]
 ) -> None:
     topic, group = stopped_group
-    observed, members = lag.observe_groups(stack, [group])
+    observed, members = kafka_admin.observe_groups(stack, [group])
     assert members == {group: 0}
     got = {p: obs.lag for (t, p), obs in observed[group].items() if t == topic}
     assert got == {p: N - CONSUMED[p] for p in range(PARTITIONS)}
@@ -127,7 +127,7 @@ def test_replay_to_earliest_makes_lag_n(stack: Settings, stopped_group: tuple[st
     done = run_cli(stack, "replay", "--group", group, "--topic", topic, "--to-earliest", "--yes")
     assert done.returncode == 0, done.stderr
     assert "400" in done.stdout  # the plan shows the old offsets
-    observed, _ = lag.observe_groups(stack, [group])
+    observed, _ = kafka_admin.observe_groups(stack, [group])
     assert {p: obs.lag for (_, p), obs in observed[group].items()} == dict.fromkeys(
         range(PARTITIONS), N
     )
@@ -140,9 +140,9 @@ def test_replay_to_offset_and_shift(stack: Settings, stopped_group: tuple[str, s
     topic, group = stopped_group
     args = ["replay", "--group", group, "--topic", topic, "--yes"]
     assert run_cli(stack, *args, "--to-offset", "1:123").returncode == 0
-    assert lag.committed_offsets(stack, group)[(topic, 1)] == 123
+    assert kafka_admin.committed_offsets(stack, group)[(topic, 1)] == 123
     assert run_cli(stack, *args, "--shift", "-100").returncode == 0
-    committed = lag.committed_offsets(stack, group)
+    committed = kafka_admin.committed_offsets(stack, group)
     assert committed[(topic, 1)] == 23 and committed[(topic, 2)] == N - 100
     bad = run_cli(stack, *args, "--to-offset", f"1:{N + 1}")
     assert bad.returncode == 2 and "outside the log" in bad.stderr
@@ -177,7 +177,7 @@ def test_replay_refused_and_stall_while_a_consumer_is_live(
         done = run_cli(stack, "replay", "--group", group, "--topic", topic, "--to-earliest", "-y")
         assert done.returncode == 1
         assert "live member" in done.stderr
-        assert lag.committed_offsets(stack, group)[(topic, 1)] == CONSUMED[1]
+        assert kafka_admin.committed_offsets(stack, group)[(topic, 1)] == CONSUMED[1]
     finally:
         consumer.close()
 
@@ -186,9 +186,9 @@ def test_a_partition_without_commit_counts_its_full_lag(stack: Settings, unique:
     """A topic the group reads but never committed on (issue 17, item 1): log end - log start."""
     topic, group = f"nocommit-{unique}", f"nocommit-g-{unique}"
     produce_batches(stack, topic, 2)
-    observed, _ = lag.observe_groups(stack, [group])
+    observed, _ = kafka_admin.observe_groups(stack, [group])
     assert observed[group] == {}  # nothing says this group reads the topic
-    observed, _ = lag.observe_groups(stack, [group], topics={group: [topic]})
+    observed, _ = kafka_admin.observe_groups(stack, [group], topics={group: [topic]})
     assert {tp: obs.lag for tp, obs in observed[group].items()} == {(topic, 0): N, (topic, 1): N}
     tracker = lag.LagTracker(2)
     tracker.observe(group, observed[group], 0)
@@ -206,7 +206,7 @@ def test_the_pipeline_group_shows_its_inputs_before_any_commit(
     data = cli_json(settings, "lag", "--window", "1")
     [report] = [g for g in data["groups"] if g["group"] == settings.app_id]
     topics = {p["topic"] for p in report["partitions"]}
-    assert topics == set(lag.PIPELINE_INPUTS)
+    assert topics == set(kafka_admin.PIPELINE_INPUTS)
     for p in report["partitions"]:
         assert p["lag"] == p["log_end"] - p["committed"]  # committed: the log start
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import clickhouse, contracts, lag, reconcile, simulator
+from pipelines import clickhouse, contracts, kafka_admin, reconcile, simulator
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings
 from pipelines.topics import ensure_topics
@@ -95,8 +95,10 @@ def run(stack: Settings, unique: str, tmp_path: Path) -> Iterator[Run]:
         update={"app_id": f"govstream-rel-{unique}", "clickhouse_database": f"rel_{unique}"}
     )
     ensure_topics(settings, extra=[ROUTED])
-    partitions = lag.partitions_of(settings, [*contracts.TOPICS, ROUTED])
-    lag.alter_offsets(settings, settings.app_id, lag.log_end_offsets(settings, partitions))
+    partitions = kafka_admin.partitions_of(settings, [*contracts.TOPICS, ROUTED])
+    kafka_admin.alter_offsets(
+        settings, settings.app_id, kafka_admin.log_end_offsets(settings, partitions)
+    )
     clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
     this = Run(settings, tmp_path)
     try:

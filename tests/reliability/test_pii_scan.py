@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import alerts, contracts, deadletter, divisions, lag, reports, simulator
+from pipelines import alerts, contracts, deadletter, divisions, kafka_admin, reports, simulator
 from pipelines.clickhouse import get_client
 from pipelines.settings import Settings
 from tests.reliability.conftest import ROUTED, Run
@@ -80,12 +80,12 @@ def _wait_consumed(settings: Settings, timeout: float) -> None:
     """Until the worker committed every input partition's end twice in a row (offsets are
     committed after the rows are inserted; the routed hop's end moves while it works)."""
     inputs = [contracts.REPORT, contracts.FORM_SUBMISSION, contracts.ALERT, ROUTED]
-    partitions = lag.partitions_of(settings, inputs)
+    partitions = kafka_admin.partitions_of(settings, inputs)
     deadline, caught_up = time.monotonic() + timeout, 0
     behind: dict[Any, tuple[int | None, int]] = {}
     while time.monotonic() < deadline and caught_up < 2:
-        ends = lag.log_end_offsets(settings, partitions)
-        committed = lag.committed_offsets(settings, settings.app_id)
+        ends = kafka_admin.log_end_offsets(settings, partitions)
+        committed = kafka_admin.committed_offsets(settings, settings.app_id)
         behind = {p: (committed.get(p), e) for p, e in ends.items() if committed.get(p, -1) < e}
         caught_up = 0 if behind else caught_up + 1
         time.sleep(1.0)
