@@ -48,6 +48,7 @@ __all__ = [
     "UNKNOWN_SETTING",
     "InsertWithData",
     "SqlError",
+    "SessionError",
     "ast_nodes",
     "first_keyword",
     "format_clause",
@@ -55,6 +56,24 @@ __all__ = [
     "outside_problem",
     "single_statement",
 ]
+
+#: Error codes of HTTP sessions, with their names in ClickHouse's ``ErrorCodes.cpp``.
+LIMIT_EXCEEDED = 290
+SESSION_NOT_FOUND = 372
+INVALID_SESSION_TIMEOUT = 374
+SESSION_CODE_NAMES = {
+    LIMIT_EXCEEDED: "LIMIT_EXCEEDED",
+    SESSION_NOT_FOUND: "SESSION_NOT_FOUND",
+    INVALID_SESSION_TIMEOUT: "INVALID_SESSION_TIMEOUT",
+}
+
+
+class SessionError(SqlError):
+    """A refused ``session_id``/``session_timeout``/``session_check`` (codes above)."""
+
+    def text(self) -> str:
+        name = SESSION_CODE_NAMES.get(self.code, "")
+        return f"Code: {self.code}. DB::Exception: {self.message}. ({name})"
 
 
 def single_statement(sql: bytes) -> bytes:

@@ -23,6 +23,10 @@ directory. This service owns ``Settings().data_dir / "clickhouse"`` and serves e
   the home when none is set: :func:`writer_password`) and the read-only analyst
   (``GOVSTREAM_CLICKHOUSE_ANALYST_USER``). Nothing is served, and no body is read, before
   the user is authenticated; a request without credentials is refused (516), never the writer;
+* ``session_id`` (``session_timeout``, default 60 s, at most 3600; ``session_check``): a
+  session of the user's own, a chDB session of its own that keeps its ``SET``, ``USE`` and
+  temporary tables and is closed once unused for its timeout (:meth:`Engine._session`); a
+  writer's read-only request in a session runs on the shared read-only session;
 * errors as non-200 answers with ClickHouse's error text and ``X-ClickHouse-Exception-Code``;
   ``/ping`` answers ``Ok.``.
 
@@ -151,6 +155,7 @@ STATUS = {
     chsql.TOO_MANY_BYTES: 413,
     chsql.CANNOT_DECOMPRESS: 400,
     chsql.BAD_REQUEST_PARAMETER: 400,
+    chsql.INVALID_SESSION_TIMEOUT: 400,
 }
 
 
@@ -353,10 +358,22 @@ class User:
 class Context:
     """What a request's URL says about its statement."""
 
-    database: str
+    database: str | None  # None: the session's current one ("default" without a session)
     settings: dict[str, str]  # ClickHouse settings
     params: dict[str, str]  # values of the {name:Type} placeholders
     default_format: str
+    session: SessionRequest | None = None
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """A request's ``session_id``, ``session_timeout`` and ``session_check``, and its user."""
+
+    user: str
+    id: str
+    timeout: float
+    check: bool
+    readonly: bool  # the user's: the analyst's sessions are read-only in the engine
 
 
 @dataclass
@@ -368,6 +385,19 @@ class Answer:
 
 #: The time zone of every query on the embedded endpoint (issue 17, item 7).
 SESSION_TIMEZONE = "Asia/Shanghai"
+#: ClickHouse's default ``session_timeout`` and its ``max_session_timeout`` (seconds).
+DEFAULT_SESSION_TIMEOUT_S = 60.0
+MAX_SESSION_TIMEOUT_S = 3600.0
+#: Open HTTP sessions at most (each is a chDB session; its temporary tables hold memory;
+#: clickhouse-connect opens one per client unless autogenerate_session_id=False).
+MAX_SESSIONS = 1000
+
+
+@dataclass
+class _HttpSession:
+    chdb: _Session
+    timeout: float
+    last_used: float
 
 
 class Engine:
@@ -376,6 +406,11 @@ class Engine:
     ``writer`` runs the writer's statements; ``reader`` runs every read-only request and was
     given ``SET readonly = 1`` when it opened (ClickHouse refuses to lower it again; measured on
     chDB 4.4: sessions on one path share the data but not their settings).
+
+    An HTTP ``session_id`` gets a chDB session of its own on the same directory (measured on
+    chDB 4.4: opening one takes under a millisecond, and its ``SET`` values and temporary
+    tables are its own), read-only like ``reader`` for the analyst; it is closed once unused
+    for its ``session_timeout``. At most :data:`MAX_SESSIONS` are open.
     """
 
     def __init__(self, path: Path) -> None:
@@ -392,14 +427,48 @@ class Engine:
         where = f"{path}?session_timezone={SESSION_TIMEZONE}"
         self.writer = _Session(session.Session(where))
         self.reader = _Session(session.Session(where))
+        self.where = where
         self.lock = threading.Lock()
-        self.reader.run("SET readonly = 1")
-        level = self.reader.run("SELECT getSetting('readonly')", "TSVRaw").bytes().strip()
-        if level != b"1":
-            raise StackError(f"chDB did not keep readonly = 1 on the reader (got {level!r})")
+        self.sessions: dict[tuple[str, str], _HttpSession] = {}
+        _make_readonly(self.reader)
+
+    def _session(self, request: SessionRequest | None) -> _Session | None:
+        """The chDB session of an HTTP session (opened unless ``session_check``); lock held.
+
+        Raises :class:`SqlError` SESSION_NOT_FOUND (372) for ``session_check=1`` on a session
+        that is not open (never opened, or expired), LIMIT_EXCEEDED (290) past
+        :data:`MAX_SESSIONS`.
+        """
+        now = time.monotonic()
+        for key, open_session in list(self.sessions.items()):
+            if now - open_session.last_used > open_session.timeout:
+                del self.sessions[key]
+                open_session.chdb.session.close()
+        if request is None:
+            return None
+        key = (request.user, request.id)
+        found = self.sessions.get(key)
+        if found is None:
+            if request.check:
+                raise chsql.SessionError(chsql.SESSION_NOT_FOUND, f"Session {request.id} not found")
+            if len(self.sessions) >= MAX_SESSIONS:
+                raise chsql.SessionError(
+                    chsql.LIMIT_EXCEEDED, f"Too many open sessions (at most {MAX_SESSIONS})"
+                )
+            from chdb import session
+
+            chdb = _Session(session.Session(self.where))
+            if request.readonly:
+                _make_readonly(chdb)
+            found = self.sessions[key] = _HttpSession(chdb, request.timeout, now)
+        found.timeout, found.last_used = request.timeout, now
+        return found.chdb
 
     def close(self) -> None:
         with self.lock:
+            for open_session in self.sessions.values():
+                open_session.chdb.session.close()
+            self.sessions.clear()
             self.reader.session.close()
             self.writer.session.close()
 
@@ -416,29 +485,34 @@ class Engine:
         else:
             chsql.single_statement(statement[: insert.data_start])
         keyword = chsql.first_keyword(statement if insert is None else insert.head)
-        if keyword in ("SET", "USE"):
-            # without an HTTP session these change nothing beyond the one query (as in
-            # ClickHouse); the shared chDB session must not keep them
-            return Answer(b"", None, {})
         fmt = chsql.format_clause(statement) if insert is None else None
         with self.lock:
-            self.writer.use(database)
-            applied: list[str] = []
+            session = self._session(context.session)
+            if keyword in ("SET", "USE"):
+                if session is None:
+                    # without an HTTP session these change nothing beyond the one query (as
+                    # in ClickHouse); the shared chDB session must not keep them
+                    return Answer(b"", None, {})
+                session.run(statement.decode("utf-8"))  # the session keeps them
+                session.database = _current_database(session)
+                return Answer(b"", None, {})
+            target = session or self.writer
+            if database is not None or session is None:
+                target.use(database or "default")
+            restore: dict[str, str | None] = {}
             try:
                 for name, value in settings.items():
-                    self.writer.run(f"SET {name} = {_literal(value)}")
-                    applied.append(name)
+                    restore[name] = _changed_setting(target, name) if session else None
+                    target.run(f"SET {name} = {_literal(value)}")
                 started = time.perf_counter()
                 if insert is not None:
-                    result = self._insert(statement, insert, params)
+                    result = self._insert(target, statement, insert, params)
                 else:
-                    result = self.writer.run(
-                        statement.decode("utf-8"), fmt or default_format, params
-                    )
+                    result = target.run(statement.decode("utf-8"), fmt or default_format, params)
                 elapsed = time.perf_counter() - started
             finally:
-                for name in applied:
-                    self.writer.run(f"SET {name} = DEFAULT")
+                for name, old in restore.items():  # URL settings last one query (ClickHouse)
+                    target.run(f"SET {name} = {'DEFAULT' if old is None else _literal(old)}")
         if insert is not None:
             return Answer(b"", None, _summary(result, elapsed))
         return Answer(result.bytes(), fmt or default_format, _summary(result, elapsed))
@@ -455,40 +529,53 @@ class Engine:
         """
         params = context.params
         with self.lock:
-            canonical = self.reader.canonical(sql)
-            ast = self.reader.run(f"EXPLAIN AST {canonical}", "TSVRaw", params)
+            session = self._session(context.session)
+            # a writer's read-only request in a session runs on the shared reader (its session
+            # is not read-only in the engine)
+            own = session is not None and context.session is not None and context.session.readonly
+            reader = session if own and session is not None else self.reader
+            canonical = reader.canonical(sql)
+            ast = reader.run(f"EXPLAIN AST {canonical}", "TSVRaw", params)
             tree = ast.bytes().decode("utf-8", "replace")
             problem = chsql.outside_problem(tree) or access.analyst_problem(tree)
             if problem:
                 raise problem
             for name, value in context.settings.items():
-                self.reader.run(f"SET {name} = {_literal(value)}")  # 164 unless a no-op
+                reader.run(f"SET {name} = {_literal(value)}")  # 164 unless a no-op
             root = chsql.ast_nodes(tree)[0].name
             if root == "UseQuery":
-                return Answer(b"", None, {})  # no HTTP sessions: a USE changes nothing after it
+                if reader is not self.reader:  # the analyst's own session keeps it
+                    reader.run(canonical)
+                    reader.database = _current_database(reader)
+                return Answer(b"", None, {})  # without a session a USE changes nothing after it
             if root == "Set":
-                self.reader.run(canonical)  # the engine refuses any change (164)
+                reader.run(canonical)  # the engine refuses any change (164)
                 return Answer(b"", None, {})
             if root == "InsertQuery":
                 # its data was dropped from the rendering, and chDB's client would answer
                 # "No data to insert" before the engine's own readonly refusal
                 raise SqlError(chsql.READONLY, "Cannot execute query in readonly mode")
-            self.reader.use(context.database)
+            if context.database is not None or reader is self.reader:
+                reader.use(context.database or "default")
             fmt = chsql.format_clause(canonical.encode()) or context.default_format
             started = time.perf_counter()
-            result = self.reader.run(canonical, fmt, params)
+            result = reader.run(canonical, fmt, params)
             elapsed = time.perf_counter() - started
         return Answer(result.bytes(), fmt, _summary(result, elapsed))
 
     def _insert(
-        self, statement: bytes, insert: chsql.InsertWithData, params: dict[str, str]
+        self,
+        target: _Session,
+        statement: bytes,
+        insert: chsql.InsertWithData,
+        params: dict[str, str],
     ) -> Any:
         data = memoryview(statement)[insert.data_start :]
         path = self.tmp / f"insert-{uuid.uuid4().hex}.data"
         try:
             with path.open("wb") as fh:
                 fh.write(data)
-            return self.writer.run(insert.from_infile(str(path)), "TabSeparated", params)
+            return target.run(insert.from_infile(str(path)), "TabSeparated", params)
         finally:
             path.unlink(missing_ok=True)
 
@@ -525,6 +612,28 @@ class _Session:
         if not text:
             raise SqlError(chsql.SYNTAX_ERROR, "The statement does not survive formatting")
         return text
+
+
+def _make_readonly(session: _Session) -> None:
+    """``SET readonly = 1`` on a chDB session, checked (ClickHouse refuses to lower it again)."""
+    session.run("SET readonly = 1")
+    level = session.run("SELECT getSetting('readonly')", "TSVRaw").bytes().strip()
+    if level != b"1":
+        raise StackError(f"chDB did not keep readonly = 1 on a read-only session (got {level!r})")
+
+
+def _current_database(session: _Session) -> str:
+    return str(session.run("SELECT currentDatabase()", "TSVRaw").bytes().decode().strip())
+
+
+def _changed_setting(session: _Session, name: str) -> str | None:
+    """A setting's value if the session changed it (``SET``), else None (it has its default)."""
+    rows = session.run(
+        "SELECT value FROM system.settings WHERE name = {n:String} AND changed",
+        "TSVRaw",
+        {"n": name},
+    ).bytes()
+    return rows.decode().removesuffix("\n") if rows else None
 
 
 def _escaped(value: str) -> str:
@@ -723,11 +832,15 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             statement = query + b"\n" + body if query and body else query or body
             if not statement.strip():
                 raise SqlError(chsql.SYNTAX_ERROR, "Empty query")
-            database = params.get("database") or "default"
-            if not _IDENT.match(database):
+            database = params.get("database") or None
+            if database is not None and not _IDENT.match(database):
                 raise SqlError(chsql.BAD_ARGUMENTS, f"Bad database name {database!r}")
             context = Context(
-                database, settings, bind, params.get("default_format") or "TabSeparated"
+                database,
+                settings,
+                bind,
+                params.get("default_format") or "TabSeparated",
+                _session_request(params, user),
             )
             answer = self.server.engine.execute(statement, context, readonly=readonly)
         except SqlError as exc:
@@ -765,6 +878,34 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
 
 def _query_id_ok(query_id: str) -> bool:
     return len(query_id) <= 256 and bool(_HEADER_SAFE.match(query_id))
+
+
+def _session_request(params: dict[str, str], user: User) -> SessionRequest | None:
+    """The HTTP session a request names (``session_id``), None without one.
+
+    As ClickHouse's HTTP interface: ``session_timeout`` in seconds (default 60, at most
+    ``max_session_timeout`` = 3600, else INVALID_SESSION_TIMEOUT 374), ``session_check=1``
+    to refuse a session that is not open. Sessions are per user.
+    """
+    session_id = params.get("session_id")
+    if not session_id:
+        return None
+    if not _query_id_ok(session_id):
+        raise SqlError(
+            chsql.BAD_REQUEST_PARAMETER, "session_id must be at most 256 printable ASCII characters"
+        )
+    try:
+        timeout = float(params.get("session_timeout") or DEFAULT_SESSION_TIMEOUT_S)
+    except ValueError:
+        raise chsql.SessionError(chsql.INVALID_SESSION_TIMEOUT, "Invalid session timeout") from None
+    if not 0 <= timeout <= MAX_SESSION_TIMEOUT_S:
+        raise chsql.SessionError(
+            chsql.INVALID_SESSION_TIMEOUT,
+            f"Session timeout {params['session_timeout']} is larger than max_session_timeout: "
+            f"{MAX_SESSION_TIMEOUT_S:.0f}",
+        )
+    check = params.get("session_check", "0") not in ("", "0")
+    return SessionRequest(user.name, session_id, timeout, check, user.readonly)
 
 
 #: Parameters that authenticate; read from the URL and headers only, before the body.

@@ -4,9 +4,11 @@ items 1, 2, 3 and 5), through clickhouse-connect, curl and raw HTTP."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from pipelines.clickhouse import get_client
 from pipelines.settings import Settings
@@ -103,3 +105,60 @@ def test_external_data_is_refused_with_a_clear_error(stack: Settings, tmp_path: 
         f"ext=@{data}",
     )
     assert status == 400 and b"External data" in body, body
+
+
+# --- item 3: session_id -------------------------------------------------------------------------
+
+
+def test_a_temporary_table_lives_in_its_session(stack: Settings, unique: str) -> None:
+    writer = writer_of(stack)
+    s1, s2 = {"session_id": f"s1-{unique}"}, {"session_id": f"s2-{unique}"}
+    for sql in ("CREATE TEMPORARY TABLE tt (x UInt8)", "INSERT INTO tt VALUES (7)"):
+        assert curl(stack, data=sql.encode(), params=s1, user=writer).status == 200
+    assert curl(stack, data=b"SELECT x FROM tt", params=s1, user=writer).body == b"7\n"
+    for params in (s2, {}):
+        reply = curl(stack, data=b"SELECT x FROM tt", params=params, user=writer)
+        assert reply.status == 404 and reply.code == "60", reply
+    # the same session id of another user is another session
+    reply = curl(stack, data=b"SELECT x FROM tt", params=s1, user=analyst_of(stack))
+    assert reply.code == "60", reply
+
+
+@pytest.mark.parametrize("who", ["writer", "analyst"])
+def test_a_session_keeps_its_settings_and_database(stack: Settings, unique: str, who: str) -> None:
+    session = f"set-{who}-{unique}"
+    client = get_client(stack, analyst=who == "analyst", session_id=session)
+    other = get_client(stack, analyst=who == "analyst")
+    client.command("USE system")
+    assert client.command("SELECT currentDatabase()") == "system"
+    assert other.command("SELECT currentDatabase()") == "default"
+    if who == "analyst":  # readonly = 1 in the engine: no SET, no temporary table
+        with pytest.raises(DatabaseError, match="readonly"):
+            client.command("SET max_result_rows = 7")
+        with pytest.raises(DatabaseError, match="readonly"):
+            client.command("CREATE TEMPORARY TABLE x (a UInt8)")
+        return
+    client.command("SET max_result_rows = 7")
+    assert client.command("SELECT getSetting('max_result_rows')") == 7
+    # a URL setting lasts one query, then the session's value is back
+    assert (
+        client.command("SELECT getSetting('max_result_rows')", settings={"max_result_rows": 9}) == 9
+    )
+    assert client.command("SELECT getSetting('max_result_rows')") == 7
+    assert other.command("SELECT getSetting('max_result_rows')") == 0
+
+
+def test_session_check_and_timeout(stack: Settings, unique: str) -> None:
+    writer = writer_of(stack)
+    check = {"session_id": f"unknown-{unique}", "session_check": "1"}
+    reply = curl(stack, data=b"SELECT 1", params=check, user=writer)
+    assert reply.code == "372" and b"(SESSION_NOT_FOUND)" in reply.body, reply
+    short = {"session_id": f"short-{unique}", "session_timeout": "1"}
+    assert curl(stack, data=b"SET max_result_rows = 5", params=short, user=writer).status == 200
+    known = {**short, "session_check": "1"}
+    assert curl(stack, data=b"SELECT 1", params=known, user=writer).body == b"1\n"
+    time.sleep(2.5)
+    reply = curl(stack, data=b"SELECT 1", params=known, user=writer)
+    assert reply.code == "372", reply
+    reply = curl(stack, data=b"SELECT 1", params={**short, "session_timeout": "7200"}, user=writer)
+    assert reply.status == 400 and reply.code == "374", reply
