@@ -19,7 +19,7 @@ from faust.types import EventT, StreamT
 
 from agents.app import app, settings
 from agents.common import DEAD_LETTER_TABLES, LostState, consume, with_clickhouse
-from pipelines import alerts, contracts, forms, restore
+from pipelines import alerts, contracts, forms, restore, roster
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
@@ -120,7 +120,7 @@ async def process_forms(stream: StreamT) -> None:
 def _load_roster_blocking() -> int:
     client = get_client(settings, database=settings.clickhouse_database)
     try:
-        return forms.load_roster(client, settings.clickhouse_database)
+        return roster.load_roster(client, settings.clickhouse_database)
     finally:
         client.close()
 

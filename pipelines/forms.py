@@ -28,10 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from clickhouse_connect.driver.client import Client
-
 from pipelines import alerts, divisions, reasons
-from pipelines.clickhouse import check_identifier
 from pipelines.contracts import BAD_ANSWER
 from pipelines.errors import GovstreamError, ValidationError
 from pipelines.pii import (
@@ -645,15 +642,3 @@ def roster_rows() -> Iterator[list[Any]]:
             names.get(up["county"], ""), names.get(up["township"], ""), d.urban_rural,
             d.population,
         ]  # fmt: skip
-
-
-def load_roster(client: Client, database: str) -> int:
-    """Fill ``database.roster`` from the division data unless it already holds it; returns
-    the rows inserted (0 when it was up to date). Safe to call from every worker on startup."""
-    db = check_identifier(database)
-    rows = list(roster_rows())
-    have = client.query(f"SELECT count(), sum(population) FROM {db}.roster FINAL").result_rows[0]
-    if (int(have[0]), int(have[1] or 0)) == (len(rows), sum(r[-1] for r in rows)):
-        return 0
-    client.insert(f"{db}.roster", rows, column_names=list(ROSTER_COLUMNS))
-    return len(rows)

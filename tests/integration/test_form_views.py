@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from pipelines import alerts, contracts, divisions, forms
+from pipelines import alerts, contracts, divisions, forms, roster
 from pipelines.clickhouse import get_client, migrate, temporary_database
 from pipelines.settings import Settings
 
@@ -83,8 +83,8 @@ def _view(
 
 def test_completion_rates_are_exact_under_resubmissions(db: tuple[Client, str]) -> None:
     client, name = db
-    assert forms.load_roster(client, name) == len(list(divisions.all_divisions()))
-    assert forms.load_roster(client, name) == 0  # already loaded: a second worker adds nothing
+    assert roster.load_roster(client, name) == len(list(divisions.all_divisions()))
+    assert roster.load_roster(client, name) == 0  # already loaded: a second worker adds nothing
     campaign = Campaign(client, name)
     # community A: three people; p1 resubmits twice (fever, then normal), p2's older answer
     # arrives after the newer one, p3 once; a producer retry of p3's submission
