@@ -44,11 +44,11 @@ def run(reports: int, seed: int, timeout: float) -> bool:
     user = get_settings()
     settings = demo_settings(user)
     console.rule("govstream demo · 模拟数据演示 (simulated data)")
-    console.print(
+    _say(
         "模拟一个省一天的网格上报、收集表和气象预警（模拟数据，非真实诉求），经 Kafka → Faust → "
         "ClickHouse 处理后逐条核对。"
     )
-    console.print(
+    _say(
         f"embedded stack in {settings.home}, database {settings.clickhouse_database} "
         "(your own home and database are not touched) …"
     )
@@ -62,13 +62,13 @@ def run(reports: int, seed: int, timeout: float) -> bool:
                 title="stack",
             )
             return False
-        console.print("stack up: " + ", ".join(f"{s.name} {s.address}" for s in statuses))
+        _say("stack up: " + ", ".join(f"{s.name} {s.address}" for s in statuses))
         ok = _run(settings, reports=reports, seed=seed, timeout=timeout, fresh=started)
         return ok
     finally:
         if started:
             control.down(settings)
-            console.print("demo stack stopped (演示环境已停止)")
+            _say("demo stack stopped (演示环境已停止)")
         if ok:
             _keep_running_hint(user)
 
@@ -76,7 +76,7 @@ def run(reports: int, seed: int, timeout: float) -> bool:
 def _keep_running_hint(user: Settings) -> None:
     """How to keep a stack and a worker running with the dashboard open, in the user's home."""
     url = f"http://{user.worker_web_bind}:{user.worker_web_port}/dashboard"
-    console.print(
+    _say(
         "\n想让系统继续运行并打开看板？(keep a stack and a worker running, in your own home and "
         f"database {user.clickhouse_database}):\n"
         "  govstream stack up                     # 启动内嵌 Kafka、schema registry、ClickHouse\n"
@@ -84,6 +84,11 @@ def _keep_running_hint(user: Settings) -> None:
         "  govstream simulate --reports 2000      # 再开一个终端, 发送模拟数据 (simulated data)\n"
         "  govstream stack down                   # 用完后停止"
     )
+
+
+def _say(text: str) -> None:
+    """One line of prose, not wrapped by rich (a terminal wraps it; a command stays whole)."""
+    console.print(text, soft_wrap=True)
 
 
 def _free_port(host: str) -> int:
@@ -131,7 +136,7 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
     # the SLA timer checks often so that overdue orders of the simulated day escalate on screen
     worker_settings = settings.model_copy(update={"sla_check_interval_s": 5.0})
     worker = WorkerProcess(worker_settings, settings.log_dir / "worker.log")
-    console.print(f"starting a worker (log: {worker.log_path}) …")
+    _say(f"starting a worker (log: {worker.log_path}) …")
     with worker:
         worker.wait_ready()
         config = simulator.SimConfig(seed=seed, reports=reports, minutes=24 * 60)  # a day
@@ -139,7 +144,7 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
         events = simulator.generate(config, now=now)
         manifest = simulator.manifest(events, config, now=now)
         expected = reconcile.expected_from(manifest)
-        console.print(
+        _say(
             f"sending {len(events):,} simulated events "
             f"({', '.join(f'{t} {n:,}' for t, n in manifest['topics'].items())}) …"
         )
@@ -159,8 +164,8 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
     _official(run, fresh)
     _engineering(run, fresh)
     if problems:
-        console.print("[red]not reconciled (核对未通过):[/red] " + "; ".join(problems))
-        console.print(f"see the worker log: {worker.log_path}")
+        _say("[red]not reconciled (核对未通过):[/red] " + "; ".join(problems))
+        _say(f"see the worker log: {worker.log_path}")
         return False
     return True
 
@@ -196,9 +201,20 @@ def _progress(expected: reconcile.Counts) -> Any:
         quarter = 4 * seen.events // max(expected.events, 1)
         if quarter > shown[0]:
             shown[0] = quarter
-            console.print(f"  {seen.events:,} / {expected.events:,} report events in ClickHouse")
+            _say(f"  {seen.events:,} / {expected.events:,} report events in ClickHouse")
 
     return show
+
+
+def _capped(rows: list[dict[str, Any]], columns: list[str], what: str, most: int = 10) -> Any:
+    """The first ``most`` rows, then one row ``其余 N 个<what>`` summing the others' numbers."""
+    if len(rows) <= most + 1:
+        return rows
+    rest = rows[most:]
+    total: dict[str, Any] = {columns[0]: f"其余 {len(rest)} 个{what}"}
+    for column in columns[1:]:
+        total[column] = sum(int(r[column]) for r in rest)
+    return [*rows[:most], total]
 
 
 def _pct(part: float, whole: float) -> str:
@@ -211,20 +227,18 @@ def _verdict(run: _Run, problems: list[str], fresh: bool) -> None:
     dead = sum(run.seen.dead_letters.values())
     console.rule("结果 result")
     if problems:
-        console.print(
+        _say(
             f"[bold red]✗ 核对未通过 (not reconciled)[/bold red]: {run.seen.events:,} / {sent:,} "
             "条上报事件有着落, 差异见下 (differences below)."
         )
     else:
         checked = "；收集表、预警和按时办结率与模拟器一致" if fresh else ""
-        console.print(
+        _say(
             f"[bold green]✓ 核对通过 (reconciled)[/bold green]: 模拟的一天 {sent:,} 条上报事件全部"
             f"有着落 — {run.seen.work_orders:,} 件工单、{run.seen.steps:,} 个处置步骤、"
             f"{dead:,} 条故意出错的事件进入死信{checked}。"
         )
-    console.print(
-        "以下均为模拟数据 (simulated data)：行政区划是真实的，诉求、人员和预警由模拟器生成。"
-    )
+    _say("以下均为模拟数据 (simulated data)：行政区划是真实的，诉求、人员和预警由模拟器生成。")
 
 
 _LEVEL_NAMES = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
@@ -250,7 +264,9 @@ def _official(run: _Run, fresh: bool) -> None:
     )
     columns = ["市", "工单", "社区办理", "街道办理", "区县办理", "P1 紧急", "并单 (重复诉求)"]
     print_table(
-        [dict(zip(columns, r, strict=True)) for r in rows], columns, title="工单：按城市与办理层级"
+        _capped([dict(zip(columns, r, strict=True)) for r in rows], columns, "市"),
+        columns,
+        title="工单：按城市与办理层级 (工单最多的市)",
     )
     rows = run.query(
         f"SELECT category_minor, any(department), count() AS n FROM {db}.reports FINAL "
@@ -261,29 +277,31 @@ def _official(run: _Run, fresh: bool) -> None:
         [dict(zip(columns, r, strict=True)) for r in rows], columns, title="工单：最多的问题类别"
     )
     if not fresh:
-        console.print(
-            "(演示环境已运行过：以下全库数字不核对 — a stack that already ran: not checked)"
-        )
+        _say("(演示环境已运行过：以下全库数字不核对 — a stack that already ran: not checked)")
         return
     got = reconcile.on_time(run.client, db)
-    print_table(
+    columns = ["责任部门", "办结", "按时办结", "按时办结率"]
+    departments = _capped(
         [
-            {"责任部门": d, "办结": r, "按时办结": o, "按时办结率": _pct(o, r)}
+            {"责任部门": d, "办结": r, "按时办结": o}
             for d, (r, o) in sorted(got.items(), key=lambda kv: -kv[1][0])
             if r
         ],
-        ["责任部门", "办结", "按时办结", "按时办结率"],
-        title="工单：各部门按时办结率",
+        columns[:3],
+        "部门",
     )
+    for row in departments:
+        row["按时办结率"] = _pct(row["按时办结"], row["办结"])
+    print_table(departments, columns, title="工单：各部门按时办结率 (办结最多的部门)")
     opened, overdue, closed, escalated = run.query(
         f"SELECT countIf(is_open), countIf(is_overdue), countIf(state = 'closed'), "
         f"countIf(escalations > 0) FROM {db}.work_orders_now"
     )[0]
-    console.print(
+    _say(
         f"工单现状：在办 {opened:,} 件，逾期 {overdue:,} 件，已结案 {closed:,} 件，"
         f"督办 {escalated:,} 件。"
     )
-    console.print(
+    _say(
         "  逾期 = 此刻仍未办结且已过办理时限；督办 = 曾超过时限被升级督办的工单"
         "（之后办结的也计入），所以督办可以多于逾期。"
     )
@@ -326,6 +344,12 @@ def _official(run: _Run, fresh: bool) -> None:
     )
 
 
+def _short(text: str, most: int = 36) -> str:
+    """The first clause of a reason's meaning, at most ``most`` characters."""
+    clause = text.split(" (")[0].split(": ")[0].split("; ")[0].rstrip(".")
+    return clause if len(clause) <= most else clause[: most - 1] + "…"
+
+
 def _engineering(run: _Run, fresh: bool) -> None:
     """The engineers' reconciliation: rows and dead letters against what was sent, speed."""
     console.rule("engineering reconciliation (工程核对)")
@@ -338,7 +362,7 @@ def _engineering(run: _Run, fresh: bool) -> None:
                 "reason": r,
                 "expected": run.expected.dead_letters.get(r, 0),
                 "in dead_letters": run.seen.dead_letters.get(r, 0),
-                "meaning": catalogue[r].meaning.split(": ")[0][:70] if r in catalogue else "",
+                "meaning": _short(catalogue[r].meaning) if r in catalogue else "",
             }
             for r in found
         ],
@@ -372,12 +396,12 @@ def _engineering(run: _Run, fresh: bool) -> None:
         ["figure", "value"],
         title="reconciliation",
     )
-    console.print(
+    _say(
         f"The whole simulated day was sent in {run.sent_s:.1f} s, so the latency above is how "
         "long that burst queued; `make bench` measures latency under a steady 50 % load."
     )
     if fresh:
-        console.print(
+        _say(
             "Forms, active weather warnings and on-time counts per department were compared "
             "with the simulator's manifest (pipelines.reconcile.view_problems)."
         )
