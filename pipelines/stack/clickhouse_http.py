@@ -393,6 +393,12 @@ MAX_SESSION_TIMEOUT_S = 3600.0
 MAX_SESSIONS = 1000
 
 
+#: First words of statements that answer with a result set (possibly empty).
+_RESULT_KEYWORDS = frozenset(
+    {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "CHECK", "VALUES", ""}
+)
+
+
 @dataclass
 class _HttpSession:
     chdb: _Session
@@ -515,7 +521,12 @@ class Engine:
                     target.run(f"SET {name} = {'DEFAULT' if old is None else _literal(old)}")
         if insert is not None:
             return Answer(b"", None, _summary(result, elapsed))
-        return Answer(result.bytes(), fmt or default_format, _summary(result, elapsed))
+        body = result.bytes()
+        if not body and keyword not in _RESULT_KEYWORDS:
+            # DDL and other statements without a result: no X-ClickHouse-Format, as ClickHouse
+            # (clickhouse-connect's command then returns the X-ClickHouse-Summary)
+            return Answer(b"", None, _summary(result, elapsed))
+        return Answer(body, fmt or default_format, _summary(result, elapsed))
 
     def read(self, sql: str, context: Context) -> Answer:
         """Run one read-only statement on the ``readonly = 1`` session.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
+from clickhouse_connect.driver.summary import QuerySummary
 
 from pipelines.clickhouse import get_client
 from pipelines.settings import Settings
@@ -162,3 +163,21 @@ def test_session_check_and_timeout(stack: Settings, unique: str) -> None:
     assert reply.code == "372", reply
     reply = curl(stack, data=b"SELECT 1", params={**short, "session_timeout": "7200"}, user=writer)
     assert reply.status == 400 and reply.code == "374", reply
+
+
+# --- item 5: what clients read in the answer ----------------------------------------------------
+
+
+def test_ddl_through_command_returns_a_query_summary(stack: Settings, unique: str) -> None:
+    writer = get_client(stack)
+    summary = writer.command(f"CREATE DATABASE compat_{unique}")
+    try:
+        assert isinstance(summary, QuerySummary), summary
+        assert writer.command(f"CREATE TABLE compat_{unique}.t (a UInt8) ENGINE = Memory") != ""
+        # a result-producing statement with no rows still answers ''
+        assert writer.command(f"SELECT a FROM compat_{unique}.t") == ""
+        reply = curl(stack, data=f"DROP TABLE compat_{unique}.t".encode(), user=writer_of(stack))
+        assert reply.status == 200 and "x-clickhouse-format" not in reply.headers, reply
+        assert "x-clickhouse-summary" in reply.headers
+    finally:
+        writer.command(f"DROP DATABASE IF EXISTS compat_{unique}")
