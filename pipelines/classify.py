@@ -9,17 +9,20 @@ project data (pure logic, no services):
   damage cues, clause breaks, part weights, request cues, place suffixes, request-type cues.
 * ``data/divisions/NN.csv`` -- division names: words of the segmenter and never evidence.
 
-Steps: normalize (NFKC: full-width -> half-width; lower case; traditional -> simplified with
-OpenCC's t2s tables); split into parts -- a letter's ``title``, the sentences with an explicit
-``request`` (恳请/希望/要求/请…) and the ``body`` -- weighted 2.5 / 2 / 1 (``part_weights``: the
-title and the request decide a multi-issue letter, ../shared/reference/README.md); segment each
-clause with jieba (user dictionary: the lexicon terms and the division names, nothing
-downloaded); find terms aligned with words (a one-character term must be a word: 管 of 管理,
-断 of 不断 do not count; a longer term must start or end one), skip terms inside place names
-(division names, 2-4 characters before 小区/社区/街道: 梧桐 of 梧桐里小区), drop negated and
-hypothetical terms ("路灯没坏", "一旦发生火灾"), halve a term followed by a place word
-(公交站旁边), fire combinations, add a bonus to part categories (P...) on a damage cue, then
-rank: best score, event before part, the more urgent priority.
+Steps: normalize (NFKC: full-width -> half-width; lower case; traditional ->
+simplified with OpenCC's t2s tables); split into parts -- a letter's ``title``, the
+sentences with an explicit ``request`` (恳请/希望/要求/请…) and the ``body`` -- weighted
+2.5 / 2 / 1 (``part_weights``: the title and the request decide a multi-issue
+letter, ../shared/reference/README.md); segment each clause with jieba (user
+dictionary: the lexicon terms and the division names, nothing downloaded; the word
+boundaries are jieba's ``lcut(HMM=False)``, computed from its dictionary in one pass
+and only for a clause with a term that needs them); find terms aligned with words (a
+one-character term must be a word: 管 of 管理, 断 of 不断 do not count; a longer term must
+start or end one), skip terms inside place names (division names, 2-4 characters
+before 小区/社区/街道: 梧桐 of 梧桐里小区), drop negated and hypothetical terms ("路灯没坏",
+"一旦发生火灾"), halve a term followed by a place word (公交站旁边), fire combinations, add a
+bonus to part categories (P...) on a damage cue, then rank: best score, event before
+part, the more urgent priority.
 ``confidence = s1 / (s1 + s2) * (1 - exp(-s1 / scale))`` with s1, s2 the two best scores;
 below the threshold, and for praise with nothing asked, the answer is ``X9999`` (人工分拨,
 source ``fallback``). The result also carries the request type (``request_types.csv``), the
@@ -36,8 +39,9 @@ import math
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from math import log
 from pathlib import Path
 from typing import Any, Literal
 
@@ -262,6 +266,25 @@ def _bigram_index(terms: dict[str, tuple[tuple[str, float], ...]]) -> dict[str, 
 
 RULES = load_rules()
 LEXICON = load_lexicon(RULES)
+# the characters a term starts with: the only places _find_terms looks at
+_TERM_START = re.compile("[" + "".join(re.escape(ch) for ch in sorted(LEXICON.lengths)) + "]")
+
+
+def _finder(words: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a text contains one of ``words``: the answer of ``any(w in text for w in
+    words)``, by one compiled alternation."""
+    words = tuple(words)
+    if not words:
+        return lambda _text: False
+    search = re.compile(_alternation(words)).search
+    return lambda text: search(text) is not None
+
+
+# the cue lists of the rules, compiled once
+_HAS_DAMAGE_CUE = _finder(RULES.damage_cues)
+_HAS_REQUEST_CUE = _finder(RULES.request_cues)
+_HAS_TYPE_CUE = {key: _finder(cues) for key, cues in RULES.request_types.items() if key != "order"}
+_LOCATION_WORDS = tuple(RULES.location_words)
 
 
 # --- the engine --------------------------------------------------------------------------
@@ -283,6 +306,7 @@ _SUFFIX = re.compile(r"(居民委员会|居委会|民委员会|委员会|委会)
 _SEG_LOCK = threading.Lock()
 _SEGMENTER: Any = None
 _PLACES: frozenset[str] = frozenset()
+_PLACE_HEADS: frozenset[str] = frozenset()  # first two characters of every place name
 
 
 def place_names(directory: Path = DIVISIONS_DIR) -> frozenset[str]:
@@ -306,7 +330,7 @@ def segmenter() -> Any:
     User dictionary (no file is downloaded): every lexicon term (so 消防栓, 断头路 are one
     word) and every division name from the shipped data (tagged ``ns``; 朝阳社区 is one word).
     """
-    global _SEGMENTER, _PLACES
+    global _SEGMENTER, _PLACES, _PLACE_HEADS
     if _SEGMENTER is None:
         with _SEG_LOCK:
             if _SEGMENTER is None:
@@ -322,64 +346,144 @@ def segmenter() -> Any:
                     if len(term) >= 2 and all(_is_cjk(ch) for ch in term):
                         tok.add_word(term, 2000, "n")
                 _PLACES = places
+                _PLACE_HEADS = frozenset(name[:2] for name in places)
                 _SEGMENTER = tok
     return _SEGMENTER
 
 
+# jieba's own block and word patterns (jieba/__init__.py: re_han_default, re_skip_default,
+# re_eng): a clause is cut into blocks of these characters, each block by the dictionary
+_HAN_BLOCK = re.compile("([\u4e00-\u9fd5a-zA-Z0-9+#&\\._%\\-]+)")
+_SKIP = re.compile(r"(\r\n|\s)")
+_ENG = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _block_boundaries(
+    block: str, pos: int, out: set[int], freq: dict[str, int], logtotal: float
+) -> None:
+    """Add to ``out`` the word boundaries of ``block`` (a jieba block at offset ``pos``).
+
+    The same computation as jieba's ``Tokenizer.lcut(block, HMM=False)``, without building
+    the words: the prefix-dictionary DAG, the right-to-left maximum of ``log(freq) - log(total)``
+    (same operations in the same order, ties to the longer word, as jieba's ``max`` over
+    ``(score, end)`` tuples), then the route from the start, where runs of one-character
+    ASCII letters or digits form one word.
+    """
+    n = len(block)
+    best = [0.0] * (n + 1)
+    nxt = list(range(n + 1))
+    get = freq.get
+    for k in range(n - 1, -1, -1):
+        top = 0.0
+        end = -1
+        i = k
+        frag = block[k]
+        while i < n:
+            f = get(frag)
+            if f is None:
+                break
+            if f:
+                value = log(f) - logtotal + best[i + 1]
+                if end < 0 or value >= top:
+                    top, end = value, i
+            i += 1
+            frag = block[k : i + 1]
+        if end < 0:  # no dictionary word starts here: the character alone (frequency 1)
+            top, end = 0.0 - logtotal + best[k + 1], k
+        best[k] = top
+        nxt[k] = end + 1
+    x = 0
+    out.add(pos)
+    while x < n:
+        y = nxt[x]
+        if y - x != 1 or block[x] not in _ENG:
+            out.add(pos + x)
+            out.add(pos + y)
+        x = y
+    out.add(pos + n)
+
+
 def _boundaries(clause: str) -> set[int]:
-    """Offsets where a word of the segmentation starts or ends (0 and len included)."""
+    """Offsets where a word of the segmentation starts or ends (0 and len included): the
+    boundaries of jieba's ``lcut(clause, HMM=False)`` with the user dictionary, computed by
+    ``_block_boundaries`` (one pass, no word list)."""
+    tok = segmenter()
+    freq, logtotal = tok.FREQ, log(tok.total)
     out = {0, len(clause)}
     pos = 0
-    for word in segmenter().lcut(clause, HMM=False):
-        pos += len(word)
-        out.add(pos)
+    for block in _HAN_BLOCK.split(clause):
+        if not block:
+            continue
+        if _HAN_BLOCK.match(block):
+            _block_boundaries(block, pos, out, freq, logtotal)
+            pos += len(block)
+            continue
+        for piece in _SKIP.split(block):
+            if _SKIP.match(piece):
+                pos += len(piece)
+                out.add(pos)
+            else:
+                for _ch in piece:
+                    pos += 1
+                    out.add(pos)
     return out
 
 
-def _place_spans(clause: str) -> list[tuple[int, int]]:
-    """Spans of place names: division names of the data and 2-4 characters before a
-    小区/社区/街道/村委会 suffix (an invented community: 梧桐里小区)."""
-    spans = [(m.start(), m.end()) for m in RULES.place_pattern.finditer(clause)]
+def _in_division_name(clause: str, start: int, end: int) -> bool:
+    """Whether ``clause[start:end]`` lies inside a division name (3 to 8 characters) of the
+    clause, looked up only where the clause has the first two characters of one."""
     n = len(clause)
-    for i in range(n):
-        for size in (8, 7, 6, 5, 4, 3):
-            if i + size <= n and clause[i : i + size] in _PLACES:
-                spans.append((i, i + size))
-                break
-    return spans
+    heads, places = _PLACE_HEADS, _PLACES
+    for a in range(max(0, end - 8), start + 1):
+        if clause[a : a + 2] in heads:
+            for size in range(max(3, end - a), min(8, n - a) + 1):
+                if clause[a : a + size] in places:
+                    return True
+    return False
 
 
 def _find_terms(clause: str, lex: Lexicon) -> list[tuple[int, int, str]]:
     """Non-overlapping leftmost-longest matches ``(start, end, term)`` aligned with the words
     of the segmentation -- a one-character term is a whole word (管 inside 管理 is not 管; 断
     inside 不断 is not 断), a longer one starts or ends a word (赌博 of 聚众赌博) -- and not
-    inside a place name (梧桐 of 梧桐里小区)."""
+    inside a place name (梧桐 of 梧桐里小区).
+
+    Only the characters that start a term are visited (``_TERM_START``); the segmentation and
+    the place-suffix spans are computed once per clause, and only when a term needs them (a
+    longer term at the start or the end of the clause is aligned without segmenting)."""
+    if _SEGMENTER is None:
+        segmenter()  # loads the division names
     found: list[tuple[int, int, str]] = []
     lengths, terms = lex.lengths, lex.terms
     n = len(clause)
     bounds: set[int] | None = None
-    places: list[tuple[int, int]] | None = None
+    suffixed: list[tuple[int, int]] | None = None
     i = 0
-    while i < n:
-        lens = lengths.get(clause[i])
-        if lens is not None:
-            for size in lens:
-                end = i + size
-                if end <= n and clause[i:end] in terms:
+    for m in _TERM_START.finditer(clause):
+        if m.start() < i:
+            continue
+        i = m.start()
+        for size in lengths[clause[i]]:
+            end = i + size
+            if end <= n and clause[i:end] in terms:
+                # a one-character term must be a word; a longer one must start or end
+                # one (赌博 in the word 聚众赌博 counts, 管 in 管理 does not)
+                if "\u4e00" <= clause[i] <= "\u9fff" and (size == 1 or i > 0 and end < n):
                     if bounds is None:
                         bounds = _boundaries(clause)
-                        places = _place_spans(clause)
-                    # a one-character term must be a word; a longer one must start or end
-                    # one (赌博 in the word 聚众赌博 counts, 管 in 管理 does not)
-                    aligned = (i in bounds, end in bounds)
-                    if _is_cjk(clause[i]) and not (all(aligned) or size > 1 and any(aligned)):
+                    start_ok = i in bounds
+                    end_ok = end in bounds
+                    if not (start_ok and end_ok or size > 1 and (start_ok or end_ok)):
                         continue
-                    if any(ps <= i and end <= pe for ps, pe in places or ()):
-                        break
-                    found.append((i, end, clause[i:end]))
-                    i = end - 1
+                if suffixed is None:
+                    suffixed = [(m.start(), m.end()) for m in RULES.place_pattern.finditer(clause)]
+                if any(ps <= i and end <= pe for ps, pe in suffixed) or _in_division_name(
+                    clause, i, end
+                ):
                     break
-        i += 1
+                found.append((i, end, clause[i:end]))
+                i = end
+                break
     return found
 
 
@@ -418,6 +522,7 @@ def _bigram_hits(clause: str, matches: list[tuple[int, int, str]]) -> list[str]:
 
 
 _SENTENCE = re.compile(r"[^。！？!?;；\n]+[。！？!?;；\n]*")
+_TITLE = re.compile(r"^([^\s。！？!?：:]{6,40})[\s\n]+(?=\S{20,})")
 
 
 def parts(text: str) -> list[tuple[Part, str]]:
@@ -427,13 +532,13 @@ def parts(text: str) -> list[tuple[Part, str]]:
     ``body`` (the rest: background, citations). Empty parts are left out."""
     title = ""
     rest = text.strip()
-    head = re.match(r"^([^\s。！？!?：:]{6,40})[\s\n]+(?=\S{20,})", rest)
+    head = _TITLE.match(rest)
     if head and not head.group(1).startswith(("喂", "你好", "您好")):
         title, rest = head.group(1), rest[head.end() :]
     requests: list[str] = []
     body: list[str] = []
     for sentence in _SENTENCE.findall(rest):
-        if any(cue in sentence for cue in RULES.request_cues):
+        if _HAS_REQUEST_CUE(sentence):
             requests.append(sentence)
         else:
             body.append(sentence)
@@ -495,7 +600,7 @@ def score(
             if idx not in done and all(p in atoms for p in combo):
                 done.add(idx)
                 add(code, weight, "+".join(combo), atoms[combo[0]])
-    if any(c in lex.part_codes for c in scores) and any(cue in text for cue in rules.damage_cues):
+    if any(c in lex.part_codes for c in scores) and _HAS_DAMAGE_CUE(text):
         for code in list(scores):
             if code in lex.part_codes:
                 scores[code] += rules.part_damage_bonus
@@ -505,7 +610,7 @@ def score(
 def _is_location(clause: str, end: int) -> bool:
     """Whether the term ending at ``end`` is followed by a place word (公交站旁边, 电线杆上...)."""
     follow = clause[end : end + RULES.location_span]
-    return any(follow.startswith(w) for w in RULES.location_words)
+    return follow.startswith(_LOCATION_WORDS)
 
 
 def _rank_key(item: tuple[str, float]) -> tuple[float, bool, str]:
@@ -515,8 +620,11 @@ def _rank_key(item: tuple[str, float]) -> tuple[float, bool, str]:
     return (-value, code in LEXICON.part_codes, taxonomy.get(code).priority)
 
 
+_CJK = re.compile("[\u4e00-\u9fff]")
+
+
 def _has_content(text: str) -> bool:
-    return any(_is_cjk(ch) or ch.isalpha() for ch in text)
+    return _CJK.search(text) is not None or any(ch.isalpha() for ch in text)
 
 
 # what the rules engine writes into gov.reports.classifier
@@ -531,19 +639,17 @@ def request_type_of(norm: str) -> str:
     nothing is demanded; report, help, suggestion by their cue, in that order; consult for a
     consult cue or a question with no demand in it; else complaint (the default type).
     """
-    cues = RULES.request_types
-    demand = any(c in norm for c in cues["demand"])
-    for code in cues["order"]:
+    has = _HAS_TYPE_CUE
+    demand = has["demand"](norm)
+    for code in RULES.request_types["order"]:
         if code == "praise":
-            if not demand and any(c in norm for c in cues["praise"]):
+            if not demand and has["praise"](norm):
                 return code
         elif code == "consult":
-            asked = any(c in norm for c in cues["consult"]) or any(
-                c in norm for c in cues["question"]
-            )
+            asked = has["consult"](norm) or has["question"](norm)
             if asked and not demand:
                 return code
-        elif any(c in norm for c in cues[code]):
+        elif has[code](norm):
             return code
     return taxonomy.DEFAULT_REQUEST_TYPE
 

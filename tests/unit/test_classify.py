@@ -324,3 +324,27 @@ def test_request_types() -> None:
     assert classify("请问低保怎么申请，需要什么材料？").request_type == "consult"
     assert classify("举报有人聚众赌博").request_type == "report"
     assert classify("路灯坏了").request_type == "complaint"
+
+
+# --- speed-ups keep jieba's reading ---------------------------------------------------------
+
+
+def _jieba_boundaries(clause: str) -> set[int]:
+    out, pos = {0, len(clause)}, 0
+    for word in engine.segmenter().lcut(clause, HMM=False):
+        pos += len(word)
+        out.add(pos)
+    return out
+
+
+def test_word_boundaries_are_jiebas_on_the_labelled_texts() -> None:
+    texts = [ex.text for ex in load_examples()] + [t for _c, _k, t in _cases()]
+    clauses = [c for text in texts for c in engine._clauses(normalize(text))]
+    clauses += ["ab1 2\r\n中国a.b-x%#&_+", "5栋楼顶漏水wifi没信号", "路灯坏了abc"]
+    assert all(engine._boundaries(c) == _jieba_boundaries(c) for c in clauses)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="路灯坏了井盖丢小区门口管理不断中国人民ab1 .-_，。\r\n", max_size=30))
+def test_word_boundaries_are_jiebas_on_any_text(text: str) -> None:
+    assert engine._boundaries(text) == _jieba_boundaries(text)
