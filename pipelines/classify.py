@@ -581,7 +581,7 @@ def score(
             matches = _find_terms(clause, lex)
             negated = _negated(clause, matches) if matches else set()
             for idx, (_start, end, term) in enumerate(matches):
-                if idx in negated or term in present:
+                if idx in negated or term in term_part:
                     continue
                 present.append(term)
                 term_part[term] = part
@@ -609,8 +609,7 @@ def score(
 
 def _is_location(clause: str, end: int) -> bool:
     """Whether the term ending at ``end`` is followed by a place word (公交站旁边, 电线杆上...)."""
-    follow = clause[end : end + RULES.location_span]
-    return follow.startswith(_LOCATION_WORDS)
+    return clause.startswith(_LOCATION_WORDS, end)
 
 
 def _rank_key(item: tuple[str, float]) -> tuple[float, bool, str]:
