@@ -351,3 +351,25 @@ def test_an_event_at_the_size_limit_is_taken_by_the_broker(ready: Settings, uniq
     assert producer.stats.delivered == 1 and producer.stats.failed == 0
     got = read_back(ready, starts, {event["event_id"]})
     assert event["event_id"] in {ident(v) for _t, _p, _k, v in got if v is not None}
+
+
+def test_the_contracts_producer_snippet_works_as_written(ready: Settings, unique: str) -> None:
+    """CONTRACT.md's confluent-kafka producer, run as it is (addresses and ids changed)."""
+    text = (Path(contracts.SCHEMA_DIR) / "CONTRACT.md").read_text(encoding="utf-8")
+    section = text.split("### A producer without this project's code", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    event_id = f"0b6f1c52-3d0e-4f7a-9a51-{unique[:10]}ab"
+    code = (
+        code.replace("http://127.0.0.1:8081", ready.schema_registry_url)
+        .replace("127.0.0.1:9092", ready.kafka_bootstrap)
+        .replace('Path("schemas/avro/report.avsc")', f'Path(r"{contracts.SCHEMA_DIR}/report.avsc")')
+        .replace("0b6f1c52-3d0e-4f7a-9a51-2f1c8e0d7a01", event_id)
+    )
+    starts = end_offsets(ready, contracts.REPORT)
+    exec(compile(code, "CONTRACT.md", "exec"), {})  # noqa: S102 - the documented snippet
+    rows = read_back(ready, starts, {event_id})
+    found = [r for r in rows if r[3] is not None and r[3]["event_id"] == event_id]
+    assert len(found) == 1
+    _topic, _partition, key, value = found[0]
+    assert key == "YY-20240612-000123"
+    assert value is not None and value["occurred_at"].isoformat() == "2024-06-12T00:41:27+00:00"
