@@ -50,6 +50,8 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        if self.program[0] != sys.executable:  # an installed program: its own packages only
+            env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [*self.program, "worker", "--loglevel", self.loglevel],
