@@ -16,7 +16,7 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from agents.common import DEAD_LETTER_TABLES, LostState, consume, with_clickhouse
+from agents.common import DEAD_LETTER_TABLES, LostState, consume, put_back
 from pipelines import alerts, contracts, restore
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
@@ -75,21 +75,12 @@ async def _restore(decoded: list[tuple[EventT, dict[str, Any]]]) -> None:
     the table lost (its changelog was lost, see pipelines/restore.py)."""
     lost = await _lost.lost({event.message.partition for event, _ in decoded})
     wanted = {
-        bytes(event.message.key).decode("utf-8", "replace")
+        bytes(event.message.key).decode("utf-8", "replace"): bytes(event.message.key)
         for event, record in decoded
         if event.message.partition in lost and record.get("references") and event.message.key
         and state_table.get(bytes(event.message.key)) is None
     }  # fmt: skip
-    if not wanted:
-        return
-    states = await with_clickhouse(
-        lambda client: restore.alert_states(client, settings.clickhouse_database, wanted),
-        "restoring warnings",
-    )
-    for root_id, state in states.items():
-        state_table[root_id.encode()] = state
-    if states:
-        log.info("restored %d warnings from ClickHouse", len(states))
+    await put_back(state_table, wanted, restore.alert_states, "warnings")
 
 
 @app.agent(alert_topic)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -232,6 +232,26 @@ class LostState:
                         "are restored from ClickHouse as events need them", topic, p, p,
                     )  # fmt: skip
         return {p for p in wanted if self._lost[p]}
+
+
+async def put_back(
+    table: Any,
+    wanted: Mapping[Any, bytes],
+    query: Callable[[Any, str, list[Any]], Mapping[Any, Any]],
+    what: str,
+) -> int:
+    """Restore lost table state from ClickHouse: ``query(client, database, ids)`` rebuilds
+    the states of the ids it finds (``pipelines.restore``), each is put back under the
+    table key ``wanted[id]``. Returns how many were restored."""
+    if not wanted:
+        return 0
+    db, ids = settings.clickhouse_database, list(wanted)
+    states = await with_clickhouse(lambda client: query(client, db, ids), f"restoring {what}")
+    for found, state in states.items():
+        table[wanted[found]] = state
+    if states:
+        log.info("restored %d %s from ClickHouse", len(states), what)
+    return len(states)
 
 
 async def consume(

@@ -18,7 +18,7 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from agents.app import app, settings
-from agents.common import DEAD_LETTER_TABLES, LostState, consume, with_clickhouse
+from agents.common import DEAD_LETTER_TABLES, LostState, consume, put_back
 from pipelines import alerts, contracts, forms, restore, roster
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
@@ -97,16 +97,7 @@ async def _restore(decoded: list[tuple[EventT, dict[str, Any]]]) -> None:
         respondent = forms.respondent_key(record, settings.pii_salt)
         if not respondent.startswith("anon-"):
             wanted[(str(record.get("form_id")), respondent)] = bytes(key)
-    if not wanted:
-        return
-    states = await with_clickhouse(
-        lambda client: restore.form_states(client, settings.clickhouse_database, wanted),
-        "restoring form states",
-    )
-    for pair, state in states.items():
-        latest[wanted[pair]] = state
-    if states:
-        log.info("restored %d respondents' form states from ClickHouse", len(states))
+    await put_back(latest, wanted, restore.form_states, "respondents' form states")
 
 
 @app.agent(form_topic)

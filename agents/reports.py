@@ -33,6 +33,7 @@ from agents.common import (
     dead_letter,
     decode,
     failed,
+    put_back,
     safe_mask,
     saw,
     with_clickhouse,
@@ -178,17 +179,8 @@ async def _restore_missing(decoded: list[tuple[Any, dict[str, Any], datetime]]) 
         and event.message.key == str(record.get("report_id")).encode()
         and work_orders.get(bytes(event.message.key)) is None
     }
-    if not missing:
-        return
-    states = await with_clickhouse(
-        lambda client: restore.work_orders(client, settings.clickhouse_database, sorted(missing)),
-        "restoring work orders",
-    )
-    for report_id, state in states.items():
-        work_orders[report_id.encode()] = state
-    if states:
-        log.info("restored %d work orders from ClickHouse (their table state was lost)",
-                 len(states))  # fmt: skip
+    wanted = {report_id: report_id.encode() for report_id in sorted(missing)}
+    await put_back(work_orders, wanted, restore.work_orders, "work orders")
 
 
 async def _process(events: Any) -> None:
