@@ -202,9 +202,19 @@ class LostState:
     per partition per worker process; the agent restores missing keys only there, so a
     worker whose tables recovered normally never queries ClickHouse for them."""
 
-    def __init__(self, table: Any, source_table: str) -> None:
+    def __init__(
+        self,
+        table: Any,
+        source_table: str,
+        held: Callable[[Any, str, list[int]], set[int]] | None = None,
+    ) -> None:
         self.table = table
         self.source_table = source_table  # the ClickHouse table with source_partition
+        #: (client, database, partitions) → those ClickHouse holds rows of; default: by the
+        #: source table's source_partition column
+        self.held = held or (
+            lambda c, db, ps: restore.partitions_with_rows(c, db, self.source_table, ps)
+        )
         self._lost: dict[int, bool] = {}
 
     async def lost(self, partitions: Iterable[int]) -> set[int]:
@@ -221,7 +231,7 @@ class LostState:
             if empty:
                 db = settings.clickhouse_database
                 held = await with_clickhouse(
-                    lambda c: restore.partitions_with_rows(c, db, self.source_table, empty),
+                    lambda c: self.held(c, db, empty),
                     f"checking {topic} against ClickHouse",
                 )
             for p in unknown:

@@ -301,6 +301,37 @@ async def supervise_sla() -> None:
         await app.producer.flush()  # the escalations are in the changelog before the next scan
 
 
+_index_lost = LostState(
+    open_orders, "reports", held=lambda c, db, ps: set(ps) if restore.any_reports(c, db) else set()
+)
+_index_checked: set[bytes] = set()  # 并单 keys already looked up in ClickHouse
+
+
+async def _restore_index(events: Any) -> None:
+    """Put back the 并单 index of the places this batch reports on, when the index's changelog
+    was lost (pipelines/restore.py): the first orders that occurred within the window."""
+    lost = await _index_lost.lost({event.message.partition for event in events})
+    wanted: dict[tuple[str, str], bytes] = {}
+    times = []
+    for event in events:
+        key = bytes(cast(bytes, event.key))
+        if event.message.partition not in lost or key in _index_checked or key in open_orders:
+            continue
+        order = cast(dict[str, Any], event.value)
+        wanted[(str(order["category"]["code"]), str(order["region_code"]))] = key
+        times.append(int(order["occurred_ms"]))
+    if not wanted:
+        return
+    window_ms = int(settings.duplicate_window_s * 1000)
+    since, until = min(times) - window_ms, max(times) + window_ms
+    await put_back(
+        open_orders, wanted,
+        lambda c, db, places: restore.open_orders(c, db, places, since, until),
+        "并单 index entries",
+    )  # fmt: skip
+    _index_checked.update(wanted.values())
+
+
 def _link(event: EventT) -> list[Any]:
     """Link one routed work order to the first open order at the same place, or open it."""
     order = cast(dict[str, Any], event.value)
@@ -318,6 +349,7 @@ def _link(event: EventT) -> list[Any]:
 async def link_work_orders(stream: StreamT) -> None:
     async for events in batches(stream):
         batch = Batch()
+        await _restore_index(events)
         for event in events:
             saw(batch, event)
             batch.add("reports", _link(event), source=event.message)

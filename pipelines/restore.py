@@ -177,3 +177,49 @@ def form_states(
         )
         for r in rows
     }
+
+
+def any_reports(client: Client, database: str) -> bool:
+    """Whether gov.reports holds any work order (the 并单 index's table keys are (category,
+    community), not a source partition: an empty changelog with reports in ClickHouse means
+    the index was lost)."""
+    db = check_identifier(database)
+    return bool(client.query(f"SELECT count() > 0 FROM {db}.reports").result_rows[0][0])
+
+
+def open_orders(
+    client: Client,
+    database: str,
+    places: Iterable[tuple[str, str]],
+    since_ms: int,
+    until_ms: int,
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(category_code, region_code) → the first orders (not duplicates) of that place that
+    occurred between ``since_ms`` and ``until_ms`` (epoch ms), in the shape of the 并单 index
+    (:func:`pipelines.reports.remember`: report_id, occurred_ms, lat, lon, address), oldest
+    first."""
+    pairs = sorted(set(places))
+    if len(pairs) > CHUNK:
+        out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for part in _chunks(pairs):
+            out.update(open_orders(client, database, part, since_ms, until_ms))
+        return out
+    if not pairs:
+        return {}
+    db = check_identifier(database)
+    rows = _rows(
+        client,
+        "SELECT category_code, region_code, report_id, toUnixTimestamp64Milli(occurred_at) AS ms, "
+        f"lat, lon, address FROM {db}.reports FINAL "
+        "WHERE duplicate_of = '' "
+        "AND (category_code, region_code) IN {p:Array(Tuple(String, String))} "
+        "AND toUnixTimestamp64Milli(occurred_at) BETWEEN {a:Int64} AND {b:Int64} ORDER BY ms",
+        {"p": pairs, "a": since_ms, "b": until_ms},
+    )
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        found.setdefault((str(r["category_code"]), str(r["region_code"])), []).append(
+            {"report_id": str(r["report_id"]), "occurred_ms": int(r["ms"]), "lat": r["lat"],
+             "lon": r["lon"], "address": str(r["address"])}
+        )  # fmt: skip
+    return found

@@ -216,6 +216,9 @@ def test_a_stack_restart_loses_no_rows_and_no_work_order_state(tmp_path: Path, u
                  "B's steps after the restart applied to its work order")  # fmt: skip
         closed = "SELECT state = 'closed' FROM {db}.work_orders FINAL WHERE report_id = '%s'"
         assert count(own, closed % b["report_id"]) == 1
+        # the 并单 index came back too: C (same place, category and time as A) merges with A
+        merged = "SELECT duplicate_of = '%s' FROM {db}.reports FINAL WHERE report_id = '%s'"
+        assert count(own, merged % (a["report_id"], c["report_id"])) == 1
         assert count(own, submitted) == submitted_ms  # times restored as they were
         # the resubmission counted on from the row before the restart, and replaced it
         wait_for(lambda: count(own, "SELECT max(submissions) FROM {db}.form_submissions FINAL")
