@@ -20,8 +20,9 @@ This module is the I/O half (queries); the states are rebuilt by pure functions
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
 
 from clickhouse_connect.driver.client import Client
 
@@ -55,19 +56,26 @@ def partitions_with_rows(
     return {int(row[0]) for row in found.result_rows}
 
 
-def _chunks(items: list[Any]) -> list[list[Any]]:
-    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+Query = TypeVar("Query", bound=Callable[..., dict[Any, Any]])
 
 
-def work_orders(client: Client, database: str, report_ids: Iterable[str]) -> dict[str, Any]:
+def _chunked(query: Query) -> Query:
+    """Run ``query(client, database, keys, *args)`` on the sorted distinct keys :data:`CHUNK`
+    at a time and merge what each call found (no call for no keys)."""
+
+    @functools.wraps(query)
+    def run(client: Client, database: str, keys: Iterable[Any], *args: Any) -> dict[Any, Any]:
+        items, found = sorted(set(keys)), {}
+        for start in range(0, len(items), CHUNK):
+            found.update(query(client, database, items[start : start + CHUNK], *args))
+        return found
+
+    return cast(Query, run)
+
+
+@_chunked
+def work_orders(client: Client, database: str, ids: list[str]) -> dict[str, Any]:
     """report_id → the order's state rebuilt from gov.work_orders (only ids found there)."""
-    ids = sorted(set(report_ids))
-    if len(ids) > CHUNK:
-        return {
-            k: v for part in _chunks(ids) for k, v in work_orders(client, database, part).items()
-        }
-    if not ids:
-        return {}
     db = check_identifier(database)
     columns = ", ".join(workorders.ORDER_COLUMNS)
     found = client.query(
@@ -117,15 +125,9 @@ def _rows(client: Client, sql: str, parameters: dict[str, Any]) -> list[dict[str
     return [dict(zip(found.column_names, row, strict=True)) for row in found.result_rows]
 
 
-def alert_states(client: Client, database: str, root_ids: Iterable[str]) -> dict[str, Any]:
+@_chunked
+def alert_states(client: Client, database: str, ids: list[str]) -> dict[str, Any]:
     """root_id → the warning's state rebuilt from gov.alerts (only ids found there)."""
-    ids = sorted(set(root_ids))
-    if len(ids) > CHUNK:
-        return {
-            k: v for part in _chunks(ids) for k, v in alert_states(client, database, part).items()
-        }
-    if not ids:
-        return {}
     db = check_identifier(database)
     rows = _rows(
         client,
@@ -136,18 +138,12 @@ def alert_states(client: Client, database: str, root_ids: Iterable[str]) -> dict
     return {str(r["root_id"]): alerts.state_from_row(r) for r in rows}
 
 
+@_chunked
 def form_states(
-    client: Client, database: str, keys: Iterable[tuple[str, str]]
+    client: Client, database: str, pairs: list[tuple[str, str]]
 ) -> dict[tuple[str, str], Any]:
     """(form_id, respondent_key) → the respondent's state rebuilt from gov.form_submissions,
     with their open derived alert from gov.alerts (only keys found there)."""
-    pairs = sorted(set(keys))
-    if len(pairs) > CHUNK:
-        return {
-            k: v for part in _chunks(pairs) for k, v in form_states(client, database, part).items()
-        }
-    if not pairs:
-        return {}
     db = check_identifier(database)
     rows = _rows(
         client,
@@ -187,10 +183,11 @@ def any_reports(client: Client, database: str) -> bool:
     return bool(client.query(f"SELECT count() > 0 FROM {db}.reports").result_rows[0][0])
 
 
+@_chunked
 def open_orders(
     client: Client,
     database: str,
-    places: Iterable[tuple[str, str]],
+    pairs: list[tuple[str, str]],
     since_ms: int,
     until_ms: int,
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -198,14 +195,6 @@ def open_orders(
     occurred between ``since_ms`` and ``until_ms`` (epoch ms), in the shape of the 并单 index
     (:func:`pipelines.reports.remember`: report_id, occurred_ms, lat, lon, address), oldest
     first."""
-    pairs = sorted(set(places))
-    if len(pairs) > CHUNK:
-        out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for part in _chunks(pairs):
-            out.update(open_orders(client, database, part, since_ms, until_ms))
-        return out
-    if not pairs:
-        return {}
     db = check_identifier(database)
     rows = _rows(
         client,
