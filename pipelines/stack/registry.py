@@ -3,27 +3,66 @@
 A REST subset of Confluent Schema Registry, enough for confluent-kafka's
 ``SchemaRegistryClient``, ``AvroSerializer`` and ``AvroDeserializer`` to work unchanged:
 
-========================================================  ====================================
-``POST /subjects/{s}/versions``                           register (same schema → same id)
-``POST /subjects/{s}``                                    look a schema up in a subject
-``GET /schemas/ids/{id}`` (``/versions``, ``/subjects``)  a schema by its global id
+==========================================================  ==================================
+``POST /subjects/{s}/versions``                             register (same schema → same id)
+``POST /subjects/{s}``                                      look a schema up in a subject
+``GET /schemas/ids/{id}`` (``/schema``, ``/versions``,      a schema by its global id (``/schema``:
+``/subjects``)                                              the schema text alone)
+``GET /schemas`` (``subjectPrefix``, ``deleted``,           every version's schema, by subject
+``latestOnly``, ``offset``, ``limit``)                      and version
 ``GET /schemas/guids/{guid}``, ``GET /schemas/types``
 ``GET /subjects``, ``GET /subjects/{s}/versions``
-``GET /subjects/{s}/versions/{v|latest}`` (``/schema``)
+``GET /subjects/{s}/versions/{v|latest}`` (``/schema``,
+``/referencedby``)
 ``DELETE /subjects/{s}``, ``DELETE /subjects/{s}/versions/{v}``  soft, or ``?permanent=true``
-``POST /compatibility/subjects/{s}/versions[/{v}]``       ``{"is_compatible": …}``
+``POST /compatibility/subjects/{s}/versions[/{v}]``         ``{"is_compatible": …}``
 ``GET|PUT|DELETE /config``, ``GET|PUT|DELETE /config/{s}``
-``GET /mode``, ``GET /``
-========================================================  ====================================
+``GET|PUT|DELETE /mode``, ``GET|PUT|DELETE /mode/{s}``
+``GET /contexts`` (``["."]``), ``GET /v1/metadata/id``, ``GET /``
+==========================================================  ==================================
 
-Only ``AVRO`` schemas without references are accepted. Two texts are the same schema when
-their canonical forms are equal, as in Confluent (``registry_compat.canonical_form``: key
-order and whitespace do not matter, a doc or a default does).
+Schema types: only ``AVRO``, as a Confluent registry whose JSON Schema and Protobuf
+providers are not loaded. A ``schemaType`` other than ``AVRO`` is answered as that registry
+answers it (``KafkaSchemaRegistry.loadSchema`` finds no provider): 422 with error code 42201
+and the message ``Invalid schema type JSON`` (or ``PROTOBUF``, …: the type as sent), on
+register, lookup and the compatibility check alike; ``GET /schemas/types`` is ``["AVRO"]``.
+Two texts are the same schema when their canonical forms (and references) are equal, as in
+Confluent (``registry_compat.canonical_form``: key order and whitespace do not matter, a doc
+or a default does).
+
+Schema references (``"references": [{"name", "subject", "version"}]``, version ``-1``
+meaning the latest) name versions registered under other subjects; they are resolved as
+Confluent's ``AvroSchemaProvider`` does: the referenced schemas (and theirs, each name once)
+are parsed first with the same parser, so the schema may use their named types, for
+validation and for compatibility checks. The references are stored with their resolved
+versions, returned in ``GET`` answers, and listed by ``/referencedby``; a referenced version
+cannot be deleted (422 / 42206) while a live version refers to it.
+
+Modes: ``READWRITE`` (default), ``READONLY`` (and ``READONLY_OVERRIDE``): registering a new
+schema and deleting are refused with 422 / 42205 (registering a schema the subject already
+has still answers its id, as in Confluent); ``IMPORT``: a register request must carry the
+``id`` (and may carry the ``version``) to give it, no compatibility check is made, and
+switching to ``IMPORT`` while live subjects exist needs ``?force=true`` (42205 otherwise).
+An ``id`` outside ``IMPORT`` mode is refused with 42205; in ``IMPORT`` a ``version`` the
+subject already has with another id is refused with 42205 (Confluent would overwrite it).
+Configs: ``compatibility`` (or ``compatibilityLevel``) and the other fields of Confluent's
+``ConfigUpdateRequest`` (``compatibilityGroup``, ``alias``, ``normalize``,
+``validateFields``, ``validateRules``, ``defaultMetadata``, ``overrideMetadata``,
+``defaultRuleSet``, ``overrideRuleSet``), each optional: a ``PUT`` echoes what it set,
+``GET`` answers them with ``compatibilityLevel``. They are stored and answered only: schema
+metadata and rule sets are not supported, so ``compatibilityGroup`` puts every version in
+one group (what Confluent does for versions without metadata) and the others have no effect.
+
+An unknown path answers 404 ``{"error_code": 404, "message": "HTTP 404 Not Found"}`` and
+a method a path does not take 405 / 405, whatever the method, as Confluent's Jersey does;
+even errors raised by the HTTP layer (a malformed request line, 501) are JSON.
 
 Limits, each answered as a Confluent-style ``{"error_code", "message"}``: a body over
 :data:`MAX_BODY_BYTES` is refused with 413 from its ``Content-Length`` before it is read; a
 schema over :data:`MAX_SCHEMA_BYTES` with 422 / 42209; malformed or too deeply nested JSON
 with 400; a schema nested over 100 levels or holding a lone surrogate with 422 / 42201.
+Not supported: contexts other than the default ``.``, schema metadata and rule sets,
+``normalize``, ``format``, ``/schemas/ids/{id}`` ``fetchMaxId``, tags, exporters, DEKs.
 
 State lives under ``Settings().data_dir / "registry"``: a snapshot plus an append-only
 journal (:class:`RegistryStore`), so ids and versions survive a restart and a kill, and a
@@ -47,7 +86,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -184,12 +223,62 @@ class Version:
     deleted: bool = False
 
 
+def not_permitted(message: str) -> RegistryError:
+    return RegistryError(422, 42205, message)
+
+
+MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
+READ_ONLY_MODES = frozenset({"READONLY", "READONLY_OVERRIDE"})
+
+# ConfigUpdateRequest's fields besides the compatibility level, with their JSON types
+CONFIG_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "alias": str,
+    "normalize": bool,
+    "validateFields": bool,
+    "validateRules": bool,
+    "compatibilityGroup": str,
+    "defaultMetadata": dict,
+    "overrideMetadata": dict,
+    "defaultRuleSet": dict,
+    "overrideRuleSet": dict,
+}
+
+
+def _reference(value: Any) -> dict[str, Any]:
+    """A schema reference of a request body: ``{"name", "subject", "version"}``."""
+    if isinstance(value, dict):
+        name, subject, version = value.get("name"), value.get("subject"), value.get("version")
+        if (
+            isinstance(name, str)
+            and name
+            and isinstance(subject, str)
+            and subject
+            and isinstance(version, int)
+            and not isinstance(version, bool)
+            and (version == -1 or 1 <= version <= MAX_VERSION)
+        ):
+            return {"name": name, "subject": subject, "version": version}
+    raise invalid_schema(f"Invalid schema: Invalid reference: {json.dumps(value)[:200]}")
+
+
+def _optional_int(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RegistryError(422, 422, f"Invalid {key}: {json.dumps(value)[:40]}")
+    return value
+
+
 @dataclass(frozen=True)
 class SchemaRequest:
-    """The body of a register / lookup / compatibility request."""
+    """The body of a register / lookup / compatibility request. ``references`` as sent
+    (version -1: the latest); ``schema_id`` and ``version`` only for IMPORT mode."""
 
     text: str
-    schema_type: str = "AVRO"
+    references: tuple[dict[str, Any], ...] = ()
+    schema_id: int | None = None
+    version: int | None = None
 
     @classmethod
     def from_body(cls, body: Any) -> SchemaRequest:
@@ -198,20 +287,44 @@ class SchemaRequest:
         text = body.get("schema")
         if not isinstance(text, str) or not text.strip():
             raise invalid_schema("Invalid schema: the body needs a non-empty 'schema' string")
-        schema_type = body.get("schemaType") or "AVRO"
-        if not isinstance(schema_type, str) or schema_type.upper() != "AVRO":
-            raise invalid_schema(
-                f"Invalid schema type {schema_type!r}: this registry supports AVRO only"
-            )
-        if body.get("references"):
-            raise invalid_schema("Invalid schema: schema references are not supported")
-        return cls(text, "AVRO")
+        schema_type = body.get("schemaType")
+        if schema_type is not None and schema_type != "AVRO":
+            # Confluent with no provider loaded for the type (KafkaSchemaRegistry.loadSchema)
+            shown = schema_type if isinstance(schema_type, str) else json.dumps(schema_type)
+            raise invalid_schema(f"Invalid schema type {shown}")
+        references = body.get("references") or []
+        if not isinstance(references, list):
+            raise invalid_schema("Invalid schema: 'references' must be a list")
+        schema_id = _optional_int(body, "id")
+        version = _optional_int(body, "version")
+        return cls(
+            text,
+            tuple(_reference(r) for r in references),
+            None if schema_id is None or schema_id < 0 else schema_id,
+            version or None,
+        )
 
-    def parse(self) -> AvroSchema:
+    def parse(self, referenced: list[str] | None = None) -> AvroSchema:
+        """The parsed schema; ``referenced``: the texts its references resolve to."""
         try:
-            return parse_avro(self.text)
+            return parse_avro(self.text, referenced or [])
         except InvalidSchemaError as exc:
             raise invalid_schema(str(exc)) from exc
+
+
+def _identity(text: str, references: list[dict[str, Any]]) -> str:
+    """What makes two registered schemas the same (one id): the canonical text and the
+    resolved references, in order (Confluent hashes both)."""
+    if not references:
+        return text
+    return text + "\n" + json.dumps(references, separators=(",", ":"), ensure_ascii=False)
+
+
+def _schema_record(text: str, guid: str, references: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {"schema": text, "guid": guid}
+    if references:
+        record["references"] = [dict(r) for r in references]
+    return record
 
 
 def _canonical_or_same(text: str) -> str:
@@ -278,11 +391,16 @@ class RegistryStore:
         self.journal_path = directory / JOURNAL_FILE
         self._lock = threading.RLock()
         self._next_id = 1
-        self._schemas: dict[int, dict[str, str]] = {}  # id -> {"schema", "guid"}
-        self._ids_by_text: dict[str, int] = {}  # canonical text -> first id given to it
+        # id -> {"schema", "guid"[, "references"]}
+        self._schemas: dict[int, dict[str, Any]] = {}
+        self._ids_by_text: dict[str, int] = {}  # _identity(text, refs) -> first id given to it
         self._subjects: dict[str, list[Version]] = {}
         self._global_level = DEFAULT_LEVEL
         self._subject_levels: dict[str, CompatibilityLevel] = {}
+        self._global_fields: dict[str, Any] = {}  # CONFIG_FIELDS set globally
+        self._subject_fields: dict[str, dict[str, Any]] = {}
+        self._global_mode = "READWRITE"
+        self._subject_modes: dict[str, str] = {}
         self._parsed: dict[int, AvroSchema] = {}
         self._seq = 0  # last change applied
         self._snapshot_bytes = 0
@@ -312,6 +430,12 @@ class RegistryStore:
             "config": {
                 "global": self._global_level.value,
                 "subjects": {s: lv.value for s, lv in sorted(self._subject_levels.items())},
+                "global_fields": self._global_fields,
+                "subject_fields": dict(sorted(self._subject_fields.items())),
+            },
+            "mode": {
+                "global": self._global_mode,
+                "subjects": dict(sorted(self._subject_modes.items())),
             },
         }
 
@@ -319,7 +443,7 @@ class RegistryStore:
         self._seq = int(state.get("journal_seq", 0))
         self._next_id = int(state["next_id"])
         self._schemas = {
-            int(i): {"schema": str(s["schema"]), "guid": str(s["guid"])}
+            int(i): _schema_record(str(s["schema"]), str(s["guid"]), s.get("references"))
             for i, s in state["schemas"].items()
         }
         if state["format"] == 1:  # texts as sent (whitespace-free): make them canonical
@@ -327,7 +451,7 @@ class RegistryStore:
                 schema["schema"] = _canonical_or_same(schema["schema"])
         self._ids_by_text = {}
         for i in sorted(self._schemas):
-            self._ids_by_text.setdefault(self._schemas[i]["schema"], i)
+            self._ids_by_text.setdefault(self._identity_of(i), i)
         self._subjects = {
             name: [Version(int(v["version"]), int(v["id"]), bool(v["deleted"])) for v in versions]
             for name, versions in state["subjects"].items()
@@ -337,6 +461,11 @@ class RegistryStore:
         self._subject_levels = {
             s: CompatibilityLevel(lv) for s, lv in config.get("subjects", {}).items()
         }
+        self._global_fields = dict(config.get("global_fields", {}))
+        self._subject_fields = {s: dict(f) for s, f in config.get("subject_fields", {}).items()}
+        mode = state.get("mode", {})
+        self._global_mode = str(mode.get("global", "READWRITE"))
+        self._subject_modes = {s: str(m) for s, m in mode.get("subjects", {}).items()}
 
     def _load(self) -> None:
         for stray in self.directory.glob(f".{STATE_FILE}.*.tmp"):  # a compaction cut short
@@ -406,16 +535,21 @@ class RegistryStore:
             kind = op["op"]
             if kind == "schema":
                 schema_id = int(op["id"])
-                self._schemas[schema_id] = {"schema": str(op["schema"]), "guid": str(op["guid"])}
-                self._ids_by_text.setdefault(str(op["schema"]), schema_id)
+                self._schemas[schema_id] = _schema_record(
+                    str(op["schema"]), str(op["guid"]), op.get("references")
+                )
+                self._ids_by_text.setdefault(self._identity_of(schema_id), schema_id)
                 self._next_id = max(self._next_id, schema_id + 1)
             elif kind == "version":
                 versions = self._subjects.setdefault(str(op["subject"]), [])
                 versions.append(Version(int(op["version"]), int(op["id"])))
+                if len(versions) > 1 and versions[-2].version > versions[-1].version:
+                    versions.sort(key=lambda v: v.version)  # imported out of order
             elif kind == "delete":
                 subject, numbers = str(op["subject"]), {int(n) for n in op["versions"]}
                 versions = self._subjects.get(subject, [])
                 if op["permanent"]:
+                    self._parsed.clear()  # a version number may come back with another schema
                     versions[:] = [v for v in versions if v.version not in numbers]
                     if not versions:
                         self._subjects.pop(subject, None)
@@ -431,6 +565,21 @@ class RegistryStore:
                     self._subject_levels.pop(str(op["subject"]), None)
                 else:
                     self._subject_levels[str(op["subject"])] = level
+            elif kind == "config_fields":
+                fields = dict(op["fields"] or {})
+                if op["subject"] is None:
+                    self._global_fields = fields
+                elif fields:
+                    self._subject_fields[str(op["subject"])] = fields
+                else:
+                    self._subject_fields.pop(str(op["subject"]), None)
+            elif kind == "mode":
+                if op["subject"] is None:
+                    self._global_mode = str(op["mode"] or "READWRITE")
+                elif op["mode"] is None:
+                    self._subject_modes.pop(str(op["subject"]), None)
+                else:
+                    self._subject_modes[str(op["subject"])] = str(op["mode"])
             else:
                 raise ValueError(f"unknown change {kind!r}")
 
@@ -507,10 +656,68 @@ class RegistryStore:
 
     # helpers ----------------------------------------------------------------------------
 
+    def _identity_of(self, schema_id: int) -> str:
+        record = self._schemas[schema_id]
+        return _identity(record["schema"], record.get("references", []))
+
+    def _find_version(self, subject: str, number: int | None, *, deleted: bool) -> Version | None:
+        """A version of the subject (None: the latest live one), or None."""
+        versions = [v for v in self._subjects.get(subject, []) if deleted or not v.deleted]
+        if number is None:
+            live = [v for v in versions if not v.deleted]
+            return live[-1] if live else None
+        return next((v for v in versions if v.version == number), None)
+
+    def _resolve(
+        self, references: Sequence[dict[str, Any]], *, deleted: bool
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """``(references with resolved versions, texts of the schemas they bring in)``: the
+        texts in dependency order (each after the ones it refers to), each name once, as
+        Confluent's ``AbstractSchemaProvider.resolveReferences``. A version of -1 is the
+        latest; ``deleted``: soft-deleted versions may be referred to (stored schemas).
+        Raises 422 / 42201 when a reference is not found."""
+        resolved: list[dict[str, Any]] = []
+        texts: list[str] = []
+        seen: set[str] = set()
+        # depth-first, post-order, without recursion: (reference, schema id once expanded)
+        stack: list[tuple[dict[str, Any], int | None, bool]] = [
+            (ref, None, True) for ref in reversed(references)
+        ]
+        while stack:
+            ref, expanded, top = stack.pop()
+            if expanded is not None:
+                texts.append(self._schemas[expanded]["schema"])
+                continue
+            version = ref["version"]
+            found = self._find_version(
+                ref["subject"], None if version == -1 else version, deleted=deleted or not top
+            )
+            if found is None:
+                raise invalid_schema(
+                    f'Invalid schema: No schema reference found for subject "{ref["subject"]}" '
+                    f"and version {version}"
+                )
+            if top:
+                resolved.append({**ref, "version": found.version})
+            if ref["name"] in seen:
+                continue
+            seen.add(ref["name"])
+            stack.append((ref, found.schema_id, top))
+            nested = self._schemas[found.schema_id].get("references", [])
+            stack.extend((r, None, False) for r in reversed(nested))
+        return resolved, texts
+
+    def _parse(self, request: SchemaRequest) -> tuple[AvroSchema, list[dict[str, Any]]]:
+        """Parse a request's schema with its references resolved (live versions only)."""
+        references, texts = self._resolve(request.references, deleted=False)
+        return request.parse(texts), references
+
     def _parsed_schema(self, schema_id: int) -> AvroSchema:
         parsed = self._parsed.get(schema_id)
         if parsed is None:
-            parsed = parse_avro(self._schemas[schema_id]["schema"])
+            record = self._schemas[schema_id]
+            _, texts = self._resolve(record.get("references", []), deleted=True)
+            parsed = parse_avro(record["schema"], texts)
             self._parsed[schema_id] = parsed
         return parsed
 
@@ -533,16 +740,42 @@ class RegistryStore:
 
     def _registered(self, subject: str, v: Version) -> dict[str, Any]:
         schema = self._schemas[v.schema_id]
-        return {
+        answer = {
             "subject": subject,
             "version": v.version,
             "id": v.schema_id,
             "guid": schema["guid"],
-            "schema": schema["schema"],
         }
+        if schema.get("references"):
+            answer["references"] = [dict(r) for r in schema["references"]]
+        answer["schema"] = schema["schema"]
+        return answer
 
     def _referenced(self, schema_id: int) -> bool:
         return any(v.schema_id == schema_id for vs in self._subjects.values() for v in vs)
+
+    def _referrers(self, subject: str, number: int) -> list[int]:
+        """Ids of the schemas with a live version that refer to ``subject`` ``number``."""
+        live = {v.schema_id for vs in self._subjects.values() for v in vs if not v.deleted}
+        return sorted(
+            schema_id
+            for schema_id, record in self._schemas.items()
+            if schema_id in live
+            and any(
+                r["subject"] == subject and r["version"] == number
+                for r in record.get("references", [])
+            )
+        )
+
+    def _check_unreferenced(self, subject: str, numbers: Sequence[int]) -> None:
+        for number in numbers:
+            if self._referrers(subject, number):
+                raise RegistryError(
+                    422,
+                    42206,
+                    "One or more references exist to the schema "
+                    f"{{magic=1,keytype=SCHEMA,subject={subject},version={number}}}.",
+                )
 
     def level(self, subject: str | None) -> CompatibilityLevel:
         """The compatibility level in force for ``subject`` (its own, else the global one)."""
@@ -551,60 +784,124 @@ class RegistryStore:
                 return self._subject_levels[subject]
             return self._global_level
 
+    def mode(self, subject: str | None) -> str:
+        """The mode in force for ``subject`` (its own, else the global one)."""
+        with self._lock:
+            if subject is not None and subject in self._subject_modes:
+                return self._subject_modes[subject]
+            return self._global_mode
+
+    def _check_writable(self, subject: str) -> None:
+        if self.mode(subject) in READ_ONLY_MODES:
+            raise not_permitted(f"Subject {subject} is in read-only mode")
+
+    def _forget_settings(self, subject: str) -> list[dict[str, Any]]:
+        """Ops dropping a subject's own config and mode (when its last version goes)."""
+        ops: list[dict[str, Any]] = []
+        if subject in self._subject_levels:
+            ops.append({"op": "config", "subject": subject, "level": None})
+        if subject in self._subject_fields:
+            ops.append({"op": "config_fields", "subject": subject, "fields": None})
+        if subject in self._subject_modes:
+            ops.append({"op": "mode", "subject": subject, "mode": None})
+        return ops
+
     # schemas ----------------------------------------------------------------------------
 
     def register(self, subject: str, request: SchemaRequest) -> dict[str, Any]:
         """Register ``request`` under ``subject``: ``{"id", "guid"}``. A schema whose
-        canonical text (:func:`canonical_form`) a live version of the subject has already
-        answers that version's id; one known in another subject reuses its global id.
-        Raises 409 when incompatible under the subject's level, 422 when invalid or larger
-        than :data:`MAX_SCHEMA_BYTES` (42209), 500 when the store cannot be written."""
-        schema = request.parse()
-        size = len(schema.canonical.encode("utf-8"))
-        if size > MAX_SCHEMA_BYTES:
-            raise RegistryError(
-                422,
-                42209,
-                f"Write failed because schema is too large ({size:,} bytes, at most "
-                f"{MAX_SCHEMA_BYTES:,})",
-            )
+        canonical text (:func:`canonical_form`) and references a live version of the subject
+        has already answers that version's id, whatever the mode; one known in another
+        subject reuses its global id. Raises 409 when incompatible under the subject's
+        level, 422 when invalid, larger than :data:`MAX_SCHEMA_BYTES` (42209) or not
+        permitted by the mode (42205), 500 when the store cannot be written."""
         with self._lock:
+            schema, references = self._parse(request)
+            size = len(schema.canonical.encode("utf-8"))
+            if size > MAX_SCHEMA_BYTES:
+                raise RegistryError(
+                    422,
+                    42209,
+                    f"Write failed because schema is too large ({size:,} bytes, at most "
+                    f"{MAX_SCHEMA_BYTES:,})",
+                )
+            identity = _identity(schema.canonical, references)
             live = [v for v in self._subjects.get(subject, []) if not v.deleted]
             for v in live:
-                if self._schemas[v.schema_id]["schema"] == schema.canonical:
+                if self._identity_of(v.schema_id) == identity and request.schema_id in (
+                    None,
+                    v.schema_id,
+                ):
                     return {"id": v.schema_id, "guid": self._schemas[v.schema_id]["guid"]}
-            level = self.level(subject)
-            previous = [self._parsed_schema(v.schema_id) for v in live]
-            problems = compatibility_errors(schema, previous, level)
-            if problems:
-                raise RegistryError(
-                    409,
-                    409,
-                    "Schema being registered is incompatible with an earlier schema for "
-                    f'subject "{subject}", details: [{"; ".join(problems)}] '
-                    f"(compatibility {level.value})",
-                )
-            ops: list[dict[str, Any]] = []
-            schema_id = self._ids_by_text.get(schema.canonical)
-            if schema_id is None:
-                schema_id = self._next_id
-                guid = str(uuid.uuid4())
-                ops.append(
-                    {"op": "schema", "id": schema_id, "schema": schema.canonical, "guid": guid}
-                )
+            mode = self.mode(subject)
+            self._check_writable(subject)
+            if request.schema_id is not None and mode != "IMPORT":
+                raise not_permitted(f"Subject {subject} is not in import mode")
+            if request.schema_id is None and mode != "READWRITE":
+                raise not_permitted(f"Subject {subject} is not in read-write mode")
             versions = self._subjects.get(subject, [])
             number = max((v.version for v in versions), default=0) + 1
+            if mode == "IMPORT":
+                schema_id, guid, number = self._import_target(subject, request, identity, number)
+            else:
+                if request.version is not None and request.version != number:
+                    raise invalid_schema("Version is not one more than previous version")
+                level = self.level(subject)
+                previous = [self._parsed_schema(v.schema_id) for v in live]
+                problems = compatibility_errors(schema, previous, level)
+                if problems:
+                    raise RegistryError(
+                        409,
+                        409,
+                        "Schema being registered is incompatible with an earlier schema for "
+                        f'subject "{subject}", details: [{"; ".join(problems)}] '
+                        f"(compatibility {level.value})",
+                    )
+                known = self._ids_by_text.get(identity)
+                schema_id = self._next_id if known is None else known
+                guid = None if known is None else self._schemas[known]["guid"]
+            ops: list[dict[str, Any]] = []
+            if guid is None:
+                guid = str(uuid.uuid4())
+                op = {"op": "schema", "id": schema_id, "schema": schema.canonical, "guid": guid}
+                if references:
+                    op["references"] = references
+                ops.append(op)
             ops.append({"op": "version", "subject": subject, "version": number, "id": schema_id})
             self._commit(ops)
             self._parsed.setdefault(schema_id, schema)
             log.info("registered %s version %d as id %d", subject, number, schema_id)
-            return {"id": schema_id, "guid": self._schemas[schema_id]["guid"]}
+            return {"id": schema_id, "guid": guid}
+
+    def _import_target(
+        self, subject: str, request: SchemaRequest, identity: str, number: int
+    ) -> tuple[int, str | None, int]:
+        """``(id, guid or None when new, version)`` of a registration in IMPORT mode."""
+        schema_id = request.schema_id
+        if schema_id is None:  # checked by the caller
+            raise not_permitted(f"Subject {subject} is not in read-write mode")
+        guid = None
+        if schema_id in self._schemas:
+            if self._identity_of(schema_id) != identity:
+                raise not_permitted(f"Overwrite new schema with id {schema_id} is not permitted.")
+            guid = self._schemas[schema_id]["guid"]
+        if request.version is not None:
+            if not 1 <= request.version <= MAX_VERSION:
+                raise invalid_version(str(request.version))
+            if any(v.version == request.version for v in self._subjects.get(subject, [])):
+                raise not_permitted(
+                    f"Subject {subject} already has version {request.version}: this registry "
+                    "does not overwrite a version in IMPORT mode"
+                )
+            number = request.version
+        return schema_id, guid, number
 
     def lookup(self, subject: str, request: SchemaRequest, *, deleted: bool) -> dict[str, Any]:
-        schema = request.parse()
         with self._lock:
+            schema, references = self._parse(request)
+            identity = _identity(schema.canonical, references)
             for v in reversed(self._versions(subject, deleted=deleted)):
-                if self._schemas[v.schema_id]["schema"] == schema.canonical:
+                if self._identity_of(v.schema_id) == identity:
                     return self._registered(subject, v)
             raise schema_not_found()
 
@@ -613,13 +910,16 @@ class RegistryStore:
             if schema_id not in self._schemas or not self._referenced(schema_id):
                 raise schema_not_found(schema_id)
             schema = self._schemas[schema_id]
-            return {"schema": schema["schema"], "guid": schema["guid"]}
+            answer: dict[str, Any] = {"schema": schema["schema"], "guid": schema["guid"]}
+            if schema.get("references"):
+                answer["references"] = [dict(r) for r in schema["references"]]
+            return answer
 
     def schema_by_guid(self, guid: str) -> dict[str, Any]:
         with self._lock:
             for schema_id, schema in self._schemas.items():
                 if schema["guid"] == guid and self._referenced(schema_id):
-                    return {"schema": schema["schema"], "id": schema_id, "guid": guid}
+                    return {**self.schema_by_id(schema_id), "id": schema_id}
             raise schema_not_found(guid)
 
     def id_versions(self, schema_id: int, *, deleted: bool) -> list[dict[str, Any]]:
@@ -631,6 +931,21 @@ class RegistryStore:
                 for v in versions
                 if v.schema_id == schema_id and (deleted or not v.deleted)
             ]
+
+    def all_schemas(self, *, prefix: str, deleted: bool, latest_only: bool) -> list[dict[str, Any]]:
+        """``GET /schemas``: every version of the subjects starting with ``prefix`` (live
+        only unless ``deleted``; the last of each subject when ``latest_only``), by subject
+        then version."""
+        with self._lock:
+            answer: list[dict[str, Any]] = []
+            for subject, versions in sorted(self._subjects.items()):
+                if not subject.startswith(prefix):
+                    continue
+                shown = [v for v in versions if deleted or not v.deleted]
+                if latest_only:
+                    shown = shown[-1:]
+                answer.extend(self._registered(subject, v) for v in shown)
+            return answer
 
     # subjects ---------------------------------------------------------------------------
 
@@ -655,20 +970,25 @@ class RegistryStore:
             return self._registered(subject, self._version(subject, spec, deleted=deleted))
 
     def referenced_by(self, subject: str, spec: str) -> list[int]:
-        """Ids of schemas referring to a version: none, as references are not supported."""
+        """Ids of the schemas (with a live version) whose references name this version."""
         with self._lock:
-            self._version(subject, spec, deleted=True)
-            return []
+            latest = parse_version(spec) is None
+            v = self._version(subject, spec, deleted=not latest)
+            return self._referrers(subject, v.version)
 
     def delete_subject(self, subject: str, *, permanent: bool) -> list[int]:
         """Soft-delete a subject's live versions, or (``permanent``) drop a subject whose
-        versions are all soft-deleted; the numbers deleted. Its own compatibility level goes
-        with it. 404 40401 / 40404 / 40405 as Confluent."""
+        versions are all soft-deleted; the numbers deleted. Its own compatibility level,
+        config and mode go with it. 404 40401 / 40404 / 40405, 422 42205 / 42206 as
+        Confluent."""
         with self._lock:
+            self._check_writable(subject)
             versions = self._subjects.get(subject)
             if not versions:
                 raise subject_not_found(subject)
             live = [v for v in versions if not v.deleted]
+            numbers = [v.version for v in (versions if permanent else live)]
+            self._check_unreferenced(subject, numbers)
             if permanent and live:
                 raise RegistryError(
                     404,
@@ -682,22 +1002,22 @@ class RegistryStore:
                     f"Subject '{subject}' was soft deleted.Set permanent=true to delete "
                     "permanently",
                 )
-            numbers = [v.version for v in (versions if permanent else live)]
             ops: list[dict[str, Any]] = [
                 {"op": "delete", "subject": subject, "versions": numbers, "permanent": permanent}
             ]
-            if subject in self._subject_levels:
-                ops.append({"op": "config", "subject": subject, "level": None})
-            self._commit(ops)
+            self._commit(ops + self._forget_settings(subject))
             return numbers
 
     def delete_version(self, subject: str, spec: str, *, permanent: bool) -> int:
         """Soft-delete one version, or (``permanent``) drop a soft-deleted one; its number.
-        404 40401 / 40402 / 40406 / 40407, 422 42202 as Confluent."""
+        The subject's own config and mode go with its last live version. 404 40401 / 40402
+        / 40406 / 40407, 422 42202 / 42205 / 42206 as Confluent."""
         with self._lock:
+            self._check_writable(subject)
             v = self._version(subject, spec, deleted=True)
             if spec in ("latest", "-1") and not permanent:
                 v = self._version(subject, spec)
+            self._check_unreferenced(subject, [v.version])
             if permanent and not v.deleted:
                 raise RegistryError(
                     404,
@@ -712,16 +1032,20 @@ class RegistryStore:
                     f"Subject '{subject}' Version {v.version} was soft deleted.Set "
                     "permanent=true to delete permanently",
                 )
-            self._commit(
-                [
-                    {
-                        "op": "delete",
-                        "subject": subject,
-                        "versions": [v.version],
-                        "permanent": permanent,
-                    }
-                ]
+            ops: list[dict[str, Any]] = [
+                {
+                    "op": "delete",
+                    "subject": subject,
+                    "versions": [v.version],
+                    "permanent": permanent,
+                }
+            ]
+            others_live = any(
+                not o.deleted and o.version != v.version for o in self._subjects[subject]
             )
+            if not permanent and not others_live:
+                ops += self._forget_settings(subject)
+            self._commit(ops)
             return v.version
 
     # compatibility ----------------------------------------------------------------------
@@ -731,8 +1055,8 @@ class RegistryStore:
     ) -> list[str]:
         """Messages of the broken rules (empty: compatible). ``spec`` None: every version
         the subject's level looks at; otherwise against that one version."""
-        schema = request.parse()
         with self._lock:
+            schema, _ = self._parse(request)
             level = self.level(subject)
             if spec is None:
                 live = [v for v in self._subjects.get(subject, []) if not v.deleted]
@@ -741,29 +1065,93 @@ class RegistryStore:
             previous = [self._parsed_schema(v.schema_id) for v in live]
             return compatibility_errors(schema, previous, level)
 
-    def get_config(self, subject: str | None, *, default_to_global: bool) -> CompatibilityLevel:
+    # config -----------------------------------------------------------------------------
+
+    def get_config(self, subject: str | None, *, default_to_global: bool) -> dict[str, Any]:
+        """``{"compatibilityLevel", <other fields set>}`` of the global config or a subject's
+        own (with ``default_to_global``: the global one when it has none; otherwise 404
+        40408)."""
         with self._lock:
-            if subject is None or default_to_global:
-                return self.level(subject)
-            if subject not in self._subject_levels:
+            own = subject is not None and (
+                subject in self._subject_levels or subject in self._subject_fields
+            )
+            if subject is None or (default_to_global and not own):
+                return {"compatibilityLevel": self._global_level.value, **self._global_fields}
+            if not own:
                 raise RegistryError(
                     404,
                     40408,
                     f"Subject '{subject}' does not have subject-level compatibility configured",
                 )
-            return self._subject_levels[subject]
+            answer: dict[str, Any] = {}
+            if subject in self._subject_levels:
+                answer["compatibilityLevel"] = self._subject_levels[subject].value
+            return {**answer, **self._subject_fields.get(subject, {})}
 
-    def set_config(self, subject: str | None, level: CompatibilityLevel) -> None:
-        """Set the global level (``subject`` None) or a subject's own."""
+    def set_config(
+        self,
+        subject: str | None,
+        level: CompatibilityLevel | None,
+        fields: dict[str, Any] | None = None,
+    ) -> None:
+        """Set the global config (``subject`` None) or a subject's own: the level when given
+        and the :data:`CONFIG_FIELDS` given, the others left as they are."""
         with self._lock:
-            self._commit([{"op": "config", "subject": subject, "level": level.value}])
+            ops: list[dict[str, Any]] = []
+            if level is not None:
+                ops.append({"op": "config", "subject": subject, "level": level.value})
+            if fields:
+                old = self._global_fields if subject is None else self._subject_fields.get(subject)
+                merged = {**(old or {}), **fields}
+                ops.append({"op": "config_fields", "subject": subject, "fields": merged})
+            if ops:
+                self._commit(ops)
 
-    def delete_config(self, subject: str | None) -> CompatibilityLevel:
-        """Reset the global level to the default, or drop a subject's own (404 40408 when
-        it has none); the level it had."""
+    def delete_config(self, subject: str | None) -> dict[str, Any]:
+        """Reset the global config to the default, or drop a subject's own (404 40408 when
+        it has none); the config it had."""
         with self._lock:
             old = self.get_config(subject, default_to_global=False)
-            self._commit([{"op": "config", "subject": subject, "level": None}])
+            self._commit(
+                [
+                    {"op": "config", "subject": subject, "level": None},
+                    {"op": "config_fields", "subject": subject, "fields": None},
+                ]
+            )
+            return old
+
+    # mode -------------------------------------------------------------------------------
+
+    def get_mode(self, subject: str | None, *, default_to_global: bool) -> str:
+        with self._lock:
+            if subject is None or default_to_global or subject in self._subject_modes:
+                return self.mode(subject)
+            raise RegistryError(
+                404, 40409, f"Subject '{subject}' does not have subject-level mode configured"
+            )
+
+    def set_mode(self, subject: str | None, mode: str, *, force: bool) -> None:
+        """Set the global mode or a subject's own. Switching to IMPORT needs no live subject
+        in its scope, unless ``force`` (42205 otherwise)."""
+        with self._lock:
+            if mode == "IMPORT" and self.mode(subject) != "IMPORT" and not force:
+                scope = (
+                    self._subjects
+                    if subject is None
+                    else {subject: self._subjects.get(subject, [])}
+                )
+                if any(not v.deleted for versions in scope.values() for v in versions):
+                    raise not_permitted("Cannot import since found existing subjects")
+            self._commit([{"op": "mode", "subject": subject, "mode": mode}])
+
+    def delete_mode(self, subject: str | None) -> str:
+        """Reset the global mode to READWRITE or drop a subject's own (404 40401 when it has
+        none, as Confluent); the mode it had."""
+        with self._lock:
+            if subject is not None and subject not in self._subject_modes:
+                raise subject_not_found(subject)
+            old = self.mode(subject)
+            self._commit([{"op": "mode", "subject": subject, "mode": None}])
             return old
 
 
@@ -803,10 +1191,13 @@ def route(store: RegistryStore, req: Request) -> Any:
             return _only(
                 m,
                 "GET",
-                lambda: store.subjects(
-                    deleted=req.flag("deleted"),
-                    deleted_only=req.flag("deleted_only"),
-                    prefix=req.param("subjectPrefix"),
+                lambda: _page(
+                    req,
+                    store.subjects(
+                        deleted=req.flag("deleted"),
+                        deleted_only=req.flag("deleted_only"),
+                        prefix=req.param("subjectPrefix"),
+                    ),
                 ),
             )
         subject = p[1]
@@ -853,6 +1244,8 @@ def route(store: RegistryStore, req: Request) -> Any:
             if n == 5 and p[4] == "referencedby":
                 return _only(m, "GET", lambda: store.referenced_by(subject, spec))
     elif head == "schemas":
+        if n == 1:
+            return _only(m, "GET", lambda: _page(req, _all_schemas(store, req)))
         if n == 2 and p[1] == "types":
             return _only(m, "GET", lambda: ["AVRO"])
         if n == 3 and p[1] == "ids":
@@ -863,6 +1256,8 @@ def route(store: RegistryStore, req: Request) -> Any:
             return _only(
                 m, "GET", lambda: store.id_versions(_int_id(p[2]), deleted=req.flag("deleted"))
             )
+        if n == 4 and p[1] == "ids" and p[3] == "schema":
+            return _only(m, "GET", lambda: json.loads(store.schema_by_id(_int_id(p[2]))["schema"]))
         if n == 4 and p[1] == "ids" and p[3] == "subjects":
             return _only(
                 m,
@@ -879,7 +1274,11 @@ def route(store: RegistryStore, req: Request) -> Any:
     elif head == "config" and n <= 2:
         return _config(store, req, p[1] if n == 2 else None)
     elif head == "mode" and n <= 2:
-        return _only(m, "GET", lambda: {"mode": "READWRITE"})
+        return _mode(store, req, p[1] if n == 2 else None)
+    elif head == "contexts" and n == 1:
+        return _only(m, "GET", lambda: _page(req, ["."]))
+    elif head == "v1" and n == 3 and p[1:] == ["metadata", "id"]:
+        return _only(m, "GET", lambda: CLUSTER_ID)
     raise RegistryError(404, 404, "HTTP 404 Not Found")
 
 
@@ -897,17 +1296,75 @@ def _compatibility(store: RegistryStore, req: Request, subject: str, spec: str |
     return answer
 
 
+def _page(req: Request, items: list[Any]) -> list[Any]:
+    """``offset`` and ``limit`` (ignored when not positive) applied to a list."""
+    try:
+        offset = max(int(req.param("offset", "0")), 0)
+        limit = int(req.param("limit", "-1"))
+    except ValueError:
+        raise RegistryError(400, 400, "offset and limit must be integers") from None
+    return items[offset : offset + limit] if limit > 0 else items[offset:]
+
+
+def _all_schemas(store: RegistryStore, req: Request) -> list[dict[str, Any]]:
+    return store.all_schemas(
+        prefix=req.param("subjectPrefix"),
+        deleted=req.flag("deleted"),
+        latest_only=req.flag("latestOnly"),
+    )
+
+
+# GET /v1/metadata/id as Confluent's ServerClusterId: this registry knows no Kafka cluster
+# id; its own group id is Confluent's default, schema.registry.group.id = schema-registry
+CLUSTER_ID = {
+    "id": "",
+    "scope": {
+        "path": [],
+        "clusters": {"kafka-cluster": "", "schema-registry-cluster": "schema-registry"},
+    },
+}
+
+
 def _config(store: RegistryStore, req: Request, subject: str | None) -> Any:
     if req.method == "GET":
-        level = store.get_config(subject, default_to_global=req.flag("defaultToGlobal"))
-        return {"compatibilityLevel": level.value}
+        return store.get_config(subject, default_to_global=req.flag("defaultToGlobal"))
     if req.method == "PUT":
         body = req.body if isinstance(req.body, dict) else {}
-        level = parse_level(body.get("compatibility", body.get("compatibilityLevel")))
-        store.set_config(subject, level)
-        return {"compatibility": level.value}
+        answer: dict[str, Any] = {}
+        level = None
+        given = body.get("compatibility", body.get("compatibilityLevel"))
+        if given is not None:
+            level = parse_level(given)
+            answer["compatibility"] = level.value
+        fields: dict[str, Any] = {}
+        for name, kind in CONFIG_FIELDS.items():
+            value = body.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+                raise RegistryError(422, 422, f"Invalid config: {name} {json.dumps(value)[:60]}")
+            fields[name] = value
+        store.set_config(subject, level, fields)
+        return {**answer, **fields}
     if req.method == "DELETE":
-        return {"compatibilityLevel": store.delete_config(subject).value}
+        return store.delete_config(subject)
+    raise RegistryError(405, 405, "HTTP 405 Method Not Allowed")
+
+
+def _mode(store: RegistryStore, req: Request, subject: str | None) -> Any:
+    if req.method == "GET":
+        return {"mode": store.get_mode(subject, default_to_global=req.flag("defaultToGlobal"))}
+    if req.method == "PUT":
+        body = req.body if isinstance(req.body, dict) else {}
+        mode = body.get("mode")
+        if not isinstance(mode, str) or mode.upper() not in MODES:
+            raise RegistryError(
+                422, 42204, "Invalid mode. Valid values are readwrite, readonly, and import"
+            )
+        store.set_mode(subject, mode.upper(), force=req.flag("force"))
+        return {"mode": mode}  # the request, echoed as Confluent's ModeResource does
+    if req.method == "DELETE":
+        return {"mode": store.delete_mode(subject)}
     raise RegistryError(405, 405, "HTTP 405 Method Not Allowed")
 
 
@@ -931,6 +1388,30 @@ class RegistryHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle()
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (``do_PATCH``, ``do_OPTIONS``, …) is routed too, so that it is
+        answered 405 (or 404 on an unknown path) in JSON, as Confluent's Jersey does, not
+        with http.server's HTML 501 page. HEAD is a GET without a body."""
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors http.server raises itself (a malformed request line, headers too long)
+        answered as Confluent's JSON error body, not as an HTML page."""
+        phrase = self.responses.get(code, ("Error",))[0]
+        self.log_error("code %d, message %s", code, message or phrase)
+        data = json.dumps({"error_code": code, "message": f"HTTP {code} {message or phrase}"})
+        body = data.encode("utf-8", "replace")
+        self.send_response(code, message)
+        self.send_header("Content-Type", CONTENT_TYPE)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.close_connection = True
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
     def _handle(self) -> None:
         started = time.perf_counter()
         headers: dict[str, str] = {}
@@ -939,7 +1420,10 @@ class RegistryHandler(BaseHTTPRequestHandler):
                 self.close_connection = True  # the body is left unread
                 headers["WWW-Authenticate"] = 'Basic realm="govstream-registry"'
                 raise RegistryError(401, 401, "Unauthorized: this request needs credentials")
-            status, payload = 200, route(self.server.store, self._request())
+            request = self._request()
+            if request.method == "HEAD":
+                request.method = "GET"
+            status, payload = 200, route(self.server.store, request)
         except RegistryError as exc:
             status, payload = exc.http_status, exc.body()
         except Exception:  # a bug must answer 500, never kill the server
@@ -957,7 +1441,8 @@ class RegistryHandler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
         log.info(
             "%s %s %s %d %.1fms",
             self.client_address[0],

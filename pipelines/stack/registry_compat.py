@@ -115,7 +115,7 @@ FIELD_RESERVED = frozenset({"default", "doc", "name", "order", "type", "aliases"
 MAX_SCHEMA_DEPTH = 100
 
 
-def canonical_form(schema_json: Any) -> str:
+def canonical_form(schema_json: Any, known: frozenset[str] | set[str] = frozenset()) -> str:
     """The text Confluent Schema Registry stores and compares for an Avro schema.
 
     Confluent parses a schema with Avro Java and keeps ``AvroSchema.canonicalString()``,
@@ -137,9 +137,12 @@ def canonical_form(schema_json: Any) -> str:
     Not Parsing Canonical Form (the Avro spec's fingerprint form drops docs, defaults and
     aliases): Confluent compares ``canonicalString()``, not that form.
 
-    ``schema_json`` must be a schema fastavro's ``parse_schema`` accepted.
+    ``schema_json`` must be a schema fastavro's ``parse_schema`` accepted. ``known`` holds
+    the full names of types defined elsewhere (by schema references): they are written as
+    names, as Avro Java does for the types a ``Schema.Parser`` already knows.
     """
     writer = _CanonicalWriter()
+    writer.known.update(known)
     return json.dumps(writer.schema(schema_json, None), separators=(",", ":"), ensure_ascii=False)
 
 
@@ -267,10 +270,9 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def parse_avro(text: str) -> AvroSchema:
-    """Parse and validate Avro schema text; raises :class:`InvalidSchemaError` for text
-    that is not JSON, nests deeper than :data:`MAX_SCHEMA_DEPTH`, holds a lone surrogate
-    (it has no UTF-8 form, so it could be neither stored nor sent) or is no valid Avro."""
+def _load_json(text: str) -> Any:
+    """The JSON of a schema text, refused (:class:`InvalidSchemaError`) when it is not JSON
+    or nests deeper than :data:`MAX_SCHEMA_DEPTH`."""
     try:
         schema_json = json.loads(text)
     except RecursionError:
@@ -281,13 +283,36 @@ def parse_avro(text: str) -> AvroSchema:
         raise InvalidSchemaError(f"Invalid schema: not JSON: {exc}") from exc
     if json_depth(schema_json) > MAX_SCHEMA_DEPTH:
         raise InvalidSchemaError(f"Invalid schema: nested deeper than {MAX_SCHEMA_DEPTH} levels")
+    return schema_json
+
+
+def parse_avro(text: str, references: Sequence[str] = ()) -> AvroSchema:
+    """Parse and validate Avro schema text; raises :class:`InvalidSchemaError` for text
+    that is not JSON, nests deeper than :data:`MAX_SCHEMA_DEPTH`, holds a lone surrogate
+    (it has no UTF-8 form, so it could be neither stored nor sent) or is no valid Avro.
+
+    ``references`` are the texts of the schemas it refers to (Confluent schema references),
+    each after the ones it refers to itself: their named types are parsed first, with the
+    same parser, so that ``text`` may use them by name, as Confluent's ``AvroSchemaProvider``
+    does. They are not part of the canonical text, which names them."""
     named: dict[str, Any] = {}
+    for ref_text in references:
+        try:
+            parse_schema(_load_json(ref_text), named_schemas=named)
+        except InvalidSchemaError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (as below)
+            raise InvalidSchemaError(
+                f"Invalid schema: a referenced schema: {type(exc).__name__}: {exc}"
+            ) from exc
+    referenced = frozenset(named)
+    schema_json = _load_json(text)
     try:
         parsed = parse_schema(schema_json, named_schemas=named)
     except Exception as exc:  # fastavro raises SchemaParseException, UnknownType, TypeError…
         raise InvalidSchemaError(f"Invalid schema: {type(exc).__name__}: {exc}") from exc
     _check_unions(parsed, named, set())
-    canonical = canonical_form(schema_json)
+    canonical = canonical_form(schema_json, referenced)
     try:
         canonical.encode("utf-8")
     except UnicodeEncodeError:
