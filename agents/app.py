@@ -38,7 +38,7 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
         datadir=str(settings.home / "worker"),
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",

@@ -5,6 +5,11 @@ Migrations are the files ``schemas/clickhouse/NNNN_<name>.sql`` (installed insid
 recorded in ``<database>.schema_migrations`` with a checksum; applying them again does
 nothing, and an applied migration whose file changed afterwards is refused. The SQL refers
 to the database as ``{database}`` so tests can give every test its own database.
+
+With a cluster configured (setting ``clickhouse_cluster``, the production twin's two replicas)
+every statement is rendered for it by :func:`render_for_cluster`: DDL runs ``ON CLUSTER`` and
+``*MergeTree`` engines become their ``Replicated*MergeTree`` twins, so each replica holds every
+row and the files stay written for one server (the embedded path is unchanged).
 """
 
 from __future__ import annotations
@@ -57,9 +62,79 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
 
-    def statements(self, database: str) -> list[str]:
+    def statements(self, database: str, cluster: str = "") -> list[str]:
+        """The migration's statements for ``database``, rendered for ``cluster`` when set."""
         text = self.sql.replace("{database}", check_identifier(database))
-        return [s.decode() for s in split_statements(text.encode())]
+        statements = [s.decode() for s in split_statements(text.encode())]
+        return [render_for_cluster(s, cluster) for s in statements] if cluster else statements
+
+
+#: ZooKeeper/Keeper path and replica name of a replicated table: ClickHouse's documented
+#: defaults (``default_replica_path``, ``default_replica_name``); ``{uuid}`` is the table's
+#: UUID, which ``ON CLUSTER`` gives every replica alike, ``{shard}``/``{replica}`` are each
+#: server's macros (deploy/clickhouse/cluster/macros-*.xml).
+REPLICA_PATH = "/clickhouse/tables/{uuid}/{shard}"
+REPLICA_NAME = "{replica}"
+
+_LEADING = r"^(?P<lead>(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*)"
+_NAME = r"(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)(?:\.(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*))?"
+#: DDL kinds that take ``ON CLUSTER`` right after the object's name
+_DDL_RE = re.compile(
+    _LEADING + r"(?P<head>(?:CREATE\s+(?:OR\s+REPLACE\s+)?"
+    r"(?:TABLE|VIEW|MATERIALIZED\s+VIEW|DATABASE|DICTIONARY)(?:\s+IF\s+NOT\s+EXISTS)?"
+    r"|ALTER\s+TABLE|DROP\s+(?:TABLE|VIEW|DICTIONARY|DATABASE)(?:\s+IF\s+EXISTS)?"
+    r"|RENAME\s+TABLE|TRUNCATE\s+TABLE(?:\s+IF\s+EXISTS)?)\s+" + _NAME + r")",
+    re.IGNORECASE | re.DOTALL,
+)
+#: statements that change rows, not schema: a replicated table copies them to the other
+#: replicas by itself, so they run once, as written
+_DATA_RE = re.compile(_LEADING + r"(?:INSERT|SELECT|WITH)\b", re.IGNORECASE | re.DOTALL)
+#: a string literal or comment (left as written), or an engine clause (rendered)
+_ENGINE_RE = re.compile(
+    r"(?P<skip>'(?:[^'\\]|\\.|'')*'|--[^\n]*|/\*.*?\*/)"
+    r"|\bENGINE\s*=\s*(?P<kind>(?:Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing"
+    r"|Graphite)?MergeTree)\b(?:\s*\((?P<args>[^()]*)\))?",
+    re.IGNORECASE | re.DOTALL,
+)
+
+_DEDUP_RE = re.compile(r"\bnon_replicated_deduplication_window\b")
+
+
+def render_for_cluster(statement: str, cluster: str) -> str:
+    """``statement`` (one statement of a migration) as it runs on ``cluster``.
+
+    - DDL (CREATE/ALTER/DROP/RENAME/TRUNCATE of tables, views, databases, dictionaries) gains
+      ``ON CLUSTER '<cluster>'`` after the object's name, so every replica applies it (ClickHouse
+      docs, "Distributed DDL Queries (ON CLUSTER Clause)"); an ALTER of a replicated table is
+      then run once per shard by ClickHouse itself.
+    - ``ENGINE = XMergeTree(args)`` becomes ``ReplicatedXMergeTree('<REPLICA_PATH>',
+      '<REPLICA_NAME>', args)`` (ClickHouse docs, "Data Replication").
+    - ``non_replicated_deduplication_window`` becomes ``replicated_deduplication_window``: the
+      insert deduplication the sink's tokens rely on keeps the same window on a replica.
+    - INSERT/SELECT run as written: replication copies their rows.
+
+    Raises :class:`MigrationError` for any other statement, so a migration the rendering does
+    not understand fails in the unit tests rather than half-applied on a cluster.
+    """
+    cluster = check_identifier(cluster)
+    if _DATA_RE.match(statement):
+        return statement
+    match = _DDL_RE.match(statement)
+    if not match:
+        first = " ".join(statement.split())[:60]
+        raise MigrationError(f"cannot render for cluster {cluster!r}: {first!r}")
+    rendered = match["lead"] + match["head"] + f" ON CLUSTER '{cluster}'" + statement[match.end() :]
+
+    def replicated(engine: re.Match[str]) -> str:
+        if engine["skip"]:
+            return engine["skip"]
+        args = [f"'{REPLICA_PATH}'", f"'{REPLICA_NAME}'"]
+        if engine["args"] and engine["args"].strip():
+            args.append(engine["args"].strip())
+        return f"ENGINE = Replicated{engine['kind']}({', '.join(args)})"
+
+    rendered = _ENGINE_RE.sub(replicated, rendered)
+    return _DEDUP_RE.sub("replicated_deduplication_window", rendered)
 
 
 def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
@@ -94,17 +169,31 @@ def applied_migrations(client: Client, database: str) -> dict[int, str]:
 
 
 def migrate(
-    client: Client, database: str, migrations: list[Migration] | None = None
+    client: Client,
+    database: str,
+    migrations: list[Migration] | None = None,
+    *,
+    cluster: str = "",
 ) -> list[Migration]:
-    """Apply the migrations not yet applied to ``database``; returns the ones applied now."""
+    """Apply the migrations not yet applied to ``database``; returns the ones applied now.
+
+    ``cluster`` (setting ``clickhouse_cluster``): render every statement for that cluster
+    (:func:`render_for_cluster`), the migration history included; empty: one server.
+    """
     db = check_identifier(database)
     migrations = load_migrations() if migrations is None else migrations
-    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+
+    def ddl(statement: str) -> str:
+        return render_for_cluster(statement, cluster) if cluster else statement
+
+    client.command(ddl(f"CREATE DATABASE IF NOT EXISTS {db}"))
     client.command(
-        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations ("
-        " version UInt32, name String, checksum String,"
-        " applied_at DateTime64(3, 'UTC') DEFAULT now64(3))"
-        " ENGINE = ReplacingMergeTree ORDER BY version"
+        ddl(
+            f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations ("
+            " version UInt32, name String, checksum String,"
+            " applied_at DateTime64(3, 'UTC') DEFAULT now64(3))"
+            " ENGINE = ReplacingMergeTree ORDER BY version"
+        )
     )
     done = applied_migrations(client, db)
     applied = []
@@ -117,7 +206,7 @@ def migrate(
                     "applied; add a new migration instead of editing an applied one"
                 )
             continue
-        for statement in migration.statements(db):
+        for statement in migration.statements(db, cluster):
             try:
                 client.command(statement)
             except Exception as exc:

@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from pipelines.errors import StackError
-from pipelines.settings import Settings
+from pipelines.settings import Settings, host_port
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,9 @@ def require(names: list[str], settings: Settings, timeout: float = 3.0) -> None:
 def _probe_kafka(settings: Settings, timeout: float) -> tuple[bool, str]:
     from confluent_kafka.admin import AdminClient
 
-    host, port = settings.kafka_address
-    if not port_in_use(host, port):
-        return False, f"nothing listens on {host}:{port}"
+    addresses = [host_port(a.strip(), 9092) for a in settings.kafka_bootstrap.split(",")]
+    if not any(port_in_use(host, port) for host, port in addresses):  # any broker will do
+        return False, "nothing listens on " + ", ".join(f"{h}:{p}" for h, p in addresses)
     admin = AdminClient(
         settings.kafka_config(**{"socket.timeout.ms": int(timeout * 1000), "log_level": 0})
     )

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         "analyst", description="Password of the read-only analyst user."
     )
     clickhouse_database: str = Field("gov", description="ClickHouse database of the pipeline.")
+    clickhouse_cluster: str = Field(
+        "",
+        description="ClickHouse cluster (a `remote_servers` name) the pipeline's tables live "
+        "on. Set: migrations create Replicated*MergeTree tables and run every DDL `ON CLUSTER` "
+        "(clickhouse.render_for_cluster); empty (default, the embedded stack): one server.",
+        pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$",
+    )
     startup_timeout_s: float = Field(
         60.0, description="Seconds `stack up` waits for every service to answer."
     )
@@ -108,6 +115,14 @@ class Settings(BaseSettings):
     )
     topic_partitions: int = Field(
         4, ge=1, description="Partitions of the event topics when the pipeline creates them."
+    )
+    topic_replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Replicas of every topic the pipeline or the worker creates (event topics, "
+        "report-routed, Faust changelogs). 1 on the single embedded broker; 3 on the production "
+        "twin's three brokers, whose min.insync.replicas=2 lets one broker fail without losing "
+        "an acknowledged write (Kafka docs, 'Replication').",
     )
     worker_web_bind: str = Field(
         "127.0.0.1",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot Kafka set-up of the production twin (docker-compose.yml, service kafka-init): SCRAM
-# users, the pipeline's topics and the ACLs. Runs in the kafka container's network namespace and
-# talks to the broker's loopback-only BROKER listener as the super user `admin` (SASL/PLAIN).
+# users, the pipeline's topics (replication 3, min.insync.replicas 2 on the three brokers) and
+# the ACLs. Runs in kafka-1's network namespace and talks to its BROKER listener as the super
+# user `admin` (SASL/PLAIN).
 # Safe to run again: users are altered, topics created if missing, ACLs added idempotently.
 #
 # Who may do what (everything else is denied: allow.everyone.if.no.acl.found=false):
@@ -44,7 +45,9 @@ scram_user producer-alert "$KAFKA_PRODUCER_ALERT_PASSWORD"
 
 for topic in report form-submission alert dead-letter report-routed; do
   "$BIN/kafka-topics.sh" --bootstrap-server "$BOOT" --command-config "$CONF" --create \
-    --if-not-exists --topic "$topic" --partitions "${KAFKA_NUM_PARTITIONS:-6}"
+    --if-not-exists --topic "$topic" --partitions "${KAFKA_NUM_PARTITIONS:-6}" \
+    --replication-factor "${KAFKA_REPLICATION_FACTOR:-3}" \
+    --config "min.insync.replicas=${KAFKA_MIN_INSYNC_REPLICAS:-2}"
 done
 
 # producers: their own topic, write only

@@ -25,7 +25,9 @@ def _client() -> tuple[Settings, Client]:
 def migrate(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Apply the migrations not yet applied (idempotent)."""
     settings, client = _client()
-    applied = clickhouse.migrate(client, settings.clickhouse_database)
+    applied = clickhouse.migrate(
+        client, settings.clickhouse_database, cluster=settings.clickhouse_cluster
+    )
     names = [f"{m.version:04d}_{m.name}" for m in applied]
     if json_:
         print_json({"database": settings.clickhouse_database, "applied": names})

@@ -168,7 +168,7 @@ def simulate(
 def _produce(
     settings: Settings, events: list[simulator.SimEvent], rate: float | None, quiet: bool
 ) -> None:
-    topics.ensure_topics(settings)
+    topics.ensure_topics(settings, replication_factor=settings.topic_replication_factor)
     with open_producer(settings) as producer:
         progress = Progress(
             TextColumn("sending"),

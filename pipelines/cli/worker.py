@@ -23,14 +23,22 @@ def worker(
     probes.require(["kafka", "registry", "clickhouse"], settings)
     if migrate:
         try:
-            clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
+            clickhouse.migrate(
+                clickhouse.get_client(settings),
+                settings.clickhouse_database,
+                cluster=settings.clickhouse_cluster,
+            )
         except ClickHouseError as exc:
             raise StackError(
                 f"cannot migrate ClickHouse: {' '.join(str(exc).split())[:300]}"
             ) from exc
     from pipelines.topics import ensure_topics
 
-    ensure_topics(settings, extra=["report-routed"])
+    ensure_topics(
+        settings,
+        extra=["report-routed"],
+        replication_factor=settings.topic_replication_factor,
+    )
 
     workers.register(settings)  # <home>/workers/<pid>.json, for `govstream stack status`
     import faust

@@ -22,9 +22,15 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_compose_parses_and_has_the_four_services() -> None:
+KAFKA_BROKERS = ("kafka-1", "kafka-2", "kafka-3")
+CLICKHOUSE_REPLICAS = ("clickhouse-1", "clickhouse-2")
+KEEPERS = ("keeper-1", "keeper-2", "keeper-3")
+
+
+def test_compose_parses_and_has_every_service() -> None:
     services = compose()["services"]
-    assert {"kafka", "schema-registry", "clickhouse", "worker"} <= set(services)
+    expected = {*KAFKA_BROKERS, "schema-registry", *CLICKHOUSE_REPLICAS, *KEEPERS, "worker"}
+    assert expected <= set(services)
     assert services["worker"]["build"]["dockerfile"] == "deploy/Dockerfile"
     assert (ROOT / services["worker"]["build"]["dockerfile"]).is_file()
 
@@ -51,8 +57,10 @@ def worker_settings() -> Settings:
 def test_worker_env_configures_a_valid_settings_object_with_nothing_embedded() -> None:
     settings = worker_settings()
     assert settings.embedded == []
-    assert settings.kafka_address == ("kafka", 9092)
-    assert settings.clickhouse_address == ("clickhouse", 8123)
+    assert settings.kafka_bootstrap == ",".join(f"{b}:9092" for b in KAFKA_BROKERS)
+    assert settings.clickhouse_address == ("clickhouse-1", 8123)
+    assert settings.clickhouse_cluster == "govstream"
+    assert settings.topic_replication_factor == 3
 
 
 def test_dockerfile_and_clickhouse_config_use_real_settings() -> None:
@@ -65,6 +73,7 @@ def test_dockerfile_and_clickhouse_config_use_real_settings() -> None:
         # city analysts' passwords and the analysts' network are the ClickHouse server's own
         env_refs = {r for r in env_refs if not re.fullmatch(r"CITY_ANALYST_PASSWORD_\d{4}", r)}
         env_refs.discard(rowpolicy.ANALYST_NETWORK_ENV)
+        env_refs -= CLUSTER_ENV  # the replicas' and keepers' own (docker-compose.yml)
         assert env_refs <= SETTING_NAMES, (xml, env_refs - SETTING_NAMES)
 
 
@@ -79,6 +88,10 @@ def test_analyst_profile_is_read_only_by_constraint() -> None:
 # --- issue 15, item 7: secrets required, networks limited, Kafka authenticated -------------
 
 USERS_D = ROOT / "deploy" / "clickhouse" / "users.d"
+#: environment the replicas and keepers read that are not pipeline settings (cluster.xml,
+#: keeper_config.xml)
+CLUSTER_ENV = {"CLICKHOUSE_REPLICA", "CLICKHOUSE_CLUSTER_SECRET", "CLICKHOUSE_INTERSERVER_PASSWORD",
+               "KEEPER_SERVER_ID"}  # fmt: skip
 KAFKA_INIT = ROOT / "deploy" / "kafka" / "init.sh"
 RAW_TOPICS = ("report", "form-submission", "alert", "dead-letter")
 
@@ -95,14 +108,20 @@ def _users(xml: str) -> list[ElementTree.Element]:
 
 
 def test_every_clickhouse_password_is_passed_by_compose_and_required() -> None:
-    env = compose()["services"]["clickhouse"]["environment"]
     needed = set()
-    for xml in USERS_D.glob("*.xml"):
+    for xml in [
+        *USERS_D.glob("*.xml"),
+        ROOT / "deploy" / "clickhouse" / "config.d" / "cluster.xml",
+    ]:
         needed |= {el.get("from_env") for el in ElementTree.parse(xml).iter() if el.get("from_env")}
     assert len([n for n in needed if n.startswith("CITY_ANALYST_PASSWORD_")]) >= 40
-    for name in needed:
-        assert name in env, f"{name} is read by ClickHouse but not passed by docker-compose.yml"
-        assert _required(env[name], name), (name, env[name])
+    needed.discard("CLICKHOUSE_REPLICA")  # not a secret: each replica's own name, checked below
+    for replica in CLICKHOUSE_REPLICAS:
+        env = compose()["services"][replica]["environment"]
+        assert env["CLICKHOUSE_REPLICA"] == replica
+        for name in needed:
+            assert name in env, f"{name} is read by {replica} but not passed by docker-compose.yml"
+            assert _required(env[name], name), (name, env[name])
 
 
 def test_every_secret_of_the_worker_and_kafka_is_required() -> None:
@@ -160,16 +179,19 @@ def test_worker_env_speaks_sasl_scram_to_kafka() -> None:
 
 
 def test_kafka_authenticates_every_listener_and_denies_without_an_acl() -> None:
-    env = compose()["services"]["kafka"]["environment"]
+    env = compose()["services"]["kafka-1"]["environment"]
     protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
     assert set(protocols.values()) == {"SASL_PLAINTEXT"}
     listeners = dict(
         (part.split("://")[0], part.split("://")[1]) for part in env["KAFKA_LISTENERS"].split(",")
     )
     assert set(listeners) == set(protocols)
-    for name, address in listeners.items():
-        if name != "SASL":  # the broker's and controller's own (admin) listeners: loopback
-            assert address.startswith("localhost:"), (name, address)
+    # the brokers' and controllers' own listeners: SASL/PLAIN, the super user admin only
+    for name in set(listeners) - {"SASL"}:
+        assert env[f"KAFKA_LISTENER_NAME_{name}_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+        jaas = env[f"KAFKA_LISTENER_NAME_{name}_PLAIN_SASL_JAAS_CONFIG"]
+        assert re.findall(r'user_(\w+)="', jaas) == ["admin"], jaas
+        assert _required(re.search(r'user_admin="([^"]+)"', jaas)[1], "KAFKA_ADMIN_PASSWORD")
     assert env["KAFKA_LISTENER_NAME_SASL_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
     assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
     assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
@@ -239,3 +261,56 @@ def test_the_registry_authenticates_every_request_and_the_worker_sends_credentia
     assert _required(worker["GOVSTREAM_SCHEMA_REGISTRY_PASSWORD"], "SCHEMA_REGISTRY_PASSWORD")
     settings = Settings(schema_registry_user="govstream", schema_registry_password="x")
     assert settings.registry_config()["basic.auth.user.info"] == "govstream:x"
+
+
+# --- issue 16, item 7: the production twin for a province ----------------------------------
+
+
+def test_three_kafka_brokers_replicate_every_topic_three_times_with_min_isr_two() -> None:
+    services = compose()["services"]
+    voters = set()
+    for n, broker in enumerate(KAFKA_BROKERS, start=1):
+        env = services[broker]["environment"]
+        assert env["KAFKA_NODE_ID"] == n
+        assert env["KAFKA_ADVERTISED_LISTENERS"].startswith(f"SASL://{broker}:9092")
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == 3
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == 2
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 3
+        assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+        voters.add(env["KAFKA_CONTROLLER_QUORUM_VOTERS"])
+        assert services[broker]["volumes"][0].startswith(f"{broker}-data:")
+    assert voters == {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    init = services["kafka-init"]
+    assert init["environment"]["KAFKA_REPLICATION_FACTOR"] == 3
+    assert init["environment"]["KAFKA_MIN_INSYNC_REPLICAS"] == 2
+    script = KAFKA_INIT.read_text()
+    assert '--replication-factor "${KAFKA_REPLICATION_FACTOR:-3}"' in script
+    assert '"min.insync.replicas=${KAFKA_MIN_INSYNC_REPLICAS:-2}"' in script
+    registry = services["schema-registry"]["environment"]
+    assert all(b in registry["SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS"] for b in KAFKA_BROKERS)
+
+
+def test_clickhouse_is_one_shard_of_two_replicas_on_a_three_node_keeper() -> None:
+    services = compose()["services"]
+    cluster = ElementTree.parse(ROOT / "deploy" / "clickhouse" / "config.d" / "cluster.xml")
+    name = worker_settings().clickhouse_cluster
+    shards = cluster.findall(f"./remote_servers/{name}/shard")
+    assert len(shards) == 1
+    assert [r.findtext("host") for r in shards[0].findall("replica")] == list(CLICKHOUSE_REPLICAS)
+    assert shards[0].findtext("internal_replication") == "true"
+    assert cluster.find("./macros/replica").get("from_env") == "CLICKHOUSE_REPLICA"
+    assert cluster.findtext("./macros/shard")
+    keeper_nodes = [n.findtext("host") for n in cluster.findall("./zookeeper/node")]
+    assert keeper_nodes == list(KEEPERS)
+    keeper = ElementTree.parse(ROOT / "deploy" / "clickhouse" / "keeper" / "keeper_config.xml")
+    raft = [
+        s.findtext("hostname") for s in keeper.findall("./keeper_server/raft_configuration/server")
+    ]
+    assert raft == list(KEEPERS)
+    for n, node in enumerate(KEEPERS, start=1):
+        assert services[node]["environment"]["KEEPER_SERVER_ID"] == n
+    for replica in CLICKHOUSE_REPLICAS:
+        mounts = services[replica]["volumes"]
+        assert "./deploy/clickhouse/config.d:/etc/clickhouse-server/config.d:ro" in mounts
+        assert set(KEEPERS) <= set(services[replica]["depends_on"])
+    assert set(CLICKHOUSE_REPLICAS) <= set(services["worker"]["depends_on"])
