@@ -181,11 +181,13 @@ def test_reference_errors_and_latest(registry: Running) -> None:
     assert client.delete_subject("address-value") == [2]
 
 
-def test_references_survive_a_restart(tmp_path: Path) -> None:
+def test_references_modes_and_config_fields_survive_a_restart(tmp_path: Path) -> None:
     first = Running(registry_settings(tmp_path))
     try:
         first.client().register_schema("address-value", avro(ADDRESS))
         person_id = first.client().register_schema("person-value", with_refs(PERSON, ADDRESS_REF))
+        first.client().update_mode("person-value", "READONLY")
+        first.client().set_config("person-value", ServerConfig(compatibility_group="g"))
     finally:
         first.stop()
     second = Running(registry_settings(tmp_path))
@@ -197,6 +199,9 @@ def test_references_survive_a_restart(tmp_path: Path) -> None:
         assert client.get_referenced_by("address-value", 1) == [person_id]
         # compatibility after the restart parses the stored schema with its reference
         assert client.test_compatibility("person-value", with_refs(PERSON_V2, ADDRESS_REF))
+        # modes and config fields are kept too
+        assert client.get_mode("person-value") == "READONLY"
+        assert client.get_config("person-value").compatibility_group == "g"
     finally:
         second.stop()
 
