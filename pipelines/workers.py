@@ -110,13 +110,15 @@ class WorkerStatus:
     state: str  # healthy | unhealthy | not answering | dead
     healthy: bool
     detail: str
+    stalled_agents: tuple[str, ...] = ()  # agents its /health names stalled (unhealthy only)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def worker_status(entry: dict[str, Any], timeout: float = 3.0) -> WorkerStatus:
-    """The state of one registered worker (see the module's docstring)."""
+def worker_status(entry: dict[str, Any], timeout: float = 3.0, token: str = "") -> WorkerStatus:
+    """The state of one registered worker (see the module's docstring); ``token``: the
+    workers' ``GOVSTREAM_WORKER_WEB_TOKEN``, sent as a bearer token when set."""
     pid = int(entry["pid"])
     host = str(entry.get("web_host") or "127.0.0.1")
     if host in ("0.0.0.0", "::", ""):
@@ -125,8 +127,8 @@ def worker_status(entry: dict[str, Any], timeout: float = 3.0) -> WorkerStatus:
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     app_id = str(entry.get("app_id", "?"))
 
-    def status(state: str, detail: str) -> WorkerStatus:
-        return WorkerStatus(pid, app_id, address, state, state == "healthy", detail)
+    def status(state: str, detail: str, stalled: tuple[str, ...] = ()) -> WorkerStatus:
+        return WorkerStatus(pid, app_id, address, state, state == "healthy", detail, stalled)
 
     if not pid_alive(pid):
         started = entry.get("started_at")
@@ -135,8 +137,10 @@ def worker_status(entry: dict[str, Any], timeout: float = 3.0) -> WorkerStatus:
             since = f", started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}"
         return status("dead", f"process {pid} is gone without a clean stop{since}")
     url = f"http://{address}/health"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (own worker)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (own worker)
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
             body = resp.read(64_000)
             code = resp.status
     except urllib.error.HTTPError as exc:
@@ -147,26 +151,32 @@ def worker_status(entry: dict[str, Any], timeout: float = 3.0) -> WorkerStatus:
     return status(*_health_state(code, body))
 
 
-def _health_state(code: int, body: bytes) -> tuple[str, str]:
-    """(state, detail) from a worker's /health answer (``metrics.health_report``'s shape:
-    {"healthy", "services": {name: {"healthy", "detail"}}, "stalled_agents": [...]})."""
+def _health_state(code: int, body: bytes) -> tuple[str, str, tuple[str, ...]]:
+    """(state, detail, stalled agents) from a worker's /health answer
+    (``metrics.health_report``'s shape: {"healthy", "services": {name: {"healthy", "detail"}},
+    "stalled_agents": [...]})."""
     try:
         report = json.loads(body)
     except ValueError:
         report = {}
     if code == 200:
-        return "healthy", "all services answer, no agent stalled"
+        return "healthy", "all services answer, no agent stalled", ()
+    if code == 401:
+        return "unhealthy", "/health 401: wrong or missing GOVSTREAM_WORKER_WEB_TOKEN", ()
     problems = []
     stalled = report.get("stalled_agents") if isinstance(report, dict) else None
-    if stalled:
-        problems.append(f"stalled: {', '.join(map(str, stalled))}")
+    names = tuple(map(str, stalled)) if isinstance(stalled, list) else ()
+    if names:
+        problems.append(f"stalled: {', '.join(names)}")
     services = report.get("services", {}) if isinstance(report, dict) else {}
     for name, svc in services.items() if isinstance(services, dict) else ():
         if isinstance(svc, dict) and not svc.get("healthy"):
             problems.append(f"{name} down")
-    return "unhealthy", f"/health {code}: " + ("; ".join(problems) or "unhealthy")
+    return "unhealthy", f"/health {code}: " + ("; ".join(problems) or "unhealthy"), names
 
 
 def statuses(settings: Settings, timeout: float = 3.0) -> list[WorkerStatus]:
-    """The state of every worker registered in this home, by pid."""
-    return [worker_status(entry, timeout) for entry in read_entries(settings)]
+    """The state of every worker registered in this home, by pid (asking each one's /health
+    with the workers' web token)."""
+    token = settings.worker_web_token
+    return [worker_status(entry, timeout, token) for entry in read_entries(settings)]

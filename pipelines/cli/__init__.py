@@ -24,6 +24,7 @@ from pipelines.cli.classify import classify_eval, classify_train
 from pipelines.cli.deadletters import dead_letters as dead_letters_command
 from pipelines.cli.demo import demo as demo_command
 from pipelines.cli.lag import lag as lag_command
+from pipelines.cli.monitor import monitor as monitor_command
 from pipelines.cli.produce import produce as produce_command
 from pipelines.cli.replay import replay as replay_command
 from pipelines.cli.simulate import simulate as simulate_command
@@ -67,6 +68,7 @@ app.command(name="classify-eval")(classify_eval)  # also `govstream classify eva
 app.command(name="classify-train")(classify_train)  # also `govstream classify train`
 app.command(name="dead-letters")(dead_letters_command)
 app.command(name="lag")(lag_command)
+app.command(name="monitor")(monitor_command)
 app.command(name="produce")(produce_command)
 app.command(name="demo")(demo_command)
 app.command(name="replay")(replay_command)
