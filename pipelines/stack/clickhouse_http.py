@@ -54,8 +54,22 @@ Content-Encoding, decompressed as a stream that stops at the limit (413, code 30
 time out after :data:`SOCKET_TIMEOUT_S`; a ``query_id`` that is not printable ASCII is
 refused (408), and no header carries a line break.
 
-One lock serialises the chDB sessions, so concurrent clients are safe (and wait for each
-other). ``python -m pipelines.stack.clickhouse_http`` serves in the foreground.
+Results are streamed as ClickHouse does unless the client sets ``wait_end_of_query=1``: a
+``SELECT`` whose output format concatenates (:data:`STREAMABLE_FORMATS`: TSV, CSV, the
+JSON*EachRow family, RowBinary, Native, RawBLOB) goes out in HTTP/1.1 chunks as chDB
+produces its blocks (compressed piece by piece when asked), and a query that fails after its
+first rows ends the body with ClickHouse's exception text (status 200, as the server). Limits
+of chDB 4.4 (measured): it streams only ``SELECT``/``WITH`` (``SHOW``, ``EXPLAIN``, … and
+other formats are sent whole), and it runs a query ahead of its reader and drops the blocks
+not yet handed over once the query fails, so rows made just before a failure can be lost and
+an early failure comes as an HTTP error with no rows (``SELECT number, throwIf(number=3)
+FROM numbers(10)`` at ``max_block_size=1``: 200 with 0 to 3 rows, or 500, varying from run to
+run; 3 rows every time when each row takes 0.2 s).
+
+Requests of different clients run side by side on chDB sessions of their own (pools of
+:data:`POOL_SIZE` for the writer and for read-only requests, see :class:`Engine`); query
+bytes that are not UTF-8 (a String literal, say) reach the engine as sent.
+``python -m pipelines.stack.clickhouse_http`` serves in the foreground.
 """
 
 from __future__ import annotations
@@ -77,7 +91,8 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -99,6 +114,8 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CODE = re.compile(r"Code:\s*(\d+)")
 #: A header value we send: printable ASCII only (no CR/LF, so no header injection).
 _HEADER_SAFE = re.compile(r"^[\x20-\x7e]*$")
+#: A byte that is not UTF-8, as ``surrogateescape`` decodes it.
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 #: Largest request body, as sent and after Content-Encoding (the writer's INSERT data; the
 #: worker's batches are a few MiB).
@@ -311,6 +328,50 @@ def compress(body: bytes, accept: str) -> tuple[bytes, str | None]:
     return body, None
 
 
+class Packer:
+    """Streaming response compression: the first supported encoding the client accepts.
+
+    Each piece is compressed and flushed at once, so the client can read the rows sent so far.
+    """
+
+    def __init__(self, accept: str) -> None:
+        self.encoding = next((n for n in _accepted(accept) if n in _STREAM_ENCODINGS), None)
+        self._head = b""
+        self._pack: Callable[[bytes], bytes] = bytes
+        self._finish: Callable[[], bytes] = bytes
+        if self.encoding == "lz4":
+            import lz4.frame
+
+            # auto_flush: each piece comes out whole, in one frame that ends with the answer
+            lz4_packer = lz4.frame.LZ4FrameCompressor(auto_flush=True)
+            self._head = lz4_packer.begin()
+            self._pack, self._finish = lz4_packer.compress, lz4_packer.flush
+        elif self.encoding == "zstd":
+            import zstandard
+
+            zstd_packer = zstandard.ZstdCompressor().compressobj()
+            self._pack = lambda data: (
+                zstd_packer.compress(data) + zstd_packer.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+            )
+            self._finish = zstd_packer.flush
+        elif self.encoding is not None:
+            zlib_packer = zlib.compressobj(3, wbits=31 if self.encoding == "gzip" else 15)
+            self._pack = lambda data: (
+                zlib_packer.compress(data) + zlib_packer.flush(zlib.Z_SYNC_FLUSH)
+            )
+            self._finish = zlib_packer.flush
+
+    def pack(self, data: bytes) -> bytes:
+        head, self._head = self._head, b""
+        return head + self._pack(data) if data else head
+
+    def finish(self) -> bytes:
+        return self.pack(b"") + self._finish()
+
+
+_STREAM_ENCODINGS = ("lz4", "zstd", "gzip", "deflate")
+
+
 @dataclass(frozen=True)
 class Form:
     """A ``multipart/form-data`` body: its text fields and its files (external data)."""
@@ -378,9 +439,21 @@ class SessionRequest:
 
 @dataclass
 class Answer:
+    """A statement's result: ``body``, then (streamed) the chunks of ``rest``.
+
+    ``rest`` holds the statement's chDB session until it is exhausted or closed; a chunk may
+    raise :class:`EngineError` (the query failed after its first rows were sent).
+    """
+
     body: bytes
     format: str | None
     summary: dict[str, str]
+    rest: _Rest | None = None
+
+    def close(self) -> None:
+        """Release what a streamed answer still holds (its session), if not exhausted."""
+        if self.rest is not None:
+            self.rest.close()
 
 
 #: The time zone of every query on the embedded endpoint (issue 17, item 7).
@@ -391,7 +464,33 @@ MAX_SESSION_TIMEOUT_S = 3600.0
 #: Open HTTP sessions at most (each is a chDB session; its temporary tables hold memory;
 #: clickhouse-connect opens one per client unless autogenerate_session_id=False).
 MAX_SESSIONS = 1000
+#: chDB sessions each pool (the writer's, the read-only one) keeps for requests without an
+#: HTTP session: so many such queries of each kind run at once, the next one waits.
+POOL_SIZE = 8
+#: ClickHouse's SESSION_IS_LOCKED: a second request in an HTTP session that is busy.
+SESSION_IS_LOCKED = 373
 
+#: Output formats whose chunks, as chDB streams them (one format instance per block, measured
+#: on chDB 4.4), concatenate to the whole result: no prefix, suffix or row delimiter. Results
+#: in other formats (JSON, Pretty, TSVWithNames, Arrow, Parquet, …) are sent whole.
+STREAMABLE_FORMATS = frozenset(
+    {
+        "TabSeparated",
+        "TSV",
+        "TabSeparatedRaw",
+        "TSVRaw",
+        "CSV",
+        "JSONEachRow",
+        "JSONLines",
+        "NDJSON",
+        "JSONCompactEachRow",
+        "JSONStringsEachRow",
+        "JSONCompactStringsEachRow",
+        "RowBinary",
+        "Native",
+        "RawBLOB",
+    }
+)
 
 #: First words of statements that answer with a result set (possibly empty).
 _RESULT_KEYWORDS = frozenset(
@@ -399,59 +498,149 @@ _RESULT_KEYWORDS = frozenset(
 )
 
 
+#: Statements chDB streams (its send_query refuses SHOW, EXPLAIN, DESCRIBE, INSERT, …): by
+#: their first word (a parenthesis: '') and by the root of their ``EXPLAIN AST``.
+_STREAMED_KEYWORDS = frozenset({"SELECT", "WITH", ""})
+_STREAMED_ROOTS = frozenset({"SelectWithUnionQuery", "SelectIntersectExceptQuery", "SelectQuery"})
+
+
+class SessionLocked(SqlError):
+    """A request in an HTTP session that is running another one (ClickHouse's 373)."""
+
+    def text(self) -> str:
+        return f"Code: {self.code}. DB::Exception: {self.message}. (SESSION_IS_LOCKED)"
+
+
 @dataclass
 class _HttpSession:
     chdb: _Session
     timeout: float
     last_used: float
+    busy: threading.Lock
+
+
+class _Pool:
+    """chDB sessions of one kind, opened on demand (at most ``size``), one request each."""
+
+    def __init__(self, open_session: Callable[[], _Session], size: int) -> None:
+        self.open_session = open_session
+        self.size = size
+        self.idle: list[_Session] = []
+        self.all: list[_Session] = []
+        self.free = threading.Condition()
+
+    @contextmanager
+    def take(self) -> Iterator[_Session]:
+        """A session of the pool for the ``with`` block; waits while all ``size`` are busy."""
+        with self.free:
+            while not self.idle and len(self.all) >= self.size:
+                self.free.wait()
+            if self.idle:
+                session = self.idle.pop()
+            else:
+                session = self.open_session()
+                self.all.append(session)
+        try:
+            yield session
+        finally:
+            with self.free:
+                self.idle.append(session)
+                self.free.notify()
+
+    def close(self) -> None:
+        with self.free:
+            for session in self.all:
+                session.session.close()
+            self.all.clear()
+            self.idle.clear()
 
 
 class Engine:
-    """Two chDB sessions over one data directory, and the lock that serialises them.
+    """chDB sessions over one data directory: pools for the writer and the read-only requests.
 
-    ``writer`` runs the writer's statements; ``reader`` runs every read-only request and was
-    given ``SET readonly = 1`` when it opened (ClickHouse refuses to lower it again; measured on
+    A request without an HTTP session runs on a session of its pool: ``writers`` for the
+    writer's statements, ``readers`` for every read-only request; each reader was given
+    ``SET readonly = 1`` when it opened (ClickHouse refuses to lower it again; measured on
     chDB 4.4: sessions on one path share the data but not their settings).
+
+    Queries of different chDB sessions run side by side (measured on chDB 4.4 with 2 cores:
+    two ``SELECT sleep(1)`` on two sessions take 1.0 s together, on one session 2.0 s, as chDB
+    serialises the queries of one connection; 26 000 concurrent parameterised queries on 2
+    and 8 sessions never mixed their parameters). A session runs one request at a time,
+    holding it until its streamed answer is sent, so each pool runs at most
+    :data:`POOL_SIZE` requests at once and the next one waits for a free session.
 
     An HTTP ``session_id`` gets a chDB session of its own on the same directory (measured on
     chDB 4.4: opening one takes under a millisecond, and its ``SET`` values and temporary
-    tables are its own), read-only like ``reader`` for the analyst; it is closed once unused
-    for its ``session_timeout``. At most :data:`MAX_SESSIONS` are open.
+    tables are its own), read-only like the readers for the analyst; it is closed once unused
+    for its ``session_timeout``. At most :data:`MAX_SESSIONS` are open. A second request in a
+    session that is busy is refused with SESSION_IS_LOCKED (373), as ClickHouse does.
+    ``lock`` guards the table of HTTP sessions only.
     """
 
     def __init__(self, path: Path) -> None:
-        from chdb import session
-
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.tmp = path / "http-tmp"
         self.tmp.mkdir(exist_ok=True)
         for stale in self.tmp.iterdir():
             stale.unlink(missing_ok=True)
-        # both sessions read and show times in Asia/Shanghai (today() is the Chinese date), as
+        # every session reads and shows times in Asia/Shanghai (today() is the Chinese date), as
         # deploy/clickhouse/config.d/govstream.xml sets the production server's <timezone>
-        where = f"{path}?session_timezone={SESSION_TIMEZONE}"
-        self.writer = _Session(session.Session(where))
-        self.reader = _Session(session.Session(where))
-        self.where = where
+        self.where = f"{path}?session_timezone={SESSION_TIMEZONE}"
+        self.writers = _Pool(self._open, POOL_SIZE)
+        self.readers = _Pool(self._open_readonly, POOL_SIZE)
         self.lock = threading.Lock()
         self.sessions: dict[tuple[str, str], _HttpSession] = {}
-        _make_readonly(self.reader)
+        with self.writers.take(), self.readers.take():
+            pass  # open one of each now: a chDB that does not keep readonly fails at start
 
-    def _session(self, request: SessionRequest | None) -> _Session | None:
-        """The chDB session of an HTTP session (opened unless ``session_check``); lock held.
+    def _open(self) -> _Session:
+        from chdb import session
+
+        return _Session(session.Session(self.where))
+
+    def _open_readonly(self) -> _Session:
+        opened = self._open()
+        _make_readonly(opened)
+        return opened
+
+    @contextmanager
+    def _session(self, request: SessionRequest | None) -> Iterator[_Session | None]:
+        """The chDB session of an HTTP session (opened unless ``session_check``), held.
 
         Raises :class:`SqlError` SESSION_NOT_FOUND (372) for ``session_check=1`` on a session
         that is not open (never opened, or expired), LIMIT_EXCEEDED (290) past
-        :data:`MAX_SESSIONS`.
+        :data:`MAX_SESSIONS`, SESSION_IS_LOCKED (373) while it runs another request.
         """
-        now = time.monotonic()
-        for key, open_session in list(self.sessions.items()):
-            if now - open_session.last_used > open_session.timeout:
-                del self.sessions[key]
-                open_session.chdb.session.close()
-        if request is None:
-            return None
+        with self.lock:
+            now = time.monotonic()
+            for key, open_session in list(self.sessions.items()):
+                expired = now - open_session.last_used > open_session.timeout
+                if expired and open_session.busy.acquire(blocking=False):
+                    del self.sessions[key]
+                    open_session.chdb.session.close()
+            if request is None:
+                found = None
+            else:
+                found = self._http_session(request, now)
+                if not found.busy.acquire(blocking=False):
+                    raise SessionLocked(
+                        SESSION_IS_LOCKED,
+                        f"Session {request.id} is locked by a concurrent client",
+                    )
+                found.timeout, found.last_used = request.timeout, now
+        if found is None:
+            yield None
+            return
+        try:
+            yield found.chdb
+        finally:
+            found.last_used = time.monotonic()
+            found.busy.release()
+
+    def _http_session(self, request: SessionRequest, now: float) -> _HttpSession:
+        """The open HTTP session of ``request``, opened when new; lock held."""
         key = (request.user, request.id)
         found = self.sessions.get(key)
         if found is None:
@@ -461,28 +650,29 @@ class Engine:
                 raise chsql.SessionError(
                     chsql.LIMIT_EXCEEDED, f"Too many open sessions (at most {MAX_SESSIONS})"
                 )
-            from chdb import session
-
-            chdb = _Session(session.Session(self.where))
-            if request.readonly:
-                _make_readonly(chdb)
-            found = self.sessions[key] = _HttpSession(chdb, request.timeout, now)
-        found.timeout, found.last_used = request.timeout, now
-        return found.chdb
+            chdb = self._open_readonly() if request.readonly else self._open()
+            found = self.sessions[key] = _HttpSession(chdb, request.timeout, now, threading.Lock())
+        return found
 
     def close(self) -> None:
         with self.lock:
             for open_session in self.sessions.values():
                 open_session.chdb.session.close()
             self.sessions.clear()
-            self.reader.session.close()
-            self.writer.session.close()
+        self.readers.close()
+        self.writers.close()
 
-    def execute(self, statement: bytes, context: Context, *, readonly: bool) -> Answer:
-        """Run one request's statement; read-only ones on the reader (see :meth:`read`)."""
+    def execute(
+        self, statement: bytes, context: Context, *, readonly: bool, stream: bool = False
+    ) -> Answer:
+        """Run one request's statement; read-only ones on a reader (see :meth:`read`).
+
+        With ``stream`` a result in a :data:`STREAMABLE_FORMATS` format comes in chunks as
+        chDB produces them (its first chunk fetched here, so an error before any row is
+        still raised here); the answer then holds its session until it is exhausted or closed.
+        """
         if readonly:
-            # bytes that are not text can only be INSERT data, which the reader refuses
-            return self.read(statement.decode("utf-8", "replace"), context)
+            return self.read(statement, context, stream=stream)
         database, settings, params = context.database, context.settings, context.params
         default_format = context.default_format
         insert = chsql.insert_with_data(statement)  # what follows its FORMAT is data, not SQL
@@ -492,44 +682,38 @@ class Engine:
             chsql.single_statement(statement[: insert.data_start])
         keyword = chsql.first_keyword(statement if insert is None else insert.head)
         fmt = chsql.format_clause(statement) if insert is None else None
-        with self.lock:
-            session = self._session(context.session)
+        with ExitStack() as held:
+            session = held.enter_context(self._session(context.session))
             if keyword in ("SET", "USE"):
                 if session is None:
                     # without an HTTP session these change nothing beyond the one query (as
-                    # in ClickHouse); the shared chDB session must not keep them
+                    # in ClickHouse); the pooled chDB sessions must not keep them
                     return Answer(b"", None, {})
-                session.run(statement.decode("utf-8"))  # the session keeps them
+                session.run(statement)  # the session keeps them
                 session.database = _current_database(session)
                 return Answer(b"", None, {})
-            target = session or self.writer
+            target = session or held.enter_context(self.writers.take())
             if database is not None or session is None:
                 target.use(database or "default")
             restore: dict[str, str | None] = {}
-            try:
-                for name, value in settings.items():
-                    restore[name] = _changed_setting(target, name) if session else None
-                    target.run(f"SET {name} = {_literal(value)}")
-                started = time.perf_counter()
-                if insert is not None:
-                    result = self._insert(target, statement, insert, params)
-                else:
-                    result = target.run(statement.decode("utf-8"), fmt or default_format, params)
-                elapsed = time.perf_counter() - started
-            finally:
-                for name, old in restore.items():  # URL settings last one query (ClickHouse)
-                    target.run(f"SET {name} = {'DEFAULT' if old is None else _literal(old)}")
-        if insert is not None:
-            return Answer(b"", None, _summary(result, elapsed))
-        body = result.bytes()
-        if not body and keyword not in _RESULT_KEYWORDS:
+            held.callback(_restore_settings, target, restore)  # URL settings last one query
+            for name, value in settings.items():
+                restore[name] = _changed_setting(target, name) if session else None
+                target.run(f"SET {name} = {_literal(value)}")
+            started = time.perf_counter()
+            if insert is not None:
+                result = self._insert(target, statement, insert, params)
+                return Answer(b"", None, _summary(result, time.perf_counter() - started))
+            stream = stream and keyword in _STREAMED_KEYWORDS
+            answer = _result(target, statement, fmt or default_format, params, stream, held)
+        if not answer.body and answer.rest is None and keyword not in _RESULT_KEYWORDS:
             # DDL and other statements without a result: no X-ClickHouse-Format, as ClickHouse
             # (clickhouse-connect's command then returns the X-ClickHouse-Summary)
-            return Answer(b"", None, _summary(result, elapsed))
-        return Answer(body, fmt or default_format, _summary(result, elapsed))
+            answer.format = None
+        return answer
 
-    def read(self, sql: str, context: Context) -> Answer:
-        """Run one read-only statement on the ``readonly = 1`` session.
+    def read(self, sql: bytes, context: Context, *, stream: bool = False) -> Answer:
+        """Run one read-only statement on a ``readonly = 1`` session.
 
         The engine parses ``sql`` (bound as a parameter, never run as SQL) and renders the one
         statement it found; that rendering is what runs. URL ``settings`` go to the engine as
@@ -539,14 +723,17 @@ class Engine:
         :func:`chsql.outside_problem`.
         """
         params = context.params
-        with self.lock:
-            session = self._session(context.session)
-            # a writer's read-only request in a session runs on the shared reader (its session
+        with ExitStack() as held:
+            session = held.enter_context(self._session(context.session))
+            # a writer's read-only request in a session runs on a pooled reader (its session
             # is not read-only in the engine)
             own = session is not None and context.session is not None and context.session.readonly
-            reader = session if own and session is not None else self.reader
+            if own and session is not None:
+                reader = session
+            else:
+                reader = held.enter_context(self.readers.take())
             canonical = reader.canonical(sql)
-            ast = reader.run(f"EXPLAIN AST {canonical}", "TSVRaw", params)
+            ast = reader.run(b"EXPLAIN AST " + canonical, "TSVRaw", params)
             tree = ast.bytes().decode("utf-8", "replace")
             problem = chsql.outside_problem(tree) or access.analyst_problem(tree)
             if problem:
@@ -555,7 +742,7 @@ class Engine:
                 reader.run(f"SET {name} = {_literal(value)}")  # 164 unless a no-op
             root = chsql.ast_nodes(tree)[0].name
             if root == "UseQuery":
-                if reader is not self.reader:  # the analyst's own session keeps it
+                if own:  # the analyst's own session keeps it
                     reader.run(canonical)
                     reader.database = _current_database(reader)
                 return Answer(b"", None, {})  # without a session a USE changes nothing after it
@@ -566,13 +753,11 @@ class Engine:
                 # its data was dropped from the rendering, and chDB's client would answer
                 # "No data to insert" before the engine's own readonly refusal
                 raise SqlError(chsql.READONLY, "Cannot execute query in readonly mode")
-            if context.database is not None or reader is self.reader:
+            if context.database is not None or not own:
                 reader.use(context.database or "default")
-            fmt = chsql.format_clause(canonical.encode()) or context.default_format
-            started = time.perf_counter()
-            result = reader.run(canonical, fmt, params)
-            elapsed = time.perf_counter() - started
-        return Answer(result.bytes(), fmt, _summary(result, elapsed))
+            fmt = chsql.format_clause(canonical) or context.default_format
+            stream = stream and root in _STREAMED_ROOTS
+            return _result(reader, canonical, fmt, params, stream, held)
 
     def _insert(
         self,
@@ -591,6 +776,88 @@ class Engine:
             path.unlink(missing_ok=True)
 
 
+def _restore_settings(target: _Session, restore: dict[str, str | None]) -> None:
+    for name, old in restore.items():
+        target.run(f"SET {name} = {'DEFAULT' if old is None else _literal(old)}")
+
+
+def _result(
+    target: _Session,
+    sql: bytes,
+    fmt: str,
+    params: dict[str, str],
+    stream: bool,
+    held: ExitStack,
+) -> Answer:
+    """The answer of a query on ``target``: streamed when asked for and ``fmt`` allows it.
+
+    A streamed answer takes over ``held`` (the session and what restores it) and releases it
+    once its last chunk is read or it is closed.
+    """
+    started = time.perf_counter()
+    if stream and fmt in STREAMABLE_FORMATS:
+        chunks = target.stream(sql, fmt, params)
+        if chunks is not None:
+            held.callback(chunks.cancel)
+            first = chunks.fetch()  # EngineError before any row: an HTTP error
+            summary = _summary(first, time.perf_counter() - started)
+            if first is None:
+                return Answer(b"", fmt, summary)
+            return Answer(first.bytes(), fmt, summary, _Rest(chunks, held.pop_all()))
+    result = target.run(sql, fmt, params)
+    return Answer(result.bytes(), fmt, _summary(result, time.perf_counter() - started))
+
+
+class _Rest:
+    """The chunks after the first; ``held`` (the session) is released at the end, or on close.
+
+    An iterator with a ``close`` of its own (not a generator), so that an answer closed before
+    it was iterated releases its session too.
+    """
+
+    def __init__(self, chunks: _Stream, held: ExitStack) -> None:
+        self.chunks = chunks
+        self.held = held
+
+    def __iter__(self) -> _Rest:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            chunk = self.chunks.fetch()
+        except BaseException:
+            self.close()
+            raise
+        if chunk is None:
+            self.close()
+            raise StopIteration
+        return bytes(chunk.bytes())
+
+    def close(self) -> None:
+        self.held.close()  # idempotent
+
+
+class _Stream:
+    """A chDB streaming result: its chunks (one per block), errors as :class:`EngineError`."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def fetch(self) -> Any:
+        """The next chunk (chDB's result object), None at the end."""
+        try:
+            return self.result.fetch()
+        except Exception as exc:  # ChdbError "Streaming query failed: Code: …"
+            raise EngineError(str(exc).removeprefix("Streaming query failed: ")) from exc
+
+    def cancel(self) -> None:
+        """Stop the query unless it ended (idempotent); the session is usable afterwards."""
+        try:
+            self.result.cancel()
+        except Exception:  # a query that failed or ended has nothing to cancel
+            log.debug("cancelling a streamed query failed", exc_info=True)
+
+
 class _Session:
     """One chDB session and the database its statements run in."""
 
@@ -598,11 +865,28 @@ class _Session:
         self.session = session
         self.database = "default"
 
-    def run(self, sql: str, fmt: str = "TabSeparated", params: dict[str, str] | None = None) -> Any:
-        """chDB's result of ``sql`` in ``fmt``; :class:`EngineError` with ClickHouse's text."""
+    def run(
+        self, sql: str | bytes, fmt: str = "TabSeparated", params: dict[str, str] | None = None
+    ) -> Any:
+        """chDB's result of ``sql`` in ``fmt``; :class:`EngineError` with ClickHouse's text.
+
+        chDB takes the statement as bytes too: text that is not UTF-8 reaches the engine as
+        sent, as on a ClickHouse server.
+        """
         try:
             return self.session.query(sql, fmt, params=params or None)
         except Exception as exc:  # chdb raises ChdbError (a RuntimeError) with ClickHouse's text
+            raise EngineError(str(exc)) from exc
+
+    def stream(self, sql: bytes, fmt: str, params: dict[str, str]) -> _Stream | None:
+        """chDB's streaming result of ``sql``; None for a statement chDB cannot stream."""
+        try:
+            return _Stream(self.session.send_query(sql, fmt, params=params or None))
+        except Exception as exc:
+            if isinstance(exc, UnicodeDecodeError) or "Streaming query is not supported" in str(
+                exc
+            ):  # chDB's refusal quotes the statement, which need not be UTF-8
+                return None
             raise EngineError(str(exc)) from exc
 
     def use(self, database: str) -> None:
@@ -610,19 +894,20 @@ class _Session:
             self.run(f"USE `{database}`")
             self.database = database
 
-    def canonical(self, sql: str) -> str:
+    def canonical(self, sql: bytes) -> bytes:
         """The engine's rendering of the one statement of ``sql`` (62 when there are more).
 
         The rendering must render to itself, so it parses as exactly what the engine read.
+        Bytes that are not UTF-8 (in a String literal, say) reach the engine unchanged.
         """
         render = (
             "SELECT if(formatQuerySingleLine(c) = c, c, '') "
             "FROM (SELECT formatQuerySingleLine({q:String}) AS c)"
         )
-        text = self.run(render, "RawBLOB", {"q": _escaped(sql)}).bytes().decode("utf-8")
+        text = self.run(render, "RawBLOB", {"q": _escaped(sql)}).bytes()
         if not text:
             raise SqlError(chsql.SYNTAX_ERROR, "The statement does not survive formatting")
-        return text
+        return bytes(text)
 
 
 def _make_readonly(session: _Session) -> None:
@@ -647,17 +932,29 @@ def _changed_setting(session: _Session, name: str) -> str | None:
     return rows.decode().removesuffix("\n") if rows else None
 
 
-def _escaped(value: str) -> str:
-    """A query parameter's value as ClickHouse reads it (TSV escaping), so it arrives unchanged."""
+def _escaped(value: str | bytes) -> str:
+    """A query parameter's value as ClickHouse reads it (TSV escaping), so it arrives unchanged.
+
+    Bytes that are not UTF-8 (bytes given, or text decoded with ``surrogateescape``) become
+    ``\\xHH`` escapes, which ClickHouse reads back as those bytes.
+    """
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "surrogateescape")
     for raw, escape in (("\\", "\\\\"), ("\n", "\\n"), ("\t", "\\t"), ("\r", "\\r"), ("\0", "\\0")):
         value = value.replace(raw, escape)
-    return value
+    return _bytes_escaped(value)
+
+
+def _bytes_escaped(value: str) -> str:
+    """``value`` with each byte kept by ``surrogateescape`` written as a ``\\xHH`` escape."""
+    return _SURROGATE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02X}", value)
 
 
 def _summary(result: Any, elapsed: float) -> dict[str, str]:
+    """The X-ClickHouse-Summary of a chDB result (of the first chunk when streamed)."""
     return {
-        "read_rows": str(result.rows_read()),
-        "read_bytes": str(result.bytes_read()),
+        "read_rows": str(result.rows_read() if result is not None else 0),
+        "read_bytes": str(result.bytes_read() if result is not None else 0),
         "written_rows": str(getattr(result, "rows_written", lambda: 0)()),
         "written_bytes": str(getattr(result, "bytes_written", lambda: 0)()),
         "total_rows_to_read": "0",
@@ -678,7 +975,8 @@ class EngineError(Exception):
 
 
 def _literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A SQL string literal of ``value`` (bytes kept by ``surrogateescape`` as ``\\xHH``)."""
+    return "'" + _bytes_escaped(value.replace("\\", "\\\\").replace("'", "\\'")) + "'"
 
 
 # --- HTTP --------------------------------------------------------------------------------------
@@ -737,13 +1035,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-ClickHouse-Server-Display-Name", "govstream-embedded")
-        self.send_header("X-ClickHouse-Timezone", "UTC")
-        for name, value in headers.items():
-            if _HEADER_SAFE.match(value):
-                self.send_header(name, value)
-            else:
-                log.warning("header %s dropped: its value is not printable ASCII", name)
+        self._common_headers(headers)
         if not getattr(self, "body_read", True):
             # the body was never read: the connection cannot carry another request
             self.send_header("Connection", "close")
@@ -751,6 +1043,15 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def _common_headers(self, headers: dict[str, str]) -> None:
+        self.send_header("X-ClickHouse-Server-Display-Name", "govstream-embedded")
+        self.send_header("X-ClickHouse-Timezone", "UTC")
+        for name, value in headers.items():
+            if _HEADER_SAFE.match(value):
+                self.send_header(name, value)
+            else:
+                log.warning("header %s dropped: its value is not printable ASCII", name)
 
     def _error(self, status: int, code: int, text: str, query_id: str) -> None:
         self._send(
@@ -801,7 +1102,8 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
     def _query(self, *, readonly_method: bool) -> None:
         self.body_read = False
         url = urlsplit(self.path)
-        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        # bytes that are not UTF-8 survive (surrogateescape), as ClickHouse takes them
+        params = dict(parse_qsl(url.query, keep_blank_values=True, errors="surrogateescape"))
         query_id = str(uuid.uuid4())
         try:
             if params.get("query_id"):  # empty: one is made up, as ClickHouse does
@@ -823,7 +1125,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                     "decompress=1 (ClickHouse's own block compression) is "
                     "not supported here; use Content-Encoding",
                 )
-            query = params.get("query", "").encode("utf-8")
+            query = params.get("query", "").encode("utf-8", "surrogateescape")
             if self.headers.get_content_type() == "multipart/form-data":
                 # an HTML form, as ClickHouse reads it: its fields are parameters like the
                 # URL's, the query is its ``query`` field (or the URL's), the body nothing more
@@ -837,7 +1139,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 query = form.fields.get("query", query)
                 for name, value in form.fields.items():
                     if name not in ("query", *_CREDENTIALS):  # credentials only from the head
-                        params[name] = value.decode("utf-8", "replace")
+                        params[name] = value.decode("utf-8", "surrogateescape")
                 settings, bind, readonly = _request_settings(params, user, readonly_method)
                 body = b""
             statement = query + b"\n" + body if query and body else query or body
@@ -853,7 +1155,11 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 params.get("default_format") or "TabSeparated",
                 _session_request(params, user),
             )
-            answer = self.server.engine.execute(statement, context, readonly=readonly)
+            # wait_end_of_query=1 buffers the whole result; without it rows are sent as made
+            stream = params.get("wait_end_of_query", "0").lower() in ("", "0", "false")
+            answer = self.server.engine.execute(
+                statement, context, readonly=readonly, stream=stream and self.command != "HEAD"
+            )
         except SqlError as exc:
             self._error(STATUS.get(exc.code, 500), exc.code, exc.text(), query_id)
             log.info("query %s refused: code %s", query_id, exc.code)
@@ -874,17 +1180,72 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
             "X-ClickHouse-Query-Id": query_id,
             "X-ClickHouse-Summary": json.dumps(answer.summary),
         }
-        body = answer.body
         if answer.format:
             headers["X-ClickHouse-Format"] = answer.format
-        if params.get("enable_http_compression") == "1" and body:
-            body, encoding = compress(body, self.headers.get("Accept-Encoding", ""))
-            if encoding:
-                headers["Content-Encoding"] = encoding
         content_type = "text/plain; charset=UTF-8"
         if answer.format and answer.format.startswith(("Native", "RowBinary", "Arrow", "Parquet")):
             content_type = "application/octet-stream"
+        accept = (
+            self.headers.get("Accept-Encoding", "")
+            if params.get("enable_http_compression") == "1"
+            else ""
+        )
+        if answer.rest is not None:
+            self._stream(answer, headers, content_type, accept, query_id)
+            return
+        body = answer.body
+        if accept and body:
+            body, encoding = compress(body, accept)
+            if encoding:
+                headers["Content-Encoding"] = encoding
         self._send(200, body, headers, content_type)
+
+    def _stream(
+        self, answer: Answer, headers: dict[str, str], content_type: str, accept: str, query_id: str
+    ) -> None:
+        """Send a streamed answer as chunks as they come (HTTP/1.1 chunked encoding).
+
+        The status (200) and headers go out with the first chunk; a query that fails later
+        ends the body with ClickHouse's exception text, as a ClickHouse server does (its
+        status cannot change any more).
+        """
+        packer = Packer(accept)
+        if packer.encoding:
+            headers["Content-Encoding"] = packer.encoding
+        chunked = self.request_version != "HTTP/1.0"
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self._common_headers(headers)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.close_connection = True  # the end of the body is the end of the connection
+            self.end_headers()
+            write = self._chunk if chunked else self.wfile.write
+            write(packer.pack(answer.body))
+            assert answer.rest is not None
+            try:
+                for chunk in answer.rest:
+                    write(packer.pack(chunk))
+            except EngineError as exc:
+                log.info("query %s failed after its first rows: code %s", query_id, exc.code)
+                write(packer.pack((exc.text.rstrip() + "\n").encode("utf-8", "replace")))
+            write(packer.finish())
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            # the client left: stop the query (closing the answer cancels it) and the connection
+            log.info("query %s: the client left before the end of the result", query_id)
+            self.close_connection = True
+        finally:
+            answer.close()
+
+    def _chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
+            self.wfile.flush()
 
 
 def _query_id_ok(query_id: str) -> bool:
@@ -944,7 +1305,7 @@ def _split_params(params: dict[str, str]) -> tuple[dict[str, str], dict[str, str
     bind: dict[str, str] = {}
     for name, value in params.items():
         if name.startswith("param_"):
-            bind[name[6:]] = value
+            bind[name[6:]] = _bytes_escaped(value)  # a raw byte that is not UTF-8 as \\xHH
         elif name in HTTP_PARAMS:
             continue
         elif not _IDENT.match(name):

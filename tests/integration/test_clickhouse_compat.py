@@ -1,10 +1,14 @@
 """The embedded ClickHouse endpoint answers real clients as a ClickHouse server does (issue 20,
-items 1, 2, 3 and 5), through clickhouse-connect, curl and raw HTTP."""
+items 1 to 6), through clickhouse-connect, curl and raw HTTP."""
 
 from __future__ import annotations
 
+import base64
+import http.client
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -181,3 +185,216 @@ def test_ddl_through_command_returns_a_query_summary(stack: Settings, unique: st
         assert "x-clickhouse-summary" in reply.headers
     finally:
         writer.command(f"DROP DATABASE IF EXISTS compat_{unique}")
+
+
+# --- item 4: results are streamed unless the client waits for the end of the query --------------
+
+#: Fails at its fourth row; each row takes 0.2 s, so its first three rows are out before.
+FAILS_AT_ROW_4 = "SELECT number, throwIf(number = 3) FROM numbers(10) WHERE sleepEachRow(0.2) = 0"
+
+
+def test_a_result_is_streamed_and_a_late_error_ends_the_body(stack: Settings) -> None:
+    """``max_block_size=1&wait_end_of_query=0``: 200, the first rows, then the exception."""
+    writer = writer_of(stack)
+    streamed = {"max_block_size": "1", "wait_end_of_query": "0"}
+    reply = curl(stack, data=FAILS_AT_ROW_4.encode(), params=streamed, user=writer)
+    assert reply.status == 200, reply
+    assert reply.headers.get("transfer-encoding") == "chunked", reply
+    assert reply.body.startswith(b"0\t0\n1\t0\n2\t0\nCode: 395. DB::Exception: "), reply
+    assert reply.body.rstrip().endswith(b"(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO)"), reply
+    # wait_end_of_query=1 buffers the whole result: an HTTP error and no rows
+    waited = {"max_block_size": "1", "wait_end_of_query": "1"}
+    reply = curl(stack, data=FAILS_AT_ROW_4.encode(), params=waited, user=writer)
+    assert reply.status == 500 and reply.code == "395", reply
+    assert reply.body.startswith(b"Code: 395."), reply
+    # an error before the first row is an HTTP error when streamed too
+    reply = curl(stack, data=b"SELECT * FROM default.no_such_table", params=streamed, user=writer)
+    assert reply.status == 404 and reply.code == "60", reply
+
+
+def test_clickhouse_connect_reads_the_rows_then_the_error(stack: Settings) -> None:
+    client = get_client(stack)
+    rows: list[tuple[int, int]] = []
+    stream = client.query_row_block_stream(FAILS_AT_ROW_4, settings={"max_block_size": 1})
+    with pytest.raises(DatabaseError, match="Code: 395"), stream as blocks:  # noqa: PT012
+        for block in blocks:
+            rows.extend(block)
+    assert rows == [(0, 0), (1, 0), (2, 0)]
+
+
+@pytest.mark.parametrize("who", ["writer", "analyst"])
+def test_a_large_streamed_result_arrives_whole(stack: Settings, who: str) -> None:
+    """Many chunks, compressed as clickhouse-connect negotiates (lz4) and as curl does (gzip)."""
+    client = get_client(stack, analyst=who == "analyst")
+    result = client.query("SELECT number FROM numbers(200000) WHERE number % 3 = 0")
+    assert [row[0] for row in result.result_rows] == list(range(0, 200000, 3))
+    user = writer_of(stack) if who == "writer" else analyst_of(stack)
+    args = ["curl", "-sS", "--compressed", "-u", f"{user[0]}:{user[1]}", "--data-binary", "@-"]
+    url = stack.clickhouse_url.rstrip("/") + "/?enable_http_compression=1"
+    done = subprocess.run(
+        [*args, "-H", "Accept-Encoding: gzip", url],
+        input=b"SELECT number FROM numbers(100000) FORMAT JSONEachRow",
+        capture_output=True,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 100000 and lines[-1] == b'{"number":99999}', lines[-1:]
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_session(stack: Settings) -> None:
+    """Endless results whose readers hang up: their queries stop, the sessions serve again."""
+    host, port = stack.clickhouse_address
+    user, password = analyst_of(stack)
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    for _ in range(12):  # more than the pool of read-only sessions
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        conn.request(
+            "POST", "/", b"SELECT number FROM system.numbers", {"Authorization": f"Basic {auth}"}
+        )
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.read(1000)
+        conn.close()
+    started = time.monotonic()
+    assert curl(stack, "SELECT 1", user=analyst_of(stack)).body == b"1\n"
+    assert time.monotonic() - started < 20
+
+
+# --- item 5: what the engine is sent ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["writer", "analyst"])
+def test_query_bytes_that_are_not_utf8_reach_the_engine(stack: Settings, who: str) -> None:
+    """A String literal with an invalid UTF-8 byte, in the body and in the URL."""
+    user = writer_of(stack) if who == "writer" else analyst_of(stack)
+    reply = curl(stack, data=b"SELECT length('x\xff'), hex('x\xff')", user=user)
+    assert (reply.status, reply.body) == (200, b"2\t78FF\n"), reply
+    done = subprocess.run(
+        [
+            "curl", "-sS", "-u", f"{user[0]}:{user[1]}",
+            stack.clickhouse_url.rstrip("/") + "/?query=SELECT%20hex('%FE%FF')",
+        ],
+        capture_output=True,
+        check=True,
+    )  # fmt: skip
+    assert done.stdout == b"FEFF\n"
+    reply = curl(stack, data=b"SELECT hex({s:String})", params={"param_s": "a"}, user=user)
+    assert reply.body == b"61\n", reply
+
+
+def test_a_string_that_is_not_utf8_is_stored_as_sent(stack: Settings, unique: str) -> None:
+    writer = writer_of(stack)
+    table = f"default.bytes_{unique}"
+    curl(stack, data=f"CREATE TABLE {table} (s String) ENGINE = Memory".encode(), user=writer)
+    try:
+        reply = curl(
+            stack, data=f"INSERT INTO {table} VALUES ('\xfe;')".encode("latin-1"), user=writer
+        )
+        assert reply.status == 200, reply
+        reply = curl(stack, data=f"SELECT hex(s) FROM {table}".encode(), user=writer)
+        assert reply.body == b"FE3B\n", reply
+    finally:
+        curl(stack, data=f"DROP TABLE {table}".encode(), user=writer)
+
+
+def test_tab_separated_insert_data_keeps_its_trailing_semicolon(
+    stack: Settings, unique: str
+) -> None:
+    """The data after ``FORMAT TabSeparated`` is data, its ``;`` too (body, URL, form, client).
+
+    (clickhouse-connect's ``command`` strips a trailing ``;`` from its text before sending,
+    whatever the server: its ``raw_insert`` or ``command(…, data=…)`` carry such data.)
+    """
+    writer = writer_of(stack)
+    table = f"default.semi_{unique}"
+    curl(stack, data=f"CREATE TABLE {table} (s String) ENGINE = Memory".encode(), user=writer)
+    try:
+        insert = f"INSERT INTO {table} FORMAT TabSeparated"
+        assert curl(stack, data=f"{insert}\na;".encode(), user=writer).status == 200
+        assert curl(stack, data=f"{insert} b;".encode(), user=writer).status == 200
+        assert curl(stack, insert, data=b"c;", user=writer).status == 200
+        assert curl_form(stack, writer, f"query={insert}\nd;") == (200, b"")
+        client = get_client(stack)
+        client.raw_insert(table, ["s"], insert_block="e;\n", fmt="TabSeparated")
+        client.command(insert, data="f;")
+        rows = client.query(f"SELECT s FROM {table} ORDER BY s").result_rows
+        assert rows == [("a;",), ("b;",), ("c;",), ("d;",), ("e;",), ("f;",)]
+    finally:
+        curl(stack, data=f"DROP TABLE {table}".encode(), user=writer)
+
+
+# --- item 6: different clients run side by side -------------------------------------------------
+
+
+def _timed(run: Callable[[], object], marks: dict[str, float], name: str) -> None:
+    marks[f"{name} start"] = time.monotonic()
+    run()
+    marks[f"{name} end"] = time.monotonic()
+
+
+def test_two_slow_queries_run_side_by_side(stack: Settings) -> None:
+    """Two ``SELECT sleep(1)`` (the writer's and the analyst's) overlap in time."""
+    marks: dict[str, float] = {}
+    users = {"writer": writer_of(stack), "analyst": analyst_of(stack)}
+    threads = [
+        threading.Thread(
+            target=_timed,
+            args=(lambda u=user: curl(stack, data=b"SELECT sleep(1)", user=u), marks, name),
+        )
+        for name, user in users.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # each starts before the other ends: they ran at the same time
+    assert marks["writer start"] < marks["analyst end"], marks
+    assert marks["analyst start"] < marks["writer end"], marks
+    overlap = min(marks["writer end"], marks["analyst end"]) - max(
+        marks["writer start"], marks["analyst start"]
+    )
+    assert overlap > 0.5, marks
+
+
+def test_inserts_run_while_an_analyst_query_runs(stack: Settings, unique: str) -> None:
+    """An analyst's 5-second query does not hold up the worker's inserts."""
+    writer = get_client(stack)
+    table = f"default.side_{unique}"
+    writer.command(f"CREATE TABLE {table} (n UInt32, s String) ENGINE = MergeTree ORDER BY n")
+    try:
+        analyst = get_client(stack, analyst=True)
+        marks: dict[str, float] = {}
+        slow = threading.Thread(
+            target=_timed,
+            args=(lambda: analyst.query("SELECT sleep(3) + sleep(2)"), marks, "analyst"),
+        )
+        slow.start()
+        time.sleep(0.5)  # the analyst's query is running
+        marks["inserts start"] = time.monotonic()
+        for batch in range(10):
+            writer.insert(table, [(batch * 100 + i, "x") for i in range(100)], ["n", "s"])
+        marks["inserts end"] = time.monotonic()
+        slow.join()
+        assert writer.command(f"SELECT count() FROM {table}") == 1000
+        assert marks["analyst start"] < marks["inserts start"], marks
+        assert marks["inserts end"] < marks["analyst end"], marks
+    finally:
+        writer.command(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_a_busy_session_refuses_a_second_request(stack: Settings, unique: str) -> None:
+    """One HTTP session runs one query at a time: ClickHouse's 373 SESSION_IS_LOCKED."""
+    writer = writer_of(stack)
+    session = {"session_id": f"busy-{unique}"}
+    slow = threading.Thread(
+        target=curl,
+        args=(stack,),
+        kwargs={"data": b"SELECT sleep(2)", "params": session, "user": writer},
+    )
+    slow.start()
+    time.sleep(0.7)
+    reply = curl(stack, data=b"SELECT 1", params=session, user=writer)
+    slow.join()
+    assert reply.status == 500 and reply.code == "373", reply
+    assert b"(SESSION_IS_LOCKED)" in reply.body, reply
+    assert curl(stack, data=b"SELECT 1", params=session, user=writer).body == b"1\n"
