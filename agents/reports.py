@@ -13,6 +13,21 @@ the table is co-partitioned with it) and writes it to gov.work_orders; invalid s
 dead-lettered. A timer escalates overdue orders of this worker's active partitions and
 writes the escalation to ClickHouse before it persists it in the table, so a restart neither
 loses nor repeats it.
+
+Repeat complaints (重复诉求, ``workorders.find_repeat``): the report topic is keyed by report_id,
+so no report partition holds all of one person's reports. The first agent therefore sends
+what the rule needs of each named, categorised SUBMIT (``workorders.complaint_of``: report id,
+salted reporter hash, category, time; no personal data) to ``<app id>-person-complaints``,
+keyed by the reporter hash. ``find_repeats`` owns that key's partition of the table
+``person-complaints`` (person → their complaints within the window), so every report of one
+person, from any channel, meets the same index whatever the number of workers. A repeat goes
+back to ``<app id>-repeat-of``, keyed by report_id: co-partitioned with ``report`` (same key,
+same murmur2 partitioner, same partition count), so ``mark_repeats`` runs where the order's
+``work-orders`` state lives and sets ``repeat_of`` on it (a new revision in gov.work_orders).
+The order is marked a moment after it is opened, never before. Both hops are idempotent (a
+replayed complaint finds the same earlier report; a replayed mark changes nothing), and a lost
+changelog is put back from gov.reports / gov.work_orders like the other tables
+(pipelines/restore.py).
 """
 
 from __future__ import annotations
@@ -70,7 +85,28 @@ work_orders = app.Table(
     key_type=bytes,  # report_id as sent: raw keys, JSON values (see open-orders)
     use_partitioner=True,  # murmur2 of the key: the report topic's partition; the timer writes too
 )
-_state_lock = asyncio.Lock()  # the agent and the SLA timer never interleave on one order
+_state_lock = asyncio.Lock()  # the agents and the SLA timer never interleave on one order
+
+person_topic = app.topic(
+    f"{settings.app_id}-person-complaints",  # under the app's prefix, as its changelogs are
+    key_serializer="raw",
+    value_serializer="json",
+    internal=True,
+    partitions=settings.topic_partitions,
+)
+repeat_topic = app.topic(
+    f"{settings.app_id}-repeat-of",
+    key_serializer="raw",
+    value_serializer="json",
+    internal=True,
+    partitions=settings.topic_partitions,  # as the report topic and work-orders: co-partitioned
+)
+person_complaints = app.Table(
+    "person-complaints",
+    default=list,
+    key_type=bytes,  # the salted reporter hash: raw keys, JSON values (see open-orders)
+    use_partitioner=True,  # key → partition exactly as person_topic is keyed
+)
 TOLERANCE_MS = settings.step_tolerance_s * 1000
 
 sink = ClickHouseSink(
@@ -208,6 +244,10 @@ async def _process(events: Any) -> None:
             dedupe = reports.dedupe_key(order["category"]["code"], order["region_code"])
             metrics.CLASSIFIED.labels(order["category"]["code"]).inc()  # metrics
             sends.append(await routed_topic.send(key=dedupe.encode(), value=order))
+            complaint = workorders.complaint_of(order)
+            if workorders.may_repeat(complaint):
+                person = str(complaint["person"]).encode()
+                sends.append(await person_topic.send(key=person, value=complaint))
         else:
             batch.add(
                 "work_order_events",
@@ -320,16 +360,29 @@ async def _restore_index(events: Any) -> None:
         order = cast(dict[str, Any], event.value)
         wanted[(str(order["category"]["code"]), str(order["region_code"]))] = key
         times.append(int(order["occurred_ms"]))
+    window_ms = int(settings.duplicate_window_s * 1000)
+    await _put_back_around(
+        open_orders, wanted, times, window_ms, window_ms, restore.open_orders, "并单 index entries"
+    )
+    _index_checked.update(wanted.values())
+
+
+async def _put_back_around(
+    table: Any,
+    wanted: dict[Any, bytes],
+    times: list[int],
+    before_ms: int,
+    after_ms: int,
+    query: Any,
+    what: str,
+) -> None:
+    """put_back of an index whose entries are kept for a time window: ``query(client, db,
+    keys, since_ms, until_ms)`` looks from ``before_ms`` before the earliest of the batch's
+    event ``times`` to ``after_ms`` after the latest."""
     if not wanted:
         return
-    window_ms = int(settings.duplicate_window_s * 1000)
-    since, until = min(times) - window_ms, max(times) + window_ms
-    await put_back(
-        open_orders, wanted,
-        lambda c, db, places: restore.open_orders(c, db, places, since, until),
-        "并单 index entries",
-    )  # fmt: skip
-    _index_checked.update(wanted.values())
+    since, until = min(times) - before_ms, max(times) + after_ms
+    await put_back(table, wanted, lambda c, db, keys: query(c, db, keys, since, until), what)
 
 
 def _link(event: EventT) -> list[Any]:
@@ -365,3 +418,105 @@ async def link_work_orders(stream: StreamT) -> None:
         for event in events:
             await stream.ack(event)
         metrics.progressed("link_work_orders")
+
+
+# --- repeat complaints (重复诉求): see the module docstring ----------------------------------
+
+_complaints_lost = LostState(
+    person_complaints,
+    "reports",
+    held=lambda c, db, ps: set(ps) if restore.any_reports(c, db) else set(),
+)
+_complaints_checked: set[bytes] = set()  # persons already looked up in ClickHouse
+REPEAT_WINDOW_MS = int(settings.repeat_window_days * workorders.DAY_MS)
+
+
+async def _restore_complaints(events: Any) -> None:
+    """Put back the complaints of the persons this batch names, when the index's changelog
+    was lost (pipelines/restore.py): those that occurred within the window before."""
+    lost = await _complaints_lost.lost({event.message.partition for event in events})
+    wanted: dict[str, bytes] = {}
+    times = []
+    for event in events:
+        key = bytes(cast(bytes, event.key))
+        if event.message.partition not in lost or key in _complaints_checked:
+            continue
+        if key in person_complaints:  # already known to this worker
+            continue
+        wanted[key.decode()] = key
+        times.append(int(cast(dict[str, Any], event.value)["occurred_ms"]))
+    await _put_back_around(
+        person_complaints, wanted, times, REPEAT_WINDOW_MS, 0, restore.complaints,
+        "repeat-index persons",
+    )  # fmt: skip
+    _complaints_checked.update(wanted.values())
+
+
+async def _acknowledge(stream: StreamT, agent: str, events: Any, sends: list[Any]) -> None:
+    """Count a batch in, wait for the messages it sent, then acknowledge its offsets."""
+    if events:
+        metrics.EVENTS_IN.labels(agent, events[0].message.topic).inc(len(events))  # metrics
+    for pending in sends:
+        await pending
+    for event in events:
+        await stream.ack(event)
+    metrics.progressed(agent)
+
+
+@app.agent(person_topic)
+async def find_repeats(stream: StreamT) -> None:
+    """Each complaint against the earlier ones of its person (the table partition this
+    worker owns); a repeat is sent to the order's partition. Writes nothing to ClickHouse."""
+    async for events in batches(stream):
+        await _restore_complaints(events)
+        sends = []
+        for event in events:
+            key = bytes(cast(bytes, event.key))
+            complaint = cast(dict[str, Any], event.value)
+            earlier = person_complaints[key]
+            repeat_of = workorders.find_repeat(earlier, complaint, settings.repeat_window_days)
+            person_complaints[key] = workorders.remember_complaint(
+                earlier, complaint, settings.repeat_window_days
+            )
+            if repeat_of is not None:
+                mark = {"report_id": complaint["report_id"], "repeat_of": repeat_of}
+                report_key = str(complaint["report_id"]).encode()
+                sends.append(await repeat_topic.send(key=report_key, value=mark))
+        await _acknowledge(stream, "find_repeats", events, sends)
+
+
+async def _mark(events: Any) -> list[Any]:
+    """Set repeat_of on the orders of this batch's marks: ClickHouse first, then the table."""
+    lost = await _lost.lost({event.message.partition for event in events})
+    wanted = {
+        bytes(cast(bytes, event.key)).decode(): bytes(cast(bytes, event.key))
+        for event in events
+        if event.message.partition in lost and work_orders.get(bytes(event.key)) is None
+    }
+    await put_back(work_orders, wanted, restore.work_orders, "work orders")
+    batch, changed = Batch(), cast(dict[bytes, dict[str, Any]], {})
+    now_ms = reports.to_ms(datetime.now(UTC))
+    for event in events:
+        saw(batch, event)
+        key, mark = bytes(cast(bytes, event.key)), cast(dict[str, Any], event.value)
+        state = changed.get(key) or work_orders.get(key)
+        if state is None:  # cannot happen unless its state was lost and never written
+            log.warning("repeat mark for unknown work order %s dropped", mark.get("report_id"))
+            continue
+        new = workorders.marked_repeat(state, str(mark.get("repeat_of") or ""), now_ms)
+        if new is None:
+            continue  # a replayed mark, or the order already names what it repeats
+        changed[key] = new
+        batch.add("work_orders", workorders.order_row(new), source=event.message)
+    sends = await write("mark_repeats", sink, batch)
+    for key, new in changed.items():
+        work_orders[key] = new
+    return sends
+
+
+@app.agent(repeat_topic)
+async def mark_repeats(stream: StreamT) -> None:
+    async for events in batches(stream):
+        async with _state_lock:
+            sends = await _mark(events)
+        await _acknowledge(stream, "mark_repeats", events, sends)

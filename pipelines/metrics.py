@@ -109,12 +109,16 @@ AGENT_PROGRESS = Gauge(
     registry=REGISTRY,
 )
 
-#: input topic → the agent that consumes it (for /health: is the agent of a lagging topic moving?)
+#: input topic (or the end of its name) → the agent that consumes it (for /health: is the agent
+#: of a lagging topic moving?)
 AGENT_OF_TOPIC = {
     "report": "process_reports",
     "report-routed": "link_work_orders",
     "form-submission": "process_forms",
     "alert": "process_alerts",
+    # the repeat-complaint hops (agents/reports.py), named <app id>-<suffix>
+    "-person-complaints": "find_repeats",
+    "-repeat-of": "mark_repeats",
 }
 _started = time.monotonic()
 _progress: dict[str, float] = {}  # agent → time.monotonic() of its last acknowledged batch

@@ -212,3 +212,36 @@ def open_orders(
              "lon": r["lon"], "address": str(r["address"])}
         )  # fmt: skip
     return found
+
+
+@_chunked
+def complaints(
+    client: Client,
+    database: str,
+    persons: list[str],
+    since_ms: int,
+    until_ms: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """person (salted reporter hash) → the complaints of that person that occurred between
+    ``since_ms`` and ``until_ms`` (epoch ms), in the shape of the repeat index
+    (:func:`pipelines.workorders.complaint_of`: report_id, person, category, occurred_ms),
+    oldest first. Anonymous reports and :data:`pipelines.workorders.NOT_REPEATED` categories
+    are not in the index, so they are not put back either."""
+    db = check_identifier(database)
+    rows = _rows(
+        client,
+        "SELECT report_id, reporter_hash, category_code, "
+        f"toUnixTimestamp64Milli(occurred_at) AS ms FROM {db}.reports FINAL "
+        "WHERE reporter_hash IN {p:Array(String)} AND reporter_hash != '' "
+        "AND category_code NOT IN {skip:Array(String)} "
+        "AND toUnixTimestamp64Milli(occurred_at) BETWEEN {a:Int64} AND {b:Int64} "
+        "ORDER BY ms, report_id",
+        {"p": persons, "skip": sorted(workorders.NOT_REPEATED), "a": since_ms, "b": until_ms},
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        found.setdefault(str(r["reporter_hash"]), []).append(
+            {"report_id": str(r["report_id"]), "person": str(r["reporter_hash"]),
+             "category": str(r["category_code"]), "occurred_ms": int(r["ms"])}
+        )  # fmt: skip
+    return found

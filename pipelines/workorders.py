@@ -884,6 +884,27 @@ def find_repeat(
     return str(first["report_id"])
 
 
+def may_repeat(complaint: Mapping[str, Any]) -> bool:
+    """Whether :func:`find_repeat` could ever find a report this complaint repeats, or a
+    later one could repeat it: it names a person and a category other than
+    :data:`NOT_REPEATED`. Only those go to the repeat index."""
+    return bool(complaint["person"]) and complaint["category"] not in NOT_REPEATED
+
+
+def marked_repeat(state: Mapping[str, Any], repeat_of: str, now_ms: int) -> dict[str, Any] | None:
+    """The order's state with ``repeat_of`` set (a new revision), or None when there is
+    nothing to change: the order already names the report it repeats (the first answer
+    stays, so a replayed mark changes nothing), or ``repeat_of`` is the order itself."""
+    if not repeat_of or state.get("repeat_of") or repeat_of == state["report_id"]:
+        return None
+    return {
+        **state,
+        "repeat_of": repeat_of,
+        "revision": int(state["revision"]) + 1,
+        "updated_ms": int(now_ms),
+    }
+
+
 def remember_complaint(
     earlier: Sequence[Mapping[str, Any]], complaint: Mapping[str, Any], window_days: float
 ) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ steps dead-lettered, and an SLA breach escalated exactly once across a worker re
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,25 @@ def _orders(settings: Settings, prefix: str) -> dict[str, tuple[Any, ...]]:
     return {str(r[0]): r[1:] for r in rows}
 
 
+def _send_and_run(
+    settings: Settings,
+    worker: WorkerProcess,
+    events: list[dict[str, Any]],
+    done: Callable[[], bool],
+    what: str,
+) -> None:
+    """Send report events, run the worker until ``done()`` holds, then stop it (the next
+    call starts it again: a restart, the tables come back from their changelogs)."""
+    with EventProducer(settings) as producer:
+        for event in events:
+            producer.send(contracts.REPORT, event)
+    worker.start().wait_ready()
+    try:
+        wait_for(done, 90, what)
+    finally:
+        worker.stop()
+
+
 def test_lifecycle_invalid_steps_and_one_escalation_across_a_restart(
     run: Settings,  # noqa: F811
     tmp_path: Path,
@@ -80,34 +100,21 @@ def test_lifecycle_invalid_steps_and_one_escalation_across_a_restart(
     ]  # fmt: skip
     late_id, done_id = late["report_id"], done["report_id"]
     worker = WorkerProcess(settings, tmp_path / "worker.log")
-    with EventProducer(settings) as producer:
-        for event in events:
-            producer.send(contracts.REPORT, event)
-    worker.start().wait_ready()
-    try:
-        wait_for(
-            lambda: (
-                _orders(settings, prefix).get(late_id, (None, 0))[1] == 1
-                and _orders(settings, prefix).get(done_id, ("",))[0] == "closed"
-            ),
-            90,
-            "the escalation and the closed order",
-        )
-    finally:
-        worker.stop()  # a restart: the table comes back from its changelog
+    _send_and_run(
+        settings, worker, events,
+        lambda: (
+            _orders(settings, prefix).get(late_id, (None, 0))[1] == 1
+            and _orders(settings, prefix).get(done_id, ("",))[0] == "closed"
+        ),
+        "the escalation and the closed order",
+    )  # fmt: skip
     # after the restart, a second overdue report proves the timer ran again
     again = _report(prefix, 4, villages[3], occurred_at=(now - timedelta(hours=5)).isoformat())
-    with EventProducer(settings) as producer:
-        producer.send(contracts.REPORT, again)
-    worker.start().wait_ready()
-    try:
-        wait_for(
-            lambda: _orders(settings, prefix).get(again["report_id"], (None, 0))[1] == 1,
-            90,
-            "the escalation after the restart",
-        )
-    finally:
-        worker.stop()
+    _send_and_run(
+        settings, worker, [again],
+        lambda: _orders(settings, prefix).get(again["report_id"], (None, 0))[1] == 1,
+        "the escalation after the restart",
+    )  # fmt: skip
     orders = _orders(settings, prefix)
     assert orders[late_id] == ("dispatched", 1, "county", None)  # street → county, once
     assert orders[done_id] == ("closed", 0, "street", True)
@@ -144,4 +151,70 @@ def test_lifecycle_invalid_steps_and_one_escalation_across_a_restart(
         prefix,
     )
     assert letters == [(workorders.INVALID_TRANSITION, 1), (workorders.UNKNOWN_REPORT, 1)]
+    assert "Traceback" not in worker.log_text()
+
+
+def _repeats(settings: Settings, prefix: str) -> dict[str, str]:
+    rows = _query(
+        settings,
+        "SELECT report_id, repeat_of FROM {db}.work_orders FINAL "
+        "WHERE startsWith(report_id, {p:String})",
+        prefix,
+    )
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def test_repeat_complaints_across_channels_and_a_restart(
+    run: Settings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """重复诉求: the example's reporter (李秀兰) raises the same 井盖 problem again by another
+    channel within 30 days: the later order names the first; another person, another
+    category, a report more than 30 days before and a report after a worker restart (the
+    index comes back from its changelog) are told apart."""
+    prefix = f"RP{uuid.uuid4().hex[:8]}"
+    villages = divisions.villages_under("430602")
+    now = datetime.now(UTC)
+
+    def report(n: int, days_ago: float, channel: str, **changes: Any) -> dict[str, Any]:
+        at = (now - timedelta(days=days_ago)).isoformat()
+        return _report(prefix, n, villages[n], occurred_at=at, channel=channel, **changes)
+
+    other_person = {"id": "wx-someone-else", "name": "赵六", "phone": "13800001111"}
+    old = report(1, 40, "app")  # more than 30 days before `first`: not what it repeats
+    first = report(2, 3, "group_message")
+    again = report(3, 1, "hotline")  # same person and category, by phone: repeats `first`
+    other = report(4, 1, "app", reporter=other_person)  # another person
+    lamp = report(5, 1, "app", category_hint="P0102", description="小区门口路灯不亮，晚上很黑")
+    events = [old, first, again, other, lamp]
+    worker = WorkerProcess(run, tmp_path / "worker.log")
+    _send_and_run(
+        run, worker, events,
+        lambda: (
+            len(_repeats(run, prefix)) == 5
+            and _repeats(run, prefix)[again["report_id"]] == first["report_id"]
+        ),
+        "every order, the repeat marked on its order",
+    )  # fmt: skip
+    latest = report(6, 0.01, "one_click")  # after a restart: the index from its changelog
+    _send_and_run(
+        run, worker, [latest],
+        lambda: _repeats(run, prefix).get(latest["report_id"]) == first["report_id"],
+        "the repeat after the restart",
+    )  # fmt: skip
+    repeats = _repeats(run, prefix)
+    assert repeats == {
+        old["report_id"]: "",
+        first["report_id"]: "",
+        again["report_id"]: first["report_id"],
+        other["report_id"]: "",
+        lamp["report_id"]: "",
+        latest["report_id"]: first["report_id"],
+    }
+    categories = _query(
+        run,
+        "SELECT category_code FROM {db}.work_orders FINAL WHERE report_id = {p:String}",
+        lamp["report_id"],
+    )
+    assert categories == [("P0102",)]
     assert "Traceback" not in worker.log_text()

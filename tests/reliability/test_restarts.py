@@ -176,7 +176,9 @@ def test_a_stack_restart_loses_no_rows_and_no_work_order_state(tmp_path: Path, u
         clickhouse.migrate(clickhouse.get_client(settings), settings.clickhouse_database)
         worker = own.worker()
         worker.start().wait_ready()
-        a, b = fresh_submit(), fresh_submit()
+        # the same person and 井盖 problem at the same moment: b repeats a (重复诉求; equal times,
+        # the smaller report id is the earlier), and so does c after the restart
+        a, b = fresh_submit(f"T-{unique}-a"), fresh_submit(f"T-{unique}-b")
         steps = [example(contracts.REPORT, n) for n in range(1, 6)]  # ACCEPT … CLOSE
         for step in steps:
             step.update(event_id=str(uuid.uuid4()), report_id=b["report_id"])
@@ -197,6 +199,9 @@ def test_a_stack_restart_loses_no_rows_and_no_work_order_state(tmp_path: Path, u
             f"WHERE report_id = '{b['report_id']}'"
         )
         submitted_ms = count(own, submitted)
+        repeat = "SELECT repeat_of = '%s' FROM {db}.work_orders FINAL WHERE report_id = '%s'"
+        wait_for(lambda: count(own, repeat % (a["report_id"], b["report_id"])) == 1, 30,
+                 "b marked as a repeat of a")  # fmt: skip
         assert worker.stop() == 0
         control.down(settings)
         control.up(settings)
@@ -220,6 +225,10 @@ def test_a_stack_restart_loses_no_rows_and_no_work_order_state(tmp_path: Path, u
         merged = "SELECT duplicate_of = '%s' FROM {db}.reports FINAL WHERE report_id = '%s'"
         assert count(own, merged % (a["report_id"], c["report_id"])) == 1
         assert count(own, submitted) == submitted_ms  # times restored as they were
+        # the repeat index came back from gov.reports: C repeats A, the first of that person
+        wait_for(lambda: count(own, repeat % (a["report_id"], c["report_id"])) == 1, 30,
+                 "c marked as a repeat of a after the restart")  # fmt: skip
+        assert count(own, repeat % (a["report_id"], b["report_id"])) == 1
         # the resubmission counted on from the row before the restart, and replaced it
         wait_for(lambda: count(own, "SELECT max(submissions) FROM {db}.form_submissions FINAL")
                  == 2, 30, "the resubmission counted as the second")  # fmt: skip

@@ -726,3 +726,48 @@ def test_remembered_complaints_are_kept_for_the_window_only() -> None:
         kept = workorders.remember_complaint(kept, _complaint(rid, "p1", "P0101", day), 30)
     assert [c["report_id"] for c in kept] == ["r2", "r3"]  # r1 too old, r2 once
     json.dumps(kept)  # JSON-friendly: a Faust table could keep it
+
+
+def _routed(report_id: str, channel: str, day: float, **changes: Any) -> dict[str, Any]:
+    record = {
+        **_submit_record(),
+        "report_id": report_id,
+        "channel": channel,
+        "occurred_at": T0 + timedelta(days=day),
+        **changes,
+    }
+    return reports.work_order(record, salt="s", partition=0, offset=1, received_at=T0)
+
+
+def test_the_same_person_repeats_across_channels() -> None:
+    first = workorders.complaint_of(_routed("r1", "group_message", 0))
+    again = workorders.complaint_of(_routed("r2", "hotline", 3))  # same reporter id, by phone
+    assert first["person"] == again["person"] != ""
+    assert workorders.find_repeat([first], again, 30) == "r1"
+    # another reporter on the same day and category is not a repeat of r1
+    other = dict(_submit_record()["reporter"], id="430602199001011234")
+    third = workorders.complaint_of(_routed("r3", "app", 3, reporter=other))
+    assert workorders.find_repeat([first], third, 30) is None
+
+
+@pytest.mark.parametrize(
+    ("person", "category", "indexed"),
+    [("p1", "P0101", True), ("", "P0101", False), ("p1", "X9999", False)],
+)
+def test_only_named_categorised_complaints_are_indexed(
+    person: str, category: str, indexed: bool
+) -> None:
+    assert workorders.may_repeat(_complaint("r1", person, category, 0)) is indexed
+
+
+def test_marking_an_order_as_a_repeat_once() -> None:
+    state = _order()
+    marked = workorders.marked_repeat(state, "r0", 1_000)
+    assert marked is not None and marked["repeat_of"] == "r0"
+    assert marked["revision"] == state["revision"] + 1 and marked["updated_ms"] == 1_000
+    assert state["repeat_of"] == ""  # the old state is not changed
+    assert workorders.order_row(marked)[workorders.ORDER_COLUMNS.index("repeat_of")] == "r0"
+    assert workorders.marked_repeat(marked, "r0", 2_000) is None  # a replayed mark
+    assert workorders.marked_repeat(marked, "r9", 2_000) is None  # the first answer stays
+    assert workorders.marked_repeat(state, state["report_id"], 2_000) is None
+    assert workorders.marked_repeat(state, "", 2_000) is None
