@@ -179,7 +179,7 @@ def _read_lexicon_rows(path: Path) -> list[tuple[str, float, list[str]]]:
                 if len(row) != 3:
                     raise LexiconError(f"{path}:{n}: expected code,weight,terms")
                 code, weight, terms = row
-                if code != NEUTRAL and (not taxonomy.is_valid(code) or code == "X9999"):
+                if code != NEUTRAL and not taxonomy.is_valid(code):
                     raise LexiconError(f"{path}:{n}: unknown code {code!r}")
                 parts = [t.strip() for t in terms.split("|") if t.strip()]
                 rows.append((code, float(weight), parts))
@@ -575,10 +575,13 @@ def score(
 
     ordered = sorted(parts(text), key=lambda kv: -weight_of[kv[0]])
     term_part: dict[str, str] = {}
+    damaged = False  # a damage cue outside the terms of events (塌 of 塌陷 is the event's)
     for part, chunk in ordered:
         pw = weight_of[part]
         for clause in _clauses(chunk):
             matches = _find_terms(clause, lex)
+            if not damaged:
+                damaged = _HAS_DAMAGE_CUE(_without_event_terms(clause, matches, lex))
             negated = _negated(clause, matches) if matches else set()
             for idx, (_start, end, term) in enumerate(matches):
                 if idx in negated or term in term_part:
@@ -600,11 +603,22 @@ def score(
             if idx not in done and all(p in atoms for p in combo):
                 done.add(idx)
                 add(code, weight, "+".join(combo), atoms[combo[0]])
-    if any(c in lex.part_codes for c in scores) and _HAS_DAMAGE_CUE(text):
+    if damaged and any(c in lex.part_codes for c in scores):
         for code in list(scores):
             if code in lex.part_codes:
                 scores[code] += rules.part_damage_bonus
     return scores, evidence, by_part
+
+
+def _without_event_terms(clause: str, matches: list[tuple[int, int, str]], lex: Lexicon) -> str:
+    """``clause`` with the words (two characters or more) that score no part category blanked
+    out: the damage cue that makes a part noun a report of a broken part must not be a piece
+    of another category's word (塌 of 塌陷 is a 路面塌陷 event, not a damaged 路面); a cue that
+    is a word by itself (倒 of 护栏倒了) stays."""
+    for start, end, term in matches:
+        if end - start > 1 and not any(code in lex.part_codes for code, _w in lex.terms[term]):
+            clause = clause[:start] + " " * (end - start) + clause[end:]
+    return clause
 
 
 def _is_location(clause: str, end: int) -> bool:
@@ -716,7 +730,9 @@ def classify_rules(text: str, hint: str | None = None) -> Classification:
         return _result(taxonomy.unknown(), confidence, (), "fallback", kind)
     terms = _evidence_terms(evidence[best_code])
     deciding = max(by_part[best_code].items(), key=lambda kv: kv[1])[0]
-    return _result(taxonomy.get(best_code), confidence, terms, "text", kind, deciding)  # type: ignore[arg-type]
+    # X9999 terms name what the hotline does not take (courts, lawsuits): 人工分拨 as well
+    source: Source = "fallback" if best_code == taxonomy.UNKNOWN_CODE else "text"
+    return _result(taxonomy.get(best_code), confidence, terms, source, kind, deciding)  # type: ignore[arg-type]
 
 
 # --- the learned model, when there is one ------------------------------------------------
