@@ -59,6 +59,7 @@ from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.contracts import check_key
 from pipelines.errors import ValidationError
+from pipelines.shapes import RoutedReport
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
 
 log = logging.getLogger("govstream.agents.reports")
@@ -135,7 +136,7 @@ async def _rejected(batch: Batch, sends: list[Any], rejected: Any, received: dat
 
 
 def _submitted(
-    record: dict[str, Any], key: bytes, order: dict[str, Any], batch: Batch, source: Any
+    record: dict[str, Any], key: bytes, order: RoutedReport, batch: Batch, source: Any
 ) -> None:
     """Open the work order of a SUBMIT (a replay of the same SUBMIT keeps the state)."""
     state = work_orders.get(key)

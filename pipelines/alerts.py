@@ -36,6 +36,7 @@ from pipelines import divisions, reasons
 from pipelines.errors import ValidationError
 from pipelines.pii import scrub_text
 from pipelines.reports import MAX_AGE, MAX_FUTURE, UNKNOWN_REGION, enrich, from_ms, to_ms
+from pipelines.shapes import AlertMessage, AlertState
 
 DATA = Path(__file__).parent / "data" / "weather_warnings.csv"
 
@@ -229,7 +230,7 @@ def resolve_regions(record: Mapping[str, Any]) -> divisions.Resolution:
     return resolved
 
 
-def _message(record: Mapping[str, Any], received_at: datetime) -> dict[str, Any]:
+def _message(record: Mapping[str, Any], received_at: datetime) -> AlertMessage:
     expires = record.get("expires")
     resolved = resolve_regions(record)
     return {
@@ -254,13 +255,13 @@ def _message(record: Mapping[str, Any], received_at: datetime) -> dict[str, Any]
 
 
 def apply(
-    state: Mapping[str, Any] | None,
+    state: AlertState | None,
     record: Mapping[str, Any],
     *,
     received_at: datetime,
     partition: int = 0,
     offset: int = 0,
-) -> tuple[dict[str, Any], Change]:
+) -> tuple[AlertState, Change]:
     """Fold a validated message into its warning's state; returns the new state and the change.
 
     - an Alert (or an Update/Cancel whose Alert never arrived) starts the state;
@@ -270,38 +271,38 @@ def apply(
       and a message seen before (same ``alert_id``, a replay) changes nothing at all.
     """
     message = _message(record, received_at)
+    lifted: tuple[str, ...] = ()
     if state is not None and message["alert_id"] in state["messages"]:
-        return dict(state), Change("duplicate")
+        return state.copy(), Change("duplicate")
     if state is None:
-        new = {
+        new: AlertState = {
+            **message,
             "root_id": root_of(record),
+            "status": CANCELLED if message["msg_type"] == "Cancel" else ACTIVE,
             "first_sent_ms": message["sent_ms"],
             "messages": [],
             "revision": 0,
-            **message,
-            "status": CANCELLED if message["msg_type"] == "Cancel" else ACTIVE,
+            "partition": partition,
+            "offset": offset,
         }
-        outcome, lifted = "new", ()
+        outcome = "new"
     else:
-        new = dict(state)
+        new = state.copy()
         new["messages"] = list(state["messages"])
         if message["sent_ms"] < state["sent_ms"] or state["status"] == CANCELLED:
-            outcome, lifted = "stale", ()
+            outcome = "stale"
             new["first_sent_ms"] = min(state["first_sent_ms"], message["sent_ms"])
         elif message["msg_type"] == "Cancel":
             area = list(dict.fromkeys([*state["region_codes"], *message["region_codes"]]))
             replaced = {**(state.get("replaced_codes") or {}), **message["replaced_codes"]}
             unknown = [*(state.get("unknown_codes") or []), *message["unknown_codes"]]
-            new.update(
-                message,
-                region_codes=area,
-                replaced_codes=replaced,
-                unknown_codes=list(dict.fromkeys(unknown)),
-                status=CANCELLED,
-            )
-            outcome, lifted = "superseded", ()
+            new.update(message)
+            new["region_codes"], new["replaced_codes"] = area, replaced
+            new["unknown_codes"], new["status"] = list(dict.fromkeys(unknown)), CANCELLED
+            outcome = "superseded"
         else:
-            new.update(message, status=ACTIVE)
+            new.update(message)
+            new["status"] = ACTIVE
             outcome, lifted = "superseded", tuple(state["region_codes"])
     new["messages"] = [*new["messages"], message["alert_id"]][-MAX_MESSAGES:]
     new["revision"] = int(new["revision"]) + 1
@@ -400,7 +401,7 @@ def is_active(state: Mapping[str, Any], now: datetime) -> bool:
     )
 
 
-def state_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def state_from_row(row: Mapping[str, Any]) -> AlertState:
     """A warning's state rebuilt from its gov.alerts row (a dict by ALERT_COLUMNS name), for
     a table that lost its changelog (pipelines/restore.py). Only the last ``MAX_MESSAGES``
     message ids are kept in a row anyway, as in the table."""

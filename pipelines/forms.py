@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pipelines import alerts, divisions, reasons
 from pipelines.contracts import BAD_ANSWER
@@ -50,6 +50,7 @@ from pipelines.reports import (
     masked_person,
     to_ms,
 )
+from pipelines.shapes import AlertState, Codes, FormEntry, FormState, Names, Row
 
 FORMS_DIR = Path(__file__).parent / "data" / "forms"
 
@@ -430,7 +431,7 @@ def submission(
     partition: int,
     offset: int,
     received_at: datetime,
-) -> dict[str, Any]:
+) -> FormEntry:
     """A validated submission as a masked, enriched entry (JSON-friendly)."""
     place = enrich(record["region_code"])
     return {
@@ -457,7 +458,7 @@ def submission(
 # --- latest per (form, respondent) ------------------------------------------------------------
 
 
-def merge(state: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+def merge(state: FormState | None, entry: FormEntry) -> tuple[FormState, str]:
     """Fold a submission into its respondent's state; returns (new state, outcome).
 
     Outcomes: ``first``; ``replaces`` (newer than the latest, by submitted_at then
@@ -465,15 +466,15 @@ def merge(state: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> tuple[di
     the latest answers stay); ``duplicate`` (a submission id seen before: a producer retry or a
     replay, changes nothing).
     """
-    new: dict[str, Any]
+    new: FormState
     if state is None:
-        new = {"latest": dict(entry), "submissions": 1, "abnormal_submissions": 0, "seen": [],
+        new = {"latest": entry.copy(), "submissions": 1, "abnormal_submissions": 0, "seen": [],
                "revision": 0, "alert": None}  # fmt: skip
         outcome = "first"
     elif entry["submission_id"] in state["seen"]:
-        return dict(state), "duplicate"
+        return state.copy(), "duplicate"
     else:
-        new = dict(state)
+        new = state.copy()
         new["submissions"] = int(state["submissions"]) + 1
         latest = state["latest"]
         newer = (entry["submitted_ms"], entry["submission_id"]) >= (
@@ -482,7 +483,7 @@ def merge(state: Mapping[str, Any] | None, entry: Mapping[str, Any]) -> tuple[di
         )
         outcome = "replaces" if newer else "late"
         if newer:
-            new["latest"] = dict(entry)
+            new["latest"] = entry.copy()
     new["abnormal_submissions"] = int(new["abnormal_submissions"]) + int(bool(entry["abnormal"]))
     new["seen"] = [*new["seen"], entry["submission_id"]][-MAX_SEEN:]
     new["revision"] = int(new["revision"]) + 1
@@ -499,7 +500,7 @@ FORM_COLUMNS = (
 )  # fmt: skip
 
 
-def form_row(state: Mapping[str, Any]) -> list[Any]:
+def form_row(state: FormState) -> Row:
     """A respondent's state as a gov.form_submissions row (FORM_COLUMNS order): the latest
     submission's answers with the respondent's counts; version = the state's revision."""
     e = state["latest"]
@@ -515,7 +516,7 @@ def form_row(state: Mapping[str, Any]) -> list[Any]:
     ]  # fmt: skip
 
 
-def state_from_row(row: Mapping[str, Any], alert: Mapping[str, Any] | None) -> dict[str, Any]:
+def state_from_row(row: Mapping[str, Any], alert: AlertState | None) -> FormState:
     """A respondent's state rebuilt from their gov.form_submissions row (a dict by
     FORM_COLUMNS name) and the state of their derived alert (``alerts.state_from_row`` of its
     gov.alerts row, or None), for a table that lost its changelog (pipelines/restore.py).
@@ -524,7 +525,7 @@ def state_from_row(row: Mapping[str, Any], alert: Mapping[str, Any] | None) -> d
     latest is known again, so an earlier submission replayed after the loss is counted as a
     late one. The revision continues from the row's version, so the next row replaces it."""
     r, key = row, str(row["respondent_key"])
-    entry = {
+    entry: FormEntry = {
         "submission_id": str(r["submission_id"]), "form_id": str(r["form_id"]),
         "form_version": int(r["form_version"]), "respondent_key": str(r["respondent_key"]),
         "respondent": {
@@ -533,10 +534,10 @@ def state_from_row(row: Mapping[str, Any], alert: Mapping[str, Any] | None) -> d
             "id_number": str(r["respondent_id_number"]),
         },
         "region_code": str(r["region_code"]),
-        "codes": {level: str(r[f"{level}_code"])
-                  for level in ("province", "city", "county", "township")},
-        "names": {level: str(r[level])
-                  for level in ("province", "city", "county", "township", "village")},
+        "codes": cast(Codes, {level: str(r[f"{level}_code"])
+                              for level in ("province", "city", "county", "township")}),
+        "names": cast(Names, {level: str(r[level])
+                              for level in ("province", "city", "county", "township", "village")}),
         "urban_rural": str(r["urban_rural"]), "channel": str(r["channel"]),
         "answers": {str(k): str(v) for k, v in dict(r["answers"]).items()},
         "abnormal": bool(r["abnormal"]), "flags": [str(f) for f in r["abnormal_flags"]],
@@ -546,7 +547,7 @@ def state_from_row(row: Mapping[str, Any], alert: Mapping[str, Any] | None) -> d
     return {
         "latest": entry, "submissions": int(r["submissions"]),
         "abnormal_submissions": int(r["abnormal_submissions"]), "seen": [entry["submission_id"]],
-        "revision": int(r["version"]), "alert": dict(alert) if alert is not None else None,
+        "revision": int(r["version"]), "alert": alert.copy() if alert is not None else None,
     }  # fmt: skip
 
 
@@ -558,12 +559,12 @@ def alert_root(form_id: str, respondent_key: str) -> str:
 # --- derived alerts (source form) -------------------------------------------------------------
 
 
-def _open_alert(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def _open_alert(state: FormState) -> AlertState | None:
     alert = state.get("alert")
     return alert if alert is not None and alert["status"] == alerts.ACTIVE else None
 
 
-def derived_alert(state: Mapping[str, Any]) -> dict[str, Any] | None:
+def derived_alert(state: FormState) -> dict[str, Any] | None:
     """The alert message (in the decoded alert-contract shape) a respondent's state calls for:
     an Alert when the latest answers became abnormal, a Cancel of the open alert when they are
     normal again, None when nothing changed. Names no person."""
@@ -597,14 +598,14 @@ def derived_alert(state: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def follow_up(
-    state: Mapping[str, Any], *, received_at: datetime, partition: int, offset: int
-) -> tuple[dict[str, Any], list[list[Any]], list[list[Any]]]:
+    state: FormState, *, received_at: datetime, partition: int, offset: int
+) -> tuple[FormState, list[Row], list[Row]]:
     """Raise or cancel the respondent's derived alert as the latest answers call for; returns
     the new state (holding the alert's state) and the gov.alerts / gov.alert_targets rows.
     When nothing changed, the rows of the current alert are given again (same version, so a
     replay after a crash re-inserts what may have been lost, and a duplicate insert collapses)."""
     record = derived_alert(state)
-    new = dict(state)
+    new = state.copy()
     if record is not None:
         previous = _open_alert(state)
         alert_state, change = alerts.apply(

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pipelines import contracts, divisions, reasons
 from pipelines.classify import Classification, classify
@@ -25,6 +25,7 @@ from pipelines.pii import (
     scrub_text,
     scrub_url,
 )
+from pipelines.shapes import Codes, MaskedPerson, Names, RoutedReport
 
 # reason codes of gov.dead_letters for reports
 UNKNOWN_REGION = reasons.code("unknown_region")
@@ -88,12 +89,13 @@ def _problems(record: Mapping[str, Any], now: datetime) -> Iterator[ValidationEr
 class Place:
     """Names of every division level of a region code."""
 
-    codes: dict[str, str]
-    names: dict[str, str]
+    codes: Codes
+    names: Names
     urban_rural: str
 
 
 def enrich(region_code: str) -> Place:
+    """Codes and names of every division level of ``region_code`` (``''`` below its level)."""
     codes: dict[str, str] = dict.fromkeys(LEVELS, "")
     names: dict[str, str] = dict.fromkeys(LEVELS, "")
     urban_rural = ""
@@ -101,7 +103,7 @@ def enrich(region_code: str) -> Place:
         codes[division.level] = division.code
         names[division.level] = division.name
         urban_rural = division.urban_rural or urban_rural
-    return Place(codes, names, urban_rural)
+    return Place(cast(Codes, codes), cast(Names, names), urban_rural)  # keys: LEVELS
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def route(category: Classification, occurred_at: datetime) -> Route:
     )
 
 
-def masked_person(person: Mapping[str, Any] | None, salt: str) -> dict[str, str]:
+def masked_person(person: Mapping[str, Any] | None, salt: str) -> MaskedPerson:
     """The masked form of a reporter/operator; raw values do not survive this function."""
     if not person:
         return {"hash": "", "name": "", "phone": "", "id_number": ""}
@@ -244,7 +246,7 @@ def work_order(
     offset: int,
     received_at: datetime,
     produced_at: datetime | None = None,
-) -> dict[str, Any]:
+) -> RoutedReport:
     """A validated SUBMIT as a masked, classified, routed work order (JSON-friendly)."""
     category = classify(str(record.get("description") or ""), record.get("category_hint"))
     occurred: datetime = record["occurred_at"]
