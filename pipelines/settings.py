@@ -156,6 +156,43 @@ class Settings(BaseSettings):
         description="重复诉求: a report by the same person (salted hash) in the same category "
         "within this many days after an earlier one repeats it (workorders.find_repeat).",
     )
+    # 热点 (gov.hotspots): a grid and category whose reports in the last window reach both
+    # hotspot_min_reports and hotspot_min_ratio × the mean of the hotspot_baseline_windows
+    # windows before it. Project choices, not a regulation: the baseline comparison is that of
+    # syndromic surveillance (CDC's EARS compares a day's count with the mean of the days
+    # before it); a week evens out the weekly rhythm of reports, four weeks (about a month, the
+    # period of 每月一题) keep one busy week from setting the baseline, five reports keep a
+    # quiet grid's 1 → 2 from counting (at a baseline of one report a week, five or more come
+    # by chance in about 0.4 % of weeks, Poisson), and 2 means the count doubled.
+    hotspot_window_days: int = Field(
+        7,
+        ge=1,
+        description="热点: days in the sliding window whose reports per grid and category are "
+        "counted (gov.hotspot_windows; default 7: a week evens out the weekly rhythm of reports).",
+    )
+    hotspot_baseline_windows: int = Field(
+        4,
+        ge=1,
+        description="热点: the baseline is the mean count of this many windows just before the "
+        "current one (default 4: four weeks, about a month).",
+    )
+    hotspot_min_reports: int = Field(
+        5,
+        ge=1,
+        description="热点: a window with fewer reports is never a hotspot (at a baseline of one "
+        "report a week, 5 or more come by chance in about 0.4 % of weeks).",
+    )
+    hotspot_min_ratio: float = Field(
+        2.0,
+        gt=0,
+        description="热点: the window's reports must be at least this many times the baseline "
+        "mean (2: doubled); with no baseline reports, the minimum count alone decides.",
+    )
+    monthly_top_n: int = Field(
+        10,
+        ge=1,
+        description="每月一题: categories per month in gov.monthly_top_issues, by reports.",
+    )
     sla_check_interval_s: float = Field(
         60.0,
         gt=0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from pipelines import clickhouse, probes, workers
+from pipelines import analysis, clickhouse, probes, workers
 from pipelines.errors import StackError
 from pipelines.settings import get_settings
 
@@ -23,11 +23,12 @@ def worker(
     probes.require(["kafka", "registry", "clickhouse"], settings)
     if migrate:
         try:
+            client = clickhouse.get_client(settings)
             clickhouse.migrate(
-                clickhouse.get_client(settings),
-                settings.clickhouse_database,
-                cluster=settings.clickhouse_cluster,
+                client, settings.clickhouse_database, cluster=settings.clickhouse_cluster
             )
+            # the thresholds of the repeat, hotspot and 每月一题 views: this worker's settings
+            analysis.publish(client, settings.clickhouse_database, settings)
         except ClickHouseError as exc:
             raise StackError(
                 f"cannot migrate ClickHouse: {' '.join(str(exc).split())[:300]}"

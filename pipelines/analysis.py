@@ -1,0 +1,67 @@
+"""The settings the analyst views of repeats, hotspots and 每月一题 depend on, in ClickHouse.
+
+A view cannot read the environment, so the worker publishes the settings it runs with as the
+one-row view ``gov.analysis_settings`` (migration 0013 creates it with the defaults;
+``govstream worker`` replaces it after migrating). ``gov.hotspot_windows``, ``gov.hotspots`` and
+``gov.monthly_top_issues`` read their window, baseline, thresholds and N from it, and an analyst
+reads there what the figures were computed with. Every column has a COMMENT: the variable
+and the setting's description.
+"""
+
+from __future__ import annotations
+
+from clickhouse_connect.driver.client import Client
+
+from pipelines.clickhouse import check_identifier, render_for_cluster
+from pipelines.settings import Settings
+
+#: the settings published, each with its ClickHouse type
+PUBLISHED: tuple[tuple[str, str], ...] = (
+    ("repeat_window_days", "UInt32"),
+    ("hotspot_window_days", "UInt32"),
+    ("hotspot_baseline_windows", "UInt32"),
+    ("hotspot_min_reports", "UInt32"),
+    ("hotspot_min_ratio", "Float64"),
+    ("monthly_top_n", "UInt32"),
+)
+
+VIEW = "analysis_settings"
+VIEW_COMMENT = (
+    "The settings the worker runs with that the repeat, hotspot and monthly top-issue views "
+    "depend on (one row; govstream worker publishes it)"
+)
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def column_comment(name: str) -> str:
+    """GOVSTREAM_<NAME>: the setting's description."""
+    description = Settings.model_fields[name].description or ""
+    return f"GOVSTREAM_{name.upper()}: {description}"
+
+
+def statements(database: str, settings: Settings) -> list[str]:
+    """The DDL that makes ``database.analysis_settings`` show ``settings``: the view, its
+    comment and one comment per column (a replaced view keeps no comment)."""
+    db = check_identifier(database)
+    values = ", ".join(
+        f"to{kind}({getattr(settings, name)!r}) AS {name}" for name, kind in PUBLISHED
+    )
+    comments = ", ".join(
+        f"COMMENT COLUMN {name} {_quoted(column_comment(name))}" for name, _ in PUBLISHED
+    )
+    return [
+        f"CREATE OR REPLACE VIEW {db}.{VIEW} AS SELECT {values}",
+        f"ALTER TABLE {db}.{VIEW} MODIFY COMMENT {_quoted(VIEW_COMMENT)}",
+        f"ALTER TABLE {db}.{VIEW} {comments}",
+    ]
+
+
+def publish(client: Client, database: str, settings: Settings) -> None:
+    """Replace ``database.analysis_settings`` with the values of ``settings`` (on every
+    replica of ``settings.clickhouse_cluster`` when set, as the migrations run)."""
+    cluster = settings.clickhouse_cluster
+    for statement in statements(database, settings):
+        client.command(render_for_cluster(statement, cluster) if cluster else statement)
