@@ -66,6 +66,12 @@ an early failure comes as an HTTP error with no rows (``SELECT number, throwIf(n
 FROM numbers(10)`` at ``max_block_size=1``: 200 with 0 to 3 rows, or 500, varying from run to
 run; 3 rows every time when each row takes 0.2 s).
 
+Native results honour ``client_protocol_version`` (:func:`native_for_protocol`): chDB writes
+them as for protocol 0, and the front end adds each block's BlockInfo (from version 1), gives
+DateTime types their time zone back from the engine's ``DESCRIBE`` of the query (from 54337;
+for SELECTs, and only when the result holds a DateTime) and marks each column's
+serialization as the default one (from 54454), so clickhouse-connect keeps protocol 54405.
+
 Requests of different clients run side by side on chDB sessions of their own (pools of
 :data:`POOL_SIZE` for the writer and for read-only requests, see :class:`Engine`); query
 bytes that are not UTF-8 (a String literal, say) reach the engine as sent.
@@ -100,6 +106,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pipelines import access
+from pipelines.chsql import tokens
 from pipelines.errors import StackError
 from pipelines.settings import Settings
 from pipelines.stack import chsql
@@ -424,6 +431,7 @@ class Context:
     params: dict[str, str]  # values of the {name:Type} placeholders
     default_format: str
     session: SessionRequest | None = None
+    protocol: int = 0  # client_protocol_version: how Native results are written
 
 
 @dataclass(frozen=True)
@@ -449,6 +457,7 @@ class Answer:
     format: str | None
     summary: dict[str, str]
     rest: _Rest | None = None
+    streamed: bool = False  # body and each chunk of rest are one block of chDB's output each
 
     def close(self) -> None:
         """Release what a streamed answer still holds (its session), if not exhausted."""
@@ -706,6 +715,8 @@ class Engine:
                 return Answer(b"", None, _summary(result, time.perf_counter() - started))
             stream = stream and keyword in _STREAMED_KEYWORDS
             answer = _result(target, statement, fmt or default_format, params, stream, held)
+            describable = statement if keyword in _STREAMED_KEYWORDS else None
+            answer = self._for_protocol(answer, context, describable, target.database, False)
         if not answer.body and answer.rest is None and keyword not in _RESULT_KEYWORDS:
             # DDL and other statements without a result: no X-ClickHouse-Format, as ClickHouse
             # (clickhouse-connect's command then returns the X-ClickHouse-Summary)
@@ -756,8 +767,56 @@ class Engine:
             if context.database is not None or not own:
                 reader.use(context.database or "default")
             fmt = chsql.format_clause(canonical) or context.default_format
-            stream = stream and root in _STREAMED_ROOTS
-            return _result(reader, canonical, fmt, params, stream, held)
+            streamed = root in _STREAMED_ROOTS
+            answer = _result(reader, canonical, fmt, params, stream and streamed, held)
+            describable = canonical if streamed else None
+            return self._for_protocol(answer, context, describable, reader.database, True)
+
+    def _for_protocol(
+        self, answer: Answer, context: Context, sql: bytes | None, database: str, readonly: bool
+    ) -> Answer:
+        """A Native answer as written for the client's ``client_protocol_version``.
+
+        DateTime types get their time zone back from the engine's DESCRIBE of ``sql`` (a
+        SELECT; None for other statements) on a session of its own (so a streamed query
+        keeps its session), and only when the result holds one.
+        """
+        version = context.protocol
+        if answer.format != "Native" or version < _WITH_BLOCK_INFO:
+            return answer
+        types = None
+        if sql is not None and version >= _WITH_TIME_ZONE and b"DateTime" in answer.body:
+            types = self._describe(sql, context.params, database, readonly)
+        one_block = answer.streamed  # measured on chDB 4.4: a streamed chunk is one block
+        answer.body = native_for_protocol(answer.body, version, types, one_block=one_block)
+        if answer.rest is not None:
+            answer.rest.rewrite = lambda chunk: native_for_protocol(
+                chunk, version, types, one_block=True
+            )
+        return answer
+
+    def _describe(
+        self, sql: bytes, params: dict[str, str], database: str, readonly: bool
+    ) -> list[str] | None:
+        """The result types of a SELECT (``DESCRIBE TABLE (…)``), None when it cannot tell.
+
+        On a fresh session: what a request's HTTP session holds (temporary tables, SET
+        values) is not there, and its DateTime types then go without their time zone.
+        """
+        toks = [t for t in tokens(sql) if t.depth == 0]
+        for first, second in zip(toks, toks[1:], strict=False):
+            if first.text == b"FORMAT":  # DESCRIBE's own output format is asked for below
+                sql = sql[: first.start] + sql[second.end :]
+                break
+        session = self._open_readonly() if readonly else self._open()
+        try:
+            session.use(database)
+            described = session.run(b"DESCRIBE TABLE (" + sql + b")", "JSONCompactEachRow", params)
+            return [json.loads(line)[1] for line in described.bytes().splitlines()]
+        except (EngineError, ValueError, IndexError):
+            return None
+        finally:
+            session.session.close()
 
     def _insert(
         self,
@@ -803,7 +862,8 @@ def _result(
             summary = _summary(first, time.perf_counter() - started)
             if first is None:
                 return Answer(b"", fmt, summary)
-            return Answer(first.bytes(), fmt, summary, _Rest(chunks, held.pop_all()))
+            rest = _Rest(chunks, held.pop_all())
+            return Answer(first.bytes(), fmt, summary, rest, streamed=True)
     result = target.run(sql, fmt, params)
     return Answer(result.bytes(), fmt, _summary(result, time.perf_counter() - started))
 
@@ -818,6 +878,7 @@ class _Rest:
     def __init__(self, chunks: _Stream, held: ExitStack) -> None:
         self.chunks = chunks
         self.held = held
+        self.rewrite: Callable[[bytes], bytes] = bytes  # what each chunk becomes
 
     def __iter__(self) -> _Rest:
         return self
@@ -831,7 +892,7 @@ class _Rest:
         if chunk is None:
             self.close()
             raise StopIteration
-        return bytes(chunk.bytes())
+        return self.rewrite(chunk.bytes())
 
     def close(self) -> None:
         self.held.close()  # idempotent
@@ -977,6 +1038,257 @@ class EngineError(Exception):
 def _literal(value: str) -> str:
     """A SQL string literal of ``value`` (bytes kept by ``surrogateescape`` as ``\\xHH``)."""
     return "'" + _bytes_escaped(value.replace("\\", "\\\\").replace("'", "\\'")) + "'"
+
+
+# --- Native results for a client protocol version ----------------------------------------------
+
+#: ``client_protocol_version`` from which a Native block starts with its BlockInfo, from which
+#: DateTime types keep their time zone, and from which each column says whether its
+#: serialization is custom (ClickHouse's DBMS_MIN_REVISION_WITH_… in ProtocolDefines.h).
+_WITH_BLOCK_INFO = 1
+_WITH_TIME_ZONE = 54337
+_WITH_CUSTOM_SERIALIZATION = 54454
+#: BlockInfo as ClickHouse writes it: is_overflows (field 1) false, bucket_num (field 2) -1.
+_BLOCK_INFO = b"\x01\x00\x02\xff\xff\xff\xff\x00"
+_FIXED_SIZES = {
+    **dict.fromkeys(("UInt8", "Int8", "Bool", "Enum8", "Nothing"), 1),
+    **dict.fromkeys(("UInt16", "Int16", "Date", "Enum16", "BFloat16"), 2),
+    **dict.fromkeys(("UInt32", "Int32", "Float32", "Date32", "DateTime", "IPv4", "Decimal32"), 4),
+    **dict.fromkeys(("Time",), 4),
+    **dict.fromkeys(("UInt64", "Int64", "Float64", "DateTime64", "Decimal64", "Time64"), 8),
+    **dict.fromkeys(("UInt128", "Int128", "UUID", "IPv6", "Decimal128"), 16),
+    **dict.fromkeys(("UInt256", "Int256", "Decimal256"), 32),
+}
+#: Geo types as the types they are stored as.
+_ALIASES = {
+    "Point": "Tuple(Float64, Float64)",
+    "Ring": "Array(Point)",
+    "LineString": "Array(Point)",
+    "Polygon": "Array(Ring)",
+    "MultiLineString": "Array(LineString)",
+    "MultiPolygon": "Array(Polygon)",
+}
+_TIME_ZONE = re.compile(r"(DateTime\()'[^']*'\)|(DateTime64\(\d+), '[^']*'\)")
+
+
+class _Unreadable(Exception):
+    """A Native column of a type whose data :class:`_NativeReader` cannot step over."""
+
+
+def without_time_zone(type_name: str) -> str:
+    """A type name as ClickHouse sends it to protocol versions before 54337."""
+    return _TIME_ZONE.sub(lambda m: "DateTime" if m.group(1) else f"{m.group(2)})", type_name)
+
+
+def _type_parts(type_name: str) -> tuple[str, list[str]]:
+    """``Name(a, b)`` → ("Name", ["a", "b"]), splitting at top-level commas outside quotes."""
+    type_name = type_name.strip()
+    open_at = type_name.find("(")
+    if open_at < 0 or not type_name.endswith(")"):
+        return type_name, []
+    args, depth, quote, start = [], 0, "", open_at + 1
+    inner_end = len(type_name) - 1
+    i = start
+    while i < inner_end:
+        c = type_name[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "'`\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "," and depth == 0:
+            args.append(type_name[start:i].strip())
+            start = i + 1
+        i += 1
+    args.append(type_name[start:inner_end].strip())
+    return type_name[:open_at], args
+
+
+def _element_type(element: str) -> str:
+    """The type of a Tuple element, which may be named (``a UInt8``, ``\\`a b\\` String``)."""
+    if element.startswith("`"):
+        end = element.find("`", 1)
+        return element[end + 1 :].strip()
+    head, _, rest = element.partition(" ")
+    if rest and "(" not in head:
+        return rest.strip()
+    return element
+
+
+class _NativeReader:
+    """Steps over the blocks of ClickHouse's Native format (as written for protocol 0)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def take(self, size: int) -> bytes:
+        end = self.at + size
+        if size < 0 or end > len(self.data):
+            raise _Unreadable("the block ends early")
+        piece = self.data[self.at : end]
+        self.at = end
+        return piece
+
+    def varuint(self) -> int:
+        value, shift = 0, 0
+        while True:
+            byte = self.take(1)[0]
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    def string(self) -> bytes:
+        return self.take(self.varuint())
+
+    def uint64s(self, count: int) -> list[int]:
+        raw = self.take(8 * count)
+        return [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]
+
+    def prefix(self, type_name: str) -> None:
+        """Step over the column's serialization prefix (LowCardinality's key version)."""
+        base, args = _type_parts(_ALIASES.get(type_name, type_name))
+        if base == "LowCardinality":
+            self.take(8)
+        elif base in ("Array", "Nullable"):
+            self.prefix(args[0])
+        elif base in ("Tuple", "Map", "Nested"):
+            for element in args:
+                self.prefix(_element_type(element))
+        elif base == "SimpleAggregateFunction":
+            self.prefix(args[-1])
+
+    def skip(self, type_name: str, rows: int) -> None:
+        """Step over ``rows`` values of ``type_name`` (after the prefix)."""
+        base, args = _type_parts(_ALIASES.get(type_name, type_name))
+        if base in _FIXED_SIZES:
+            self.take(_FIXED_SIZES[base] * rows)
+        elif base.startswith("Interval"):
+            self.take(8 * rows)
+        elif base == "Decimal":
+            precision = int(args[0])
+            self.take(
+                rows
+                * (4 if precision <= 9 else 8 if precision <= 18 else 16 if precision <= 38 else 32)
+            )
+        elif base == "FixedString":
+            self.take(int(args[0]) * rows)
+        elif base == "String":
+            for _ in range(rows):
+                self.string()
+        elif base == "Nullable":
+            self.take(rows)
+            self.skip(args[0], rows)
+        elif base in ("Array", "Map", "Nested"):
+            offsets = self.uint64s(rows)
+            count = offsets[-1] if offsets else 0
+            elements = [args[0]] if base == "Array" else [_element_type(e) for e in args]
+            for element in elements:
+                self.skip(element, count)
+        elif base == "Tuple":
+            for element in args:
+                self.skip(_element_type(element), rows)
+        elif base == "LowCardinality":
+            self._skip_low_cardinality(args[0], rows)
+        elif base == "SimpleAggregateFunction":
+            self.skip(args[-1], rows)
+        else:  # Variant, Dynamic, JSON, AggregateFunction, …
+            raise _Unreadable(f"cannot step over {type_name} data")
+
+    def _skip_low_cardinality(self, inner: str, rows: int) -> None:
+        if rows == 0:
+            return
+        flags = int.from_bytes(self.take(8), "little")
+        if flags & (1 << 8):  # a global dictionary: not written in Native
+            raise _Unreadable("LowCardinality with a shared dictionary")
+        if flags & (1 << 9):  # additional keys
+            base, args = _type_parts(inner)
+            keys = self.uint64s(1)[0]
+            self.skip(args[0] if base == "Nullable" else inner, keys)
+        indexes = self.uint64s(1)[0]
+        self.take(indexes * (1, 2, 4, 8)[flags & 0xFF])
+
+
+def native_for_protocol(
+    data: bytes, version: int, full_types: list[str] | None = None, *, one_block: bool = False
+) -> bytes:
+    """Native blocks written for protocol 0 (what chDB writes) as written for ``version``.
+
+    From version 1 each block starts with its BlockInfo; from 54337 DateTime types carry
+    their time zone (``full_types``: the result's types as the engine describes them, used
+    where they match the type sent); from 54454 each column says its serialization is the
+    default one. A column whose data cannot be stepped over (Variant, Dynamic, JSON,
+    AggregateFunction) ends the rewriting: the rest of ``data`` is taken as that one block.
+
+    With ``one_block`` (``data`` is known to be one block) the columns after the last one
+    whose head changes are copied as they are, without stepping over their data (a String
+    column is stepped over value by value, about 0.7 µs a row).
+    """
+    if version < _WITH_BLOCK_INFO:
+        return data
+    changes = version >= _WITH_CUSTOM_SERIALIZATION or (
+        version >= _WITH_TIME_ZONE
+        and full_types is not None
+        and any(without_time_zone(t) != t for t in full_types)
+    )
+    if one_block and not changes:
+        return _BLOCK_INFO + data
+    last_change = None  # the last column whose head changes, when the rest can be copied
+    if one_block and version < _WITH_CUSTOM_SERIALIZATION and full_types:
+        last_change = max(i for i, t in enumerate(full_types) if without_time_zone(t) != t)
+    reader, out = _NativeReader(data), bytearray()
+    while reader.at < len(data):
+        block_start = reader.at
+        out += _BLOCK_INFO
+        try:
+            columns, rows = reader.varuint(), reader.varuint()
+            head = _varuint(columns) + _varuint(rows)
+            parts = [head]
+            for index in range(columns):
+                name = reader.string()
+                type_name = reader.string().decode("utf-8", "surrogateescape")
+                full = full_types[index] if full_types and index < len(full_types) else ""
+                sent = type_name
+                if version >= _WITH_TIME_ZONE and without_time_zone(full) == type_name:
+                    sent = full
+                data_start = reader.at
+                if last_change is not None and index >= last_change:
+                    reader.at = len(data)  # the rest of the block as it is
+                elif rows:
+                    reader.prefix(type_name)
+                    reader.skip(type_name, rows)
+                parts.append(_varuint(len(name)) + name)
+                sent_bytes = sent.encode("utf-8", "surrogateescape")
+                parts.append(_varuint(len(sent_bytes)) + sent_bytes)
+                if version >= _WITH_CUSTOM_SERIALIZATION:
+                    parts.append(b"\x00")
+                parts.append(data[data_start : reader.at])
+                if last_change is not None and index >= last_change:
+                    break  # the columns after it are in the copied rest
+        except _Unreadable:
+            out += data[block_start:]
+            return bytes(out)
+        out += b"".join(parts)
+    return bytes(out)
+
+
+def _varuint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
 
 
 # --- HTTP --------------------------------------------------------------------------------------
@@ -1154,6 +1466,7 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
                 bind,
                 params.get("default_format") or "TabSeparated",
                 _session_request(params, user),
+                _protocol_version(params),
             )
             # wait_end_of_query=1 buffers the whole result; without it rows are sent as made
             stream = params.get("wait_end_of_query", "0").lower() in ("", "0", "false")
@@ -1246,6 +1559,12 @@ class ClickHouseHandler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
             self.wfile.flush()
+
+
+def _protocol_version(params: dict[str, str]) -> int:
+    """``client_protocol_version`` (0 when absent or not a number)."""
+    value = params.get("client_protocol_version", "0")
+    return int(value) if value.isdigit() else 0
 
 
 def _query_id_ok(query_id: str) -> bool:

@@ -9,7 +9,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -321,6 +323,53 @@ def test_tab_separated_insert_data_keeps_its_trailing_semicolon(
         assert rows == [("a;",), ("b;",), ("c;",), ("d;",), ("e;",), ("f;",)]
     finally:
         curl(stack, data=f"DROP TABLE {table}".encode(), user=writer)
+
+
+@pytest.mark.parametrize("who", ["writer", "analyst"])
+def test_native_results_keep_their_time_zone(stack: Settings, who: str) -> None:
+    """clickhouse-connect's client_protocol_version probe succeeds; DateTime types keep their
+    time zone, streamed or buffered in many blocks, and statements that are not SELECTs."""
+    client = get_client(stack, analyst=who == "analyst")
+    assert client.protocol_version == 54405  # not 0: the probe's BlockInfo came back
+    query = (
+        "SELECT number AS n, toDateTime(number, 'Europe/Berlin') AS b, toString(number) AS s, "
+        "toDateTime64(number, 3, 'Asia/Tokyo') AS t FROM numbers(1000)"
+    )
+    for wait in (0, 1):
+        settings = {"max_block_size": 100, "wait_end_of_query": wait} if who == "writer" else {}
+        result = client.query(query, settings=settings)
+        names = [t.name for t in result.column_types]
+        assert names == [
+            "UInt64",
+            "DateTime('Europe/Berlin')",
+            "String",
+            "DateTime64(3, 'Asia/Tokyo')",
+        ]
+        rows = result.result_rows
+        assert len(rows) == 1000 and rows[999][2] == "999"
+        assert rows[999][1] == datetime.fromtimestamp(999, ZoneInfo("Europe/Berlin"))
+        assert rows[999][3].tzinfo == ZoneInfo("Asia/Tokyo") and rows[999][3].timestamp() == 999
+    assert ("default",) in client.query("SHOW DATABASES").result_rows
+    assert client.query("DESCRIBE system.one").result_rows[0][:2] == ("dummy", "UInt8")
+
+
+def test_native_blocks_as_the_protocol_version_asks(stack: Settings) -> None:
+    """Raw HTTP: BlockInfo from version 1, the custom-serialization byte from 54454."""
+    user = analyst_of(stack)
+    query = b"SELECT 1 AS check, toDateTime(0, 'UTC') AS u FORMAT Native"
+    column = b"\x05check\x05UInt8"
+    answers = {
+        version: curl(
+            stack, data=query, params={"client_protocol_version": version}, user=user
+        ).body
+        for version in ("0", "54405", "54454")
+    }
+    assert answers["0"].startswith(b"\x02\x01" + column + b"\x01\x01u\x08DateTime\x00")
+    block_info = b"\x01\x00\x02\xff\xff\xff\xff\x00"
+    assert answers["54405"].startswith(block_info + b"\x02\x01" + column + b"\x01")
+    assert b"\x01u\x0fDateTime('UTC')\x00\x00\x00\x00" in answers["54405"]
+    assert answers["54454"].startswith(block_info + b"\x02\x01" + column + b"\x00\x01")
+    assert answers["54454"].endswith(b"\x01u\x0fDateTime('UTC')\x00\x00\x00\x00\x00")
 
 
 # --- item 6: different clients run side by side -------------------------------------------------
