@@ -6,6 +6,10 @@ of earlier tests are not its business) and its own ClickHouse database.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,11 +19,12 @@ from typing import Any
 import pytest
 
 from pipelines import clickhouse, contracts, kafka_admin, reconcile, simulator
+from pipelines.probes import probe
 from pipelines.producer import EventProducer
-from pipelines.settings import Settings
+from pipelines.settings import Settings, settings_env
 from pipelines.topics import ensure_topics
 from pipelines.workerproc import WorkerProcess
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 
 ROUTED = "report-routed"
 
@@ -85,8 +90,53 @@ class Run:
             ).result_rows[0]
             assert total == distinct, f"{db}.{table}: {total} rows for {distinct} keys"
 
+    def kill_mid_stream(self, worker: WorkerProcess, first: list[Any], more: list[Any]) -> None:
+        """Send ``first``, SIGKILL ``worker`` once some of its rows are in (mid-stream), then
+        send ``more``: records that wait for a consumer that is gone."""
+        self.send(first)
+        wait_for(lambda: self.observe().events > 0, 120, "the first rows", every=0.2)
+        worker.kill()
+        self.send(more)
+
     def worker_logs(self) -> str:
         return "\n".join(w.log_text() for w in self.workers)
+
+
+class OwnClickHouse:
+    """A ClickHouse of a run's own (the embedded HTTP front end, in its own home) that a test
+    stops and starts; ``settings`` are the run's pointed at it (plus ``updates``)."""
+
+    def __init__(self, run: Run, **updates: Any) -> None:
+        self.settings = run.settings.model_copy(
+            update={
+                "clickhouse_url": f"http://127.0.0.1:{free_port()}",
+                "home": run.tmp / "own-clickhouse",
+                **updates,
+            }
+        )
+        self.log = run.tmp / "clickhouse.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pipelines.stack.clickhouse_http"],
+                env={**os.environ, **settings_env(self.settings)},
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        wait_for(lambda: probe("clickhouse", self.settings)[0], 30, "ClickHouse to answer")
+
+    def stop(self) -> None:
+        """SIGTERM (finishes the request in flight), SIGKILL if that takes over a minute."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 @pytest.fixture

@@ -88,13 +88,7 @@ def test_monitor_shows_a_killed_worker_and_its_lag(run: Run, monitor_url: str) -
     assert {"report", "report-routed", "form-submission", "alert"} <= topics
     assert _get(f"{monitor_url}/health")[0] == 200
 
-    run.send(first)
-    deadline = time.monotonic() + 120
-    while run.observe().events == 0:  # mid-stream: some rows are in
-        assert time.monotonic() < deadline, "no row within 120 s"
-        time.sleep(0.2)
-    worker.kill()
-    run.send(more)  # these wait for a consumer that is gone
+    run.kill_mid_stream(worker, first, more)  # `more` waits for a consumer that is gone
 
     doc = _until(
         monitor_url,

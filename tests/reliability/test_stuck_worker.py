@@ -40,13 +40,7 @@ def test_killed_worker_shows_in_lag_and_stack_status(run: Run) -> None:
     assert entry["state"] == "healthy", entry
     assert entry["app_id"] == run.settings.app_id
 
-    run.send(first)
-    deadline = time.monotonic() + 120
-    while run.observe().events == 0:  # mid-stream: some rows are in
-        assert time.monotonic() < deadline, "no row within 120 s"
-        time.sleep(0.2)
-    worker.kill()
-    run.send(more)  # these wait for a consumer that is gone
+    run.kill_mid_stream(worker, first, more)  # `more` waits for a consumer that is gone
 
     lag = run_cli(
         run.settings, "lag", "--group", run.settings.app_id, "--json",
