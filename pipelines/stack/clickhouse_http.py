@@ -898,6 +898,22 @@ class _Rest:
         self.held.close()  # idempotent
 
 
+#: The error when the engine's message quotes bytes that are not UTF-8: chDB's Python binding
+#: fails to decode it, and ClickHouse's own text is lost (chDB 4.4).
+_UNDECODABLE = (
+    "Code: 1002. DB::Exception: The query failed, and the engine's error message quotes bytes "
+    "that are not UTF-8, which chDB cannot pass on. (UNKNOWN_EXCEPTION)"
+)
+
+
+def _engine_text(exc: Exception) -> str:
+    """ClickHouse's error text of a chDB exception (:data:`_UNDECODABLE` when chDB lost it)."""
+    text = str(exc)
+    if isinstance(exc, UnicodeDecodeError) or ("Code:" not in text and "can't decode" in text):
+        return _UNDECODABLE
+    return text
+
+
 class _Stream:
     """A chDB streaming result: its chunks (one per block), errors as :class:`EngineError`."""
 
@@ -909,7 +925,7 @@ class _Stream:
         try:
             return self.result.fetch()
         except Exception as exc:  # ChdbError "Streaming query failed: Code: …"
-            raise EngineError(str(exc).removeprefix("Streaming query failed: ")) from exc
+            raise EngineError(_engine_text(exc).removeprefix("Streaming query failed: ")) from exc
 
     def cancel(self) -> None:
         """Stop the query unless it ended (idempotent); the session is usable afterwards."""
@@ -937,7 +953,7 @@ class _Session:
         try:
             return self.session.query(sql, fmt, params=params or None)
         except Exception as exc:  # chdb raises ChdbError (a RuntimeError) with ClickHouse's text
-            raise EngineError(str(exc)) from exc
+            raise EngineError(_engine_text(exc)) from exc
 
     def stream(self, sql: bytes, fmt: str, params: dict[str, str]) -> _Stream | None:
         """chDB's streaming result of ``sql``; None for a statement chDB cannot stream."""

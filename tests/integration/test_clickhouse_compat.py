@@ -282,6 +282,10 @@ def test_query_bytes_that_are_not_utf8_reach_the_engine(stack: Settings, who: st
     assert done.stdout == b"FEFF\n"
     reply = curl(stack, data=b"SELECT hex({s:String})", params={"param_s": "a"}, user=user)
     assert reply.body == b"61\n", reply
+    # an error quoting such bytes: chDB cannot pass the engine's text on, the code says so
+    reply = curl(stack, data=b"SELECT no_such_function('\xfe')", user=user)
+    assert reply.status == 500 and reply.code == "1002", reply
+    assert b"not UTF-8" in reply.body, reply
 
 
 def test_a_string_that_is_not_utf8_is_stored_as_sent(stack: Settings, unique: str) -> None:
