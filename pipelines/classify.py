@@ -33,6 +33,7 @@ given in normalized form (as found in ``normalize(text)``).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import math
@@ -113,6 +114,9 @@ class Rules:
     request_cues: tuple[str, ...]
     request_types: dict[str, tuple[str, ...]]
     place_pattern: re.Pattern[str]
+    identity_pattern: re.Pattern[str]  # 我是 / 作为 …: the writer's identity follows
+    identity_factor: float
+    homophone_factor: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,9 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
             place_pattern=re.compile(
                 rf"[\u4e00-\u9fff]{{2,4}}?(?=(?:{_alternation(raw['place_suffixes'])}))"
             ),
+            identity_pattern=re.compile(_alternation(raw["identity_cues"])),
+            identity_factor=float(raw["identity_factor"]),
+            homophone_factor=float(raw["homophone_factor"]),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LexiconError(f"cannot load classifier rules {path}: {exc}") from exc
@@ -487,6 +494,82 @@ def _find_terms(clause: str, lex: Lexicon) -> list[tuple[int, int, str]]:
     return found
 
 
+_SOUNDS: dict[tuple[str, ...], tuple[str, ...]] | None = None
+_PARTICLES = frozenset("了着过的地得")
+_PLACE_ENDS = frozenset("省市区县镇乡村街路巷里")
+_SOUND_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=20000)
+def _sound(ch: str) -> str:
+    """The toneless pinyin of one character (its first reading), ``''`` for a non-CJK one."""
+    if not _is_cjk(ch):
+        return ""
+    from pypinyin import lazy_pinyin  # import here: only texts that need it pay
+
+    return str(lazy_pinyin(ch)[0])
+
+
+def _sounds() -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Lexicon terms of 2-4 CJK characters by their toneless pinyin (pypinyin, phrase-aware:
+    the reading of a polyphonic character in that term), e.g. ('ta', 'xian') -> ('塌陷',)."""
+    global _SOUNDS
+    if _SOUNDS is None:
+        with _SOUND_LOCK:
+            if _SOUNDS is None:
+                from pypinyin import lazy_pinyin
+
+                index: dict[tuple[str, ...], list[str]] = {}
+                for term, codes in LEXICON.terms.items():
+                    # not a term like a place (园区 would hear 北沅区)
+                    placelike = term[-1] in _PLACE_ENDS
+                    cjk = all(_is_cjk(c) for c in term)
+                    if 2 <= len(term) <= 4 and cjk and codes and not placelike:
+                        index.setdefault(tuple(lazy_pinyin(term)), []).append(term)
+                _SOUNDS = {k: tuple(v) for k, v in index.items()}
+    return _SOUNDS
+
+
+def _homophones(clause: str, matches: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Typos of pinyin input: spans of ``clause`` outside ``matches`` that sound like a
+    lexicon term of 2-4 characters, differ from it in one character (not a particle), and
+    where the segmenter finds no word (踏陷 sounds like 塌陷 and jieba cuts it 踏/陷; 实施
+    sounds like 设施 but is a word). Returns ``(start, end, term)`` with the lexicon's term,
+    leftmost-longest. Why not a spelling library: none packaged for Chinese works offline
+    on the project's own vocabulary; pypinyin gives the readings."""
+    covered = bytearray(len(clause) + 1)
+    for start, end, _term in matches:  # a term may hold the right half of a typo (陷了 of 踏陷了)
+        covered[start:end] = b"\x01" * (end - start)
+    sounds = _sounds()
+    bounds: set[int] | None = None
+    out: list[tuple[int, int, str]] = []
+    i, n = 0, len(clause)
+    while i < n - 1:
+        for size in (4, 3, 2):
+            end = i + size
+            if end > n or all(covered[i:end]):  # inside a term found as spelled
+                continue
+            span = clause[i:end]
+            terms = sounds.get(tuple(_sound(ch) for ch in span))
+            if not terms or span in terms:
+                continue
+            term = terms[0]
+            # one character mistyped, the others as in the term (踏陷 / 塌陷), not a particle
+            kept = [a for a, b in zip(span, term, strict=True) if a == b and a not in _PARTICLES]
+            if len(kept) != size - 1:
+                continue
+            # jieba knows no word there: each character stands alone (沅区 of 北沅区 does not)
+            bounds = _boundaries(clause) if bounds is None else bounds
+            if all(k in bounds for k in range(i, end + 1)) and not _in_division_name(
+                clause, i, end
+            ):
+                out.append((i, end, term))
+                i = end - 1
+                break
+        i += 1
+    return out
+
+
 def _negated(clause: str, matches: list[tuple[int, int, str]]) -> set[int]:
     """Indexes of matches a negation cue applies to (pre-cue before, post-cue after, close).
 
@@ -576,21 +659,36 @@ def score(
     ordered = sorted(parts(text), key=lambda kv: -weight_of[kv[0]])
     term_part: dict[str, str] = {}
     damaged = False  # a damage cue outside the terms of events (塌 of 塌陷 is the event's)
+    found = []
+    denied: set[str] = set()  # terms the resident says it is not about ("不是投诉物业")
     for part, chunk in ordered:
-        pw = weight_of[part]
         for clause in _clauses(chunk):
             matches = _find_terms(clause, lex)
             if not damaged:
                 damaged = _HAS_DAMAGE_CUE(_without_event_terms(clause, matches, lex))
             negated = _negated(clause, matches) if matches else set()
-            for idx, (_start, end, term) in enumerate(matches):
-                if idx in negated or term in term_part:
-                    continue
+            denied.update(matches[idx][2] for idx in negated)
+            found.append((part, clause, matches, _homophones(clause, matches)))
+    for part, clause, matches, typos in found:
+        pw = weight_of[part]
+        for start, end, term in typos:  # as heard: weaker than the term spelled right
+            if term not in denied and term not in term_part:
                 present.append(term)
                 term_part[term] = part
-                factor = rules.location_factor if _is_location(clause, end) else 1.0
                 for code, weight in lex.terms[term]:
-                    add(code, weight * factor * pw, term, part)
+                    add(code, weight * rules.homophone_factor * pw, clause[start:end], part)
+        # "我是残疾人" / "作为业主": who is writing, not what the report is about
+        who = rules.identity_pattern.search(clause)
+        for start, end, term in matches:
+            if term in denied or term in term_part:
+                continue
+            present.append(term)
+            term_part[term] = part
+            factor = rules.location_factor if _is_location(clause, end) else 1.0
+            if who is not None and who.end() <= start:
+                factor *= rules.identity_factor
+            for code, weight in lex.terms[term]:
+                add(code, weight * factor * pw, term, part)
     # a combination's part counts when it is (the head of) a matched, non-negated term
     atoms: dict[str, str] = {}
     for term in present:

@@ -378,3 +378,31 @@ def test_word_boundaries_are_jiebas_on_the_labelled_texts() -> None:
 @given(st.text(alphabet="路灯坏了井盖丢小区门口管理不断中国人民ab1 .-_，。\r\n", max_size=30))
 def test_word_boundaries_are_jiebas_on_any_text(text: str) -> None:
     assert engine._boundaries(text) == _jieba_boundaries(text)
+
+
+def test_a_homophone_typo_of_pinyin_input_counts_as_the_term() -> None:
+    """Pinyin input puts a character of the same sound (井改 for 井盖, 乱挺 for 乱停); the
+    evidence is the text as typed. A real word of the same sound is not a typo (实施 is not
+    设施), and neither is a place name that sounds like a term."""
+    for text, code, typed in (
+        ("小区门口的井改被人偷了", "P0101", "井改"),
+        ("这条路上车乱挺，堵得走不了", "E0402", "乱挺"),
+        ("公侧好几天没人打扫了", "P0301", "公侧"),
+    ):
+        result = classify(text)
+        assert result.code == code and typed in result.evidence, (text, result)
+    assert engine._homophones("我们在实施垃圾分类", []) == []
+    assert engine._homophones("北沅区", []) == []  # 园区 is a term; a place that sounds like it
+
+
+def test_who_writes_is_not_what_the_report_is_about() -> None:
+    """我是残疾人 / 我是业主 name the writer; the problem decides (identity_factor)."""
+    result = classify("我是残疾人，但不是要申请补贴，医保报销一直没到账")
+    assert result.code == "S0202", result
+    assert classify("我是业主，楼上邻居装修把我家墙震裂了").code == "P0501"
+
+
+def test_a_term_the_resident_denies_does_not_count_anywhere_in_the_text() -> None:
+    """不是投诉物业，物业也管不了: the second 物业 does not count either."""
+    result = classify("这事不是投诉物业，物业也管不了，对门两家因为放鞋柜吵了几个月")
+    assert result.code == "E0601" and "物业" not in result.evidence, result
