@@ -54,7 +54,7 @@ from agents.common import (
     with_clickhouse,
     write,
 )
-from pipelines import alerts, contracts, metrics, reports, restore, workorders
+from pipelines import alerts, contracts, metrics, reports, restore, topics, workorders
 from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.contracts import check_key
@@ -89,14 +89,14 @@ work_orders = app.Table(
 _state_lock = asyncio.Lock()  # the agents and the SLA timer never interleave on one order
 
 person_topic = app.topic(
-    f"{settings.app_id}-person-complaints",  # under the app's prefix, as its changelogs are
+    topics.app_topic(settings, topics.PERSON_COMPLAINTS),  # under the app's prefix
     key_serializer="raw",
     value_serializer="json",
     internal=True,
     partitions=settings.topic_partitions,
 )
 repeat_topic = app.topic(
-    f"{settings.app_id}-repeat-of",
+    topics.app_topic(settings, topics.REPEAT_OF),
     key_serializer="raw",
     value_serializer="json",
     internal=True,

@@ -21,6 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from pipelines import topics
 from pipelines.lag import GroupReport
 from pipelines.settings import Settings
 
@@ -117,8 +118,8 @@ AGENT_OF_TOPIC = {
     "form-submission": "process_forms",
     "alert": "process_alerts",
     # the repeat-complaint hops (agents/reports.py), named <app id>-<suffix>
-    "-person-complaints": "find_repeats",
-    "-repeat-of": "mark_repeats",
+    f"-{topics.PERSON_COMPLAINTS}": "find_repeats",
+    f"-{topics.REPEAT_OF}": "mark_repeats",
 }
 _started = time.monotonic()
 _progress: dict[str, float] = {}  # agent → time.monotonic() of its last acknowledged batch

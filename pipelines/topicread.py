@@ -12,8 +12,9 @@ How a value is decoded (:func:`decode_value`), by topic:
   from the registry by id, resolved to the project's reader schema (:class:`codec.AvroDecoder`);
   a value that does not decode is shown with its reason code instead (as the worker would
   dead-letter it).
-- ``report-routed`` and the worker's table changelogs (``<app id>-<table>-changelog``): JSON
-  (Faust's value serializer for them).
+- ``report-routed``, the repeat-complaint hops (``<app id>-person-complaints``,
+  ``<app id>-repeat-of``) and the worker's table changelogs (``<app id>-<table>-changelog``):
+  JSON (Faust's value serializer for them).
 - ``dead-letter``: the original bytes as they came (UTF-8 text, else base64), and its
   ``dlq.*`` headers say where from and why.
 
@@ -37,7 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipelines import contracts, kafka_admin
+from pipelines import contracts, kafka_admin, topics
 from pipelines.deadletter import masked_bytes
 from pipelines.errors import ConfigError, DecodeError, GovstreamError
 from pipelines.pii import scrub_text
@@ -60,13 +61,17 @@ def kind_of(topic: str, settings: Settings) -> str:
         return "avro"
     if topic == contracts.DEAD_LETTER:
         return "raw"
-    if topic == ROUTED or (
-        topic.startswith(f"{settings.app_id}-") and topic.endswith("-changelog")
+    own = {topics.app_topic(settings, hop) for hop in topics.APP_HOPS}
+    if (
+        topic == ROUTED
+        or topic in own
+        or (topic.startswith(f"{settings.app_id}-") and topic.endswith("-changelog"))
     ):
         return "json"
     raise ConfigError(
         f"{topic!r} is not a project topic: choose from "
-        f"{', '.join([*contracts.TOPICS, ROUTED])} or {settings.app_id}-<table>-changelog"
+        f"{', '.join([*contracts.TOPICS, ROUTED, *sorted(own)])} or "
+        f"{settings.app_id}-<table>-changelog"
     )
 
 

@@ -18,6 +18,19 @@ from pipelines import contracts
 from pipelines.errors import ConfigError, GovstreamError
 from pipelines.settings import Settings
 
+#: The worker's own hops for repeat complaints (agents/reports.py), JSON values: each named,
+#: categorised complaint keyed by the reporter's salted hash, and each repeat found keyed by
+#: report_id. Named ``<app id>-<suffix>`` (:func:`app_topic`), under the prefix of the app's
+#: changelogs (and of the production ACLs, deploy/kafka/init.sh).
+PERSON_COMPLAINTS = "person-complaints"
+REPEAT_OF = "repeat-of"
+APP_HOPS = (PERSON_COMPLAINTS, REPEAT_OF)
+
+
+def app_topic(settings: Settings, suffix: str) -> str:
+    """The name of the app's own topic ``suffix``: ``<app id>-<suffix>``."""
+    return f"{settings.app_id}-{suffix}"
+
 
 class TopicError(GovstreamError):
     """The broker could not be reached, or refused to create a topic."""

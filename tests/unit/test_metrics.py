@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipelines import metrics
+from pipelines import metrics, topicread, topics
 from pipelines.lag import LagTracker, Observation
 from pipelines.settings import Settings
 from pipelines.sink import Batch, ClickHouseSink, TableSpec, record_identity
@@ -150,6 +150,15 @@ def test_an_agent_with_records_waiting_and_no_progress_is_stalled() -> None:
     assert never == ["process_alerts"]  # never acknowledged a batch since the start
     young = metrics.stalled_agents({"alert": 1}, {}, now=30.0, started=0.0, stall_after_s=60.0)
     assert young == []
+
+
+def test_the_repeat_hops_have_their_agents() -> None:
+    settings = Settings(app_id="govstream-x")
+    hops = {topics.app_topic(settings, hop): 1 for hop in topics.APP_HOPS}
+    assert set(hops) == {"govstream-x-person-complaints", "govstream-x-repeat-of"}
+    stalled = metrics.stalled_agents(hops, {}, now=150.0, started=0.0, stall_after_s=60.0)
+    assert stalled == ["find_repeats", "mark_repeats"]
+    assert {topicread.kind_of(topic, settings) for topic in hops} == {"json"}
 
 
 def test_the_deduplication_token_follows_the_records_not_only_their_offsets() -> None:
