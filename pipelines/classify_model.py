@@ -6,8 +6,9 @@ words (the rules engine's segmenter, so its user dictionary applies), on normali
 (``classify.normalize``: NFKC, lower case, OpenCC t2s). ``save`` writes one versioned file
 ``classify-<version>.pkl`` (a pickle: load only files you trained); ``newest(dir)`` finds the
 latest one. ``Model.classify`` answers like ``classify.classify`` with ``classifier =
-model-<version>``: the model chooses the code when its probability reaches ``MIN_PROBA``,
-otherwise the rules answer (the cold start); the evidence always comes from the rules' terms,
+model-<version>``: when the rules are sure (confidence at least ``RULES_FIRST``) they answer;
+else the model chooses the code when its probability reaches ``MIN_PROBA``, otherwise the
+rules answer (the cold start); the evidence always comes from the rules' terms,
 and so does the request type (the rules' cues read classify_cases better than the model did:
 58 vs 51 of 60).
 
@@ -31,6 +32,10 @@ from pipelines.errors import GovstreamError
 
 FORMAT = 1
 MIN_PROBA = 0.25  # below this the rules answer (set on the training split, not the held-out)
+#: rules at or above this confidence answer without asking the model; chosen by 5-fold cross
+#: validation on train.tsv + dev.tsv (0.989 against 0.985 for the rules alone; 0.6-0.9 within
+#: 0.001), never on the held-out third
+RULES_FIRST = 0.6
 PATTERN = "classify-*.pkl"
 
 
@@ -75,6 +80,8 @@ class Model:
         norm = rules.normalize(text or "")
         if not rules._has_content(norm):
             return replace(base, classifier=self.name)
+        if base.source == "text" and base.confidence >= RULES_FIRST:
+            return replace(base, classifier=self.name)  # the rules are sure: their evidence holds
         proba = self.codes.predict_proba([norm])[0]
         best = int(proba.argmax())
         code, p = str(self.codes.classes_[best]), float(proba[best])

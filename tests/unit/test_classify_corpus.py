@@ -1,8 +1,13 @@
 """The invented classification corpus (issue 14): coverage, floors, eval and train commands.
 
-Floors are the figures measured at the first and only look at heldout.tsv (rules: top-1
-0.877, routed precision 0.888, request type 0.959; the model trained on train.tsv: top-1
-0.865), rounded down; heldout.tsv was never used to tune the lexicon or the model.
+heldout.tsv is never read while tuning: the lexicon and rules are tuned on train.tsv, on
+../shared/classify_cases.tsv and on dev.tsv (366 texts written later, without seeing either
+split), then heldout.tsv is measured once. Floors are those measurements rounded down:
+first session, rules top-1 0.877, routed precision 0.888, request type 0.959 (the model
+trained on train.tsv: 0.865); after the dev-corpus round (2026-11-30), rules top-1 0.914,
+routed precision 0.925, request type 0.959, and the model blend trained on train + dev
+0.914 too (it ties the rules on the held-out third; in 5-fold cross validation on train +
+dev it gains 0.989 against 0.985).
 """
 
 from __future__ import annotations
@@ -36,9 +41,16 @@ def test_corpus_covers_every_code_in_both_splits() -> None:
 
 def test_rules_on_heldout_floor() -> None:
     report = evaluate(load_tsv(DATA / "heldout.tsv"), classify.classify_rules)
-    assert report.overall.accuracy >= 0.87
-    assert report.routed.accuracy >= 0.88
+    assert report.overall.accuracy >= 0.91
+    assert report.routed.accuracy >= 0.92
     assert report.request_type.accuracy >= 0.95
+
+
+def test_rules_on_dev_and_cases_floor() -> None:
+    dev = evaluate(load_tsv(DATA / "dev.tsv"), classify.classify_rules)
+    assert dev.overall.accuracy >= 0.97 and dev.routed.accuracy >= 0.97
+    if CASES.is_file():
+        assert evaluate(load_tsv(CASES), classify.classify_rules).overall.right >= 60
 
 
 def test_eval_command_prints_the_figures(capsys: pytest.CaptureFixture[str]) -> None:
