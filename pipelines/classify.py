@@ -33,7 +33,6 @@ given in normalized form (as found in ``normalize(text)``).
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import logging
 import math
@@ -410,10 +409,24 @@ def _block_boundaries(
     out.add(pos + n)
 
 
+_LAST_BOUNDS: tuple[str, set[int]] = ("", set())
+
+
 def _boundaries(clause: str) -> set[int]:
     """Offsets where a word of the segmentation starts or ends (0 and len included): the
     boundaries of jieba's ``lcut(clause, HMM=False)`` with the user dictionary, computed by
-    ``_block_boundaries`` (one pass, no word list)."""
+    ``_block_boundaries`` (one pass, no word list). The last clause's answer is kept: the
+    term finder and the typo finder of one clause both ask (the caller must not change it)."""
+    global _LAST_BOUNDS
+    last = _LAST_BOUNDS
+    if last[0] == clause and clause:
+        return last[1]
+    out = _compute_boundaries(clause)
+    _LAST_BOUNDS = (clause, out)
+    return out
+
+
+def _compute_boundaries(clause: str) -> set[int]:
     tok = segmenter()
     freq, logtotal = tok.FREQ, log(tok.total)
     out = {0, len(clause)}
@@ -494,39 +507,43 @@ def _find_terms(clause: str, lex: Lexicon) -> list[tuple[int, int, str]]:
     return found
 
 
-_SOUNDS: dict[tuple[str, ...], tuple[str, ...]] | None = None
+#: (first syllable, second syllable) -> ((size, toneless pinyin of the term, term), ...)
+_SOUNDS: dict[tuple[str, str], tuple[tuple[int, tuple[str, ...], str], ...]] | None = None
+_SOUND_OF: dict[str, str] = {}
+_SOUND_LOCK = threading.Lock()
 _PARTICLES = frozenset("了着过的地得")
 _PLACE_ENDS = frozenset("省市区县镇乡村街路巷里")
-_SOUND_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=20000)
 def _sound(ch: str) -> str:
     """The toneless pinyin of one character (its first reading), ``''`` for a non-CJK one."""
-    if not _is_cjk(ch):
-        return ""
-    from pypinyin import lazy_pinyin  # import here: only texts that need it pay
+    sound = _SOUND_OF.get(ch)
+    if sound is None:
+        from pypinyin import lazy_pinyin  # import here: only texts that need it pay
 
-    return str(lazy_pinyin(ch)[0])
+        sound = _SOUND_OF[ch] = str(lazy_pinyin(ch)[0]) if _is_cjk(ch) else ""
+    return sound
 
 
-def _sounds() -> dict[tuple[str, ...], tuple[str, ...]]:
+def _sounds() -> dict[tuple[str, str], tuple[tuple[int, tuple[str, ...], str], ...]]:
     """Lexicon terms of 2-4 CJK characters by their toneless pinyin (pypinyin, phrase-aware:
-    the reading of a polyphonic character in that term), e.g. ('ta', 'xian') -> ('塌陷',)."""
+    the reading of a polyphonic character in that term), indexed by their first two
+    syllables, longest first: ('ta', 'xian') -> ((2, ('ta', 'xian'), '塌陷'),)."""
     global _SOUNDS
     if _SOUNDS is None:
         with _SOUND_LOCK:
             if _SOUNDS is None:
                 from pypinyin import lazy_pinyin
 
-                index: dict[tuple[str, ...], list[str]] = {}
+                index: dict[tuple[str, str], list[tuple[int, tuple[str, ...], str]]] = {}
                 for term, codes in LEXICON.terms.items():
                     # not a term like a place (园区 would hear 北沅区)
                     placelike = term[-1] in _PLACE_ENDS
                     cjk = all(_is_cjk(c) for c in term)
                     if 2 <= len(term) <= 4 and cjk and codes and not placelike:
-                        index.setdefault(tuple(lazy_pinyin(term)), []).append(term)
-                _SOUNDS = {k: tuple(v) for k, v in index.items()}
+                        key = tuple(lazy_pinyin(term))
+                        index.setdefault((key[0], key[1]), []).append((len(term), key, term))
+                _SOUNDS = {k: tuple(sorted(v, reverse=True)) for k, v in index.items()}
     return _SOUNDS
 
 
@@ -537,26 +554,27 @@ def _homophones(clause: str, matches: list[tuple[int, int, str]]) -> list[tuple[
     sounds like 设施 but is a word). Returns ``(start, end, term)`` with the lexicon's term,
     leftmost-longest. Why not a spelling library: none packaged for Chinese works offline
     on the project's own vocabulary; pypinyin gives the readings."""
-    covered = bytearray(len(clause) + 1)
+    n = len(clause)
+    if n < 2:
+        return []
+    covered = bytearray(n + 1)
     for start, end, _term in matches:  # a term may hold the right half of a typo (陷了 of 踏陷了)
         covered[start:end] = b"\x01" * (end - start)
     sounds = _sounds()
+    heard = [_sound(ch) for ch in clause]
     bounds: set[int] | None = None
     out: list[tuple[int, int, str]] = []
-    i, n = 0, len(clause)
+    i = 0
     while i < n - 1:
-        for size in (4, 3, 2):
+        candidates = sounds.get((heard[i], heard[i + 1])) if heard[i] else None
+        for size, key, term in candidates or ():
             end = i + size
-            if end > n or all(covered[i:end]):  # inside a term found as spelled
-                continue
+            if end > n or tuple(heard[i:end]) != key or all(covered[i:end]):
+                continue  # another sound, or inside a term found as spelled
             span = clause[i:end]
-            terms = sounds.get(tuple(_sound(ch) for ch in span))
-            if not terms or span in terms:
-                continue
-            term = terms[0]
             # one character mistyped, the others as in the term (踏陷 / 塌陷), not a particle
-            kept = [a for a, b in zip(span, term, strict=True) if a == b and a not in _PARTICLES]
-            if len(kept) != size - 1:
+            kept = sum(1 for a, b in zip(span, term, strict=True) if a == b and a not in _PARTICLES)
+            if kept != size - 1:
                 continue
             # jieba knows no word there: each character stands alone (沅区 of 北沅区 does not)
             bounds = _boundaries(clause) if bounds is None else bounds
