@@ -59,7 +59,7 @@ from pipelines.clickhouse import get_client
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.contracts import check_key
 from pipelines.errors import ValidationError
-from pipelines.shapes import RoutedReport
+from pipelines.shapes import RoutedReport, Step, WorkOrder
 from pipelines.sink import Batch, ClickHouseSink, TableSpec
 
 log = logging.getLogger("govstream.agents.reports")
@@ -149,7 +149,7 @@ def _submitted(
     batch.add("work_orders", workorders.order_row(state), source=source)
 
 
-def _stepped(key: bytes, step: dict[str, Any], batch: Batch, source: Any) -> workorders.Outcome:
+def _stepped(key: bytes, step: Step, batch: Batch, source: Any) -> workorders.Outcome:
     """Fold a handling step into its order (raises ValidationError for an invalid one)."""
     outcome = workorders.apply(work_orders.get(key), step, tolerance_ms=TOLERANCE_MS)
     if not outcome.duplicate:
@@ -495,7 +495,7 @@ async def _mark(events: Any) -> list[Any]:
         if event.message.partition in lost and work_orders.get(bytes(event.key)) is None
     }
     await put_back(work_orders, wanted, restore.work_orders, "work orders")
-    batch, changed = Batch(), cast(dict[bytes, dict[str, Any]], {})
+    batch, changed = Batch(), cast(dict[bytes, WorkOrder], {})
     now_ms = reports.to_ms(datetime.now(UTC))
     for event in events:
         saw(batch, event)

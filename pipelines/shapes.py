@@ -159,5 +159,107 @@ class AlertState(AlertMessage):
     offset: int
 
 
+class Step(TypedDict):
+    """A decoded, validated handling step (:func:`pipelines.workorders.step_of`), as buffered
+    in a work order's ``pending`` while an earlier step is missing."""
+
+    event_id: str
+    report_id: str
+    action: str  # ACCEPT, DISPATCH, RESOLVE, VERIFY, CLOSE, REOPEN, CANCEL, TRANSFER, REVISIT
+    occurred_ms: int
+    received_ms: int
+    assigned_department: str  # scrubbed
+    satisfaction: str | None  # REVISIT: satisfied, basically_satisfied, dissatisfied, unreachable
+    resident_solved: bool | None
+    partition: int
+    offset: int
+    key: str | None  # the original message, base64, only while buffered
+    value: str | None
+
+
+class Supervised(TypedDict):
+    """A 督办 warning an order raised: its alert state and the order's last step then."""
+
+    alert: AlertState
+    last_ms: int
+
+
+class WorkOrder(TypedDict):
+    """A work order's state (table ``work-orders``, :mod:`pipelines.workorders`): the routed
+    SUBMIT's place, category and routing, the steps taken and the closed loop (issue 19).
+    A state kept before issue 14 lacks the classification fields and one kept before issue 19
+    the closed-loop ones: :func:`pipelines.workorders.upgraded` fills them."""
+
+    report_id: str
+    state: str  # SUBMITTED | ACCEPTED | … | CLOSED | CANCELLED | REOPENED
+    region_code: str
+    province_code: str
+    city_code: str
+    county_code: str
+    township_code: str
+    city: str
+    county: str
+    township: str
+    village: str
+    channel: str
+    category_code: str
+    category_major: str
+    category_minor: str
+    request_type: NotRequired[str]
+    taxonomy_version: NotRequired[str]
+    classifier: NotRequired[str]
+    priority: str
+    sla_hours: float
+    routed_department: str
+    department: str
+    first_level: str
+    level: str
+    submitted_ms: int
+    first_deadline_ms: int
+    deadline_ms: int
+    accepted_ms: int | None
+    dispatched_ms: int | None
+    resolved_ms: int | None
+    verified_ms: int | None
+    closed_ms: int | None
+    cancelled_ms: int | None
+    on_time: bool | None
+    reopens: int
+    escalations: int
+    breach: int
+    last_action: str
+    last_ms: int
+    events: list[str]  # event ids applied, SUBMIT first
+    pending: list[Step]
+    alert: AlertState | None  # the open SLA alert
+    revision: int  # the gov.work_orders row version
+    updated_ms: int
+    partition: int
+    # the closed loop (issue 19)
+    sign_deadline_ms: int
+    signed_on_time: bool | None
+    responded_ms: int | None
+    transfers: int
+    revisits: int
+    revisited_ms: int | None
+    satisfaction: str
+    resident_solved: bool | None
+    dissatisfied_streak: int
+    problem: bool
+    problem_ms: int | None
+    warnings: list[str]  # 督办 conditions raised, once each
+    supervision: dict[str, Supervised]  # condition -> its warning
+    repeat_of: str
+
+
+class Complaint(TypedDict):
+    """What the repeat rule (重复诉求) keeps of a routed report (``workorders.complaint_of``)."""
+
+    report_id: str
+    person: str  # the reporter's salted hash; '' when anonymous
+    category: str
+    occurred_ms: int
+
+
 #: a ClickHouse row as inserted: values in the order of the table's column tuple
 Row = list[Any]

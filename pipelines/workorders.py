@@ -92,12 +92,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pipelines import alerts, contracts, reasons
 from pipelines.errors import ConfigError, ValidationError
 from pipelines.pii import scrub_text
 from pipelines.reports import from_ms, to_ms
+from pipelines.shapes import Complaint, RoutedReport, Row, Step, Supervised, WorkOrder
 
 # reason codes of gov.dead_letters
 INVALID_TRANSITION = reasons.code("invalid_transition")
@@ -216,7 +217,7 @@ def step_of(
     received_at: datetime,
     key: bytes | None = None,
     value: bytes | None = None,
-) -> dict[str, Any]:
+) -> Step:
     """A decoded, validated handling step as the JSON-friendly dict :func:`apply` takes.
 
     ``key``/``value`` are the original message bytes, kept only while the step is buffered so
@@ -252,10 +253,10 @@ def original_bytes(step: Mapping[str, Any]) -> tuple[bytes | None, bytes | None]
 # --- opening an order ------------------------------------------------------------------------
 
 
-def open_order(order: Mapping[str, Any]) -> dict[str, Any]:
+def open_order(order: RoutedReport) -> WorkOrder:
     """The state of a new work order from the routed SUBMIT (``reports.work_order``)."""
     codes, names, category = order["codes"], order["names"], order["category"]
-    return {
+    state = {
         "report_id": order["report_id"],
         "state": SUBMITTED,
         "region_code": order["region_code"],
@@ -303,6 +304,7 @@ def open_order(order: Mapping[str, Any]) -> dict[str, Any]:
         "partition": order["partition"],
         **_closed_loop(order["priority"], int(order["occurred_ms"])),
     }
+    return cast(WorkOrder, state)
 
 
 def _closed_loop(priority: str, submitted_ms: int) -> dict[str, Any]:
@@ -326,20 +328,20 @@ def _closed_loop(priority: str, submitted_ms: int) -> dict[str, Any]:
     }
 
 
-def upgraded(state: Mapping[str, Any]) -> dict[str, Any]:
+def upgraded(state: Mapping[str, Any]) -> WorkOrder:
     """A copy of ``state`` with the closed-loop fields an order opened before issue 19 lacks
     (defaults as for a new order; an ACCEPT already taken is judged against the sign-for
     deadline, a step already taken counts as the response)."""
     new = dict(state)
     if "sign_deadline_ms" in state:
-        return new
+        return cast(WorkOrder, new)
     loop = _closed_loop(str(state["priority"]), int(state["submitted_ms"]))
     accepted = state.get("accepted_ms")
     if accepted is not None:
         loop["signed_on_time"] = int(accepted) <= loop["sign_deadline_ms"]
     if len(state.get("events") or ()) > 1:
         loop["responded_ms"] = accepted if accepted is not None else state.get("last_ms")
-    return {**loop, **new}
+    return cast(WorkOrder, {**loop, **new})
 
 
 # --- applying steps --------------------------------------------------------------------------
@@ -349,23 +351,23 @@ def upgraded(state: Mapping[str, Any]) -> dict[str, Any]:
 class Outcome:
     """What one step did to an order."""
 
-    state: dict[str, Any]
+    state: WorkOrder
     applied: list[str] = field(default_factory=list)  # event ids applied, in order
     buffered: bool = False  # the step waits in ``pending``
     duplicate: bool = False  # seen before: nothing changed
-    rejected: list[tuple[dict[str, Any], ValidationError]] = field(default_factory=list)
-    alert_rows: list[list[Any]] = field(default_factory=list)  # gov.alerts (SLA cancel)
-    target_rows: list[list[Any]] = field(default_factory=list)  # gov.alert_targets
+    rejected: list[tuple[Step, ValidationError]] = field(default_factory=list)
+    alert_rows: list[Row] = field(default_factory=list)  # gov.alerts (SLA cancel)
+    target_rows: list[Row] = field(default_factory=list)  # gov.alert_targets
 
 
-def _invalid(state: Mapping[str, Any], step: Mapping[str, Any], why: str) -> ValidationError:
+def _invalid(state: WorkOrder, step: Step, why: str) -> ValidationError:
     return ValidationError(
         INVALID_TRANSITION,
         f"{step['action']} of report {state['report_id']} in state {state['state']}: {why}",
     )
 
 
-def _transition(state: dict[str, Any], step: Mapping[str, Any]) -> None:
+def _transition(state: WorkOrder, step: Step) -> None:
     """Apply a step known to be allowed (mutates ``state``)."""
     action, at = step["action"], int(step["occurred_ms"])
     state["state"] = TRANSITIONS[action][state["state"]]
@@ -405,7 +407,7 @@ def revisit_reopens(satisfaction: str | None, resident_solved: bool | None) -> b
     return satisfaction == DISSATISFIED and resident_solved is False
 
 
-def _revisit(state: dict[str, Any], step: Mapping[str, Any], at: int) -> None:
+def _revisit(state: WorkOrder, step: Step, at: int) -> None:
     rating = str(step.get("satisfaction") or "unknown")
     solved = step.get("resident_solved")
     state["revisits"] = int(state["revisits"]) + 1
@@ -424,13 +426,13 @@ def _revisit(state: dict[str, Any], step: Mapping[str, Any], at: int) -> None:
         state["deadline_ms"] = at + int(float(state["sla_hours"]) * HOUR_MS)
 
 
-def _missing_before(state: Mapping[str, Any], action: str) -> int:
+def _missing_before(state: WorkOrder, action: str) -> int:
     """Steps of the normal path between the state and ``action`` not buffered yet."""
     have = {STEP_RANK.get(p["action"]) for p in state["pending"] if p["action"] in PATH_STEPS}
     return sum(1 for r in range(RANK[state["state"]] + 1, STEP_RANK[action]) if r not in have)
 
 
-def _drain(state: dict[str, Any], applied: list[str]) -> None:
+def _drain(state: WorkOrder, applied: list[str]) -> None:
     """Apply buffered steps that became possible, oldest first, until none is."""
     while True:
         ready = [p for p in state["pending"] if state["state"] in TRANSITIONS[p["action"]]]
@@ -442,13 +444,13 @@ def _drain(state: dict[str, Any], applied: list[str]) -> None:
         applied.append(step["event_id"])
 
 
-def _takes(state: Mapping[str, Any], action: str) -> bool:
+def _takes(state: WorkOrder, action: str) -> bool:
     """Whether an order in this state can still take ``action`` some day (a closed order
     takes REVISIT only; a cancelled one nothing)."""
     return state["state"] not in TERMINAL or (state["state"] == CLOSED and action == "REVISIT")
 
 
-def _unreachable(state: Mapping[str, Any], step: Mapping[str, Any]) -> bool:
+def _unreachable(state: WorkOrder, step: Step) -> bool:
     if not _takes(state, step["action"]):
         return True
     if state["state"] == CLOSED:
@@ -457,8 +459,8 @@ def _unreachable(state: Mapping[str, Any], step: Mapping[str, Any]) -> bool:
 
 
 def _reject_pending(
-    state: dict[str, Any], now_ms: int, tolerance_ms: int
-) -> list[tuple[dict[str, Any], ValidationError]]:
+    state: WorkOrder, now_ms: int, tolerance_ms: int
+) -> list[tuple[Step, ValidationError]]:
     rejected = []
     kept = []
     for p in state["pending"]:
@@ -474,9 +476,7 @@ def _reject_pending(
     return rejected
 
 
-def apply(
-    state: Mapping[str, Any] | None, step: Mapping[str, Any], *, tolerance_ms: int
-) -> Outcome:
+def apply(state: WorkOrder | None, step: Step, *, tolerance_ms: int) -> Outcome:
     """Fold a handling step (:func:`step_of`) into an order's state.
 
     Raises ValidationError (``unknown_report``, ``invalid_transition``) for a step that can
@@ -493,7 +493,7 @@ def apply(
         )
     seen = set(state["events"]) | {p["event_id"] for p in state["pending"]}
     if step["event_id"] in seen:
-        return Outcome(dict(state), duplicate=True)
+        return Outcome(state.copy(), duplicate=True)
     action = step["action"]
     if not _takes(state, action):
         raise _invalid(state, step, "the order is already ended")
@@ -510,7 +510,7 @@ def apply(
         missing = _missing_before(new, action)
         if missing > MAX_MISSING:
             raise _invalid(new, step, f"{missing} earlier steps are missing")
-        new["pending"].append(dict(step))
+        new["pending"].append(step.copy())
         outcome.buffered = True
     else:
         raise _invalid(new, step, "not allowed from this state")
@@ -530,12 +530,12 @@ def apply(
 
 
 def expire(
-    state: Mapping[str, Any], now: datetime, *, tolerance_ms: int
-) -> tuple[dict[str, Any], list[tuple[dict[str, Any], ValidationError]]]:
+    state: WorkOrder, now: datetime, *, tolerance_ms: int
+) -> tuple[WorkOrder, list[tuple[Step, ValidationError]]]:
     """Reject buffered steps that waited longer than the tolerance; the same state if none."""
     if not state["pending"]:
-        return dict(state), []
-    new = dict(state)
+        return state.copy(), []
+    new = state.copy()
     rejected = _reject_pending(new, to_ms(now), tolerance_ms)
     if rejected:
         new["revision"] = int(new["revision"]) + 1
@@ -546,12 +546,12 @@ def expire(
 # --- SLA -------------------------------------------------------------------------------------
 
 
-def is_overdue(state: Mapping[str, Any], now: datetime) -> bool:
+def is_overdue(state: WorkOrder, now: datetime) -> bool:
     """Not yet resolved and past its (current) deadline."""
     return state["state"] in UNRESOLVED and int(state["deadline_ms"]) < to_ms(now)
 
 
-def needs_attention(state: Mapping[str, Any], now_ms: int) -> bool:
+def needs_attention(state: WorkOrder, now_ms: int) -> bool:
     """Whether :func:`expire` or :func:`escalate` could change the order at ``now_ms``: it has
     buffered steps, it is unresolved past its deadline, or a 督办 warning is due
     (:func:`supervision_due`). The SLA scan calls this on every order of the worker, so it
@@ -574,8 +574,8 @@ class Escalation:
 
 
 def escalate(
-    state: Mapping[str, Any], now: datetime
-) -> tuple[dict[str, Any], Escalation | None, list[list[Any]], list[list[Any]]]:
+    state: WorkOrder, now: datetime
+) -> tuple[WorkOrder, Escalation | None, list[Row], list[Row]]:
     """Escalate an overdue order one level with a new deadline (now + SLA).
 
     The SLA scan's one call per order, so it also raises the 督办 warnings that are due
@@ -585,10 +585,10 @@ def escalate(
     now_ms = to_ms(now)
     if not is_overdue(state, now):
         if not supervision_due(state, now_ms):
-            return dict(state), None, [], []
+            return state.copy(), None, [], []
         new = upgraded(state)
         rows, targets = _supervise(new, now_ms)
-        new.update(revision=int(state["revision"]) + 1, updated_ms=now_ms)
+        new["revision"], new["updated_ms"] = int(state["revision"]) + 1, now_ms
         return new, None, rows, targets
     new = upgraded(state)
     breach = int(state["breach"]) + 1
@@ -598,14 +598,9 @@ def escalate(
         str(state["report_id"]), breach, str(state["level"]), up, int(state["deadline_ms"]),
         new_deadline,
     )  # fmt: skip
-    new.update(
-        breach=breach,
-        escalations=int(state["escalations"]) + 1,
-        level=up,
-        deadline_ms=new_deadline,
-        revision=int(state["revision"]) + 1,
-        updated_ms=now_ms,
-    )
+    new["breach"], new["escalations"] = breach, int(state["escalations"]) + 1
+    new["level"], new["deadline_ms"] = up, new_deadline
+    new["revision"], new["updated_ms"] = int(state["revision"]) + 1, now_ms
     alert_rows, target_rows = _raise_alert(new, esc, now_ms)
     rows, targets = _supervise(new, now_ms)
     return new, esc, alert_rows + rows, target_rows + targets
@@ -614,7 +609,7 @@ def escalate(
 # --- 督办 warnings (source supervision) ------------------------------------------------------
 
 
-def supervision_due(state: Mapping[str, Any], now_ms: int) -> list[str]:
+def supervision_due(state: WorkOrder, now_ms: int) -> list[str]:
     """The 督办 conditions (keys of :data:`SUPERVISION`) the order meets at ``now_ms`` and has
     not been warned of yet; reads an order of any version without copying it."""
     s, due = state, []
@@ -636,7 +631,7 @@ def supervision_root(report_id: str, condition: str) -> str:
     return f"govstream-supervision-{report_id}-{condition}"
 
 
-def _met_at(state: Mapping[str, Any], condition: str, now_ms: int) -> int:
+def _met_at(state: WorkOrder, condition: str, now_ms: int) -> int:
     """When the condition became true (the warning's sent time)."""
     if condition == "no_response":
         return int(state["submitted_ms"]) + NO_RESPONSE_MS
@@ -645,7 +640,7 @@ def _met_at(state: Mapping[str, Any], condition: str, now_ms: int) -> int:
     return min(int(state["last_ms"]), now_ms)
 
 
-def supervision_alert(state: Mapping[str, Any], condition: str, sent_ms: int) -> dict[str, Any]:
+def supervision_alert(state: WorkOrder, condition: str, sent_ms: int) -> dict[str, Any]:
     """The 督办 warning of one condition, in the decoded alert-contract shape (names no
     person)."""
     hazard, level = SUPERVISION[condition]
@@ -680,7 +675,7 @@ def supervision_alert(state: Mapping[str, Any], condition: str, sent_ms: int) ->
     }
 
 
-def _supervise(state: dict[str, Any], now_ms: int) -> tuple[list[list[Any]], list[list[Any]]]:
+def _supervise(state: WorkOrder, now_ms: int) -> tuple[list[Row], list[Row]]:
     """Raise the 督办 warnings due (mutates an :func:`upgraded` state): each condition once per
     order; a 问题工单 is flagged and raised one handling level first (提级督办)."""
     rows: list[list[Any]] = []
@@ -708,7 +703,7 @@ def _supervise(state: dict[str, Any], now_ms: int) -> tuple[list[list[Any]], lis
     return rows, targets
 
 
-def _cleared(state: Mapping[str, Any], condition: str, raised: Mapping[str, Any]) -> bool:
+def _cleared(state: WorkOrder, condition: str, raised: Supervised) -> bool:
     if state["state"] == CANCELLED:
         return True
     if condition == "no_response":
@@ -720,9 +715,7 @@ def _cleared(state: Mapping[str, Any], condition: str, raised: Mapping[str, Any]
     return state["state"] == CLOSED  # problem_order
 
 
-def _settle_supervision(
-    state: dict[str, Any], now_ms: int
-) -> tuple[list[list[Any]], list[list[Any]]]:
+def _settle_supervision(state: WorkOrder, now_ms: int) -> tuple[list[Row], list[Row]]:
     """Cancel the open 督办 warnings whose condition cleared (mutates the state)."""
     rows: list[list[Any]] = []
     targets: list[list[Any]] = []
@@ -753,7 +746,7 @@ def alert_root(report_id: str) -> str:
     return f"govstream-sla-{report_id}"
 
 
-def sla_alert(state: Mapping[str, Any], esc: Escalation) -> dict[str, Any]:
+def sla_alert(state: WorkOrder, esc: Escalation) -> dict[str, Any]:
     """The SLA alert of a breach, in the decoded alert-contract shape (names no person)."""
     previous = state.get("alert")
     open_alert = previous if previous and previous["status"] == alerts.ACTIVE else None
@@ -786,9 +779,7 @@ def sla_alert(state: Mapping[str, Any], esc: Escalation) -> dict[str, Any]:
     }
 
 
-def _raise_alert(
-    state: dict[str, Any], esc: Escalation, now_ms: int
-) -> tuple[list[list[Any]], list[list[Any]]]:
+def _raise_alert(state: WorkOrder, esc: Escalation, now_ms: int) -> tuple[list[Row], list[Row]]:
     record = sla_alert(state, esc)
     previous = state.get("alert")
     alert_state, change = alerts.apply(
@@ -802,7 +793,7 @@ def _raise_alert(
     return [alerts.alert_row(alert_state)], alerts.target_rows(alert_state, change.lifted)
 
 
-def _settle_alert(state: dict[str, Any], now_ms: int) -> tuple[list[list[Any]], list[list[Any]]]:
+def _settle_alert(state: WorkOrder, now_ms: int) -> tuple[list[Row], list[Row]]:
     """Cancel the order's open SLA alert once it is resolved or ended (no rows when none)."""
     current = state.get("alert")
     if not current or current["status"] != alerts.ACTIVE:
@@ -840,7 +831,7 @@ NOT_REPEATED = frozenset({"X9999"})
 DAY_MS = 24 * HOUR_MS
 
 
-def complaint_of(order: Mapping[str, Any]) -> dict[str, Any]:
+def complaint_of(order: RoutedReport) -> Complaint:
     """What the repeat rule keeps of a routed work order (``reports.work_order``): its id, the
     reporter's salted hash (``person``; '' when anonymous), category code and submission time
     in epoch ms. Names no person."""
@@ -891,7 +882,7 @@ def may_repeat(complaint: Mapping[str, Any]) -> bool:
     return bool(complaint["person"]) and complaint["category"] not in NOT_REPEATED
 
 
-def marked_repeat(state: Mapping[str, Any], repeat_of: str, now_ms: int) -> dict[str, Any] | None:
+def marked_repeat(state: WorkOrder, repeat_of: str, now_ms: int) -> WorkOrder | None:
     """The order's state with ``repeat_of`` set (a new revision), or None when there is
     nothing to change: the order already names the report it repeats (the first answer
     stays, so a replayed mark changes nothing), or ``repeat_of`` is the order itself."""
@@ -937,7 +928,7 @@ def _at(ms: int | None) -> datetime | None:
     return from_ms(int(ms)) if ms is not None else None
 
 
-def order_row(state: Mapping[str, Any]) -> list[Any]:
+def order_row(state: WorkOrder) -> Row:
     """An order's current state as a gov.work_orders row (ORDER_COLUMNS order); version =
     the state's revision, so the latest state wins and a repeated insert collapses. A state
     opened before issue 14 has no request type, taxonomy version or classifier: ''; one
@@ -966,7 +957,7 @@ def _ms_of(value: Any) -> int | None:
     return None if value is None else to_ms(value)
 
 
-def state_from_row(row: Mapping[str, Any], events: Sequence[str], partition: int) -> dict[str, Any]:
+def state_from_row(row: Mapping[str, Any], events: Sequence[str], partition: int) -> WorkOrder:
     """An order's state rebuilt from its gov.work_orders row (a dict by ORDER_COLUMNS name),
     the event ids ClickHouse holds for it (its SUBMIT and steps: replays stay duplicates)
     and the report topic partition of its SUBMIT.
@@ -980,7 +971,7 @@ def state_from_row(row: Mapping[str, Any], events: Sequence[str], partition: int
     pipelines/restore.py). A row written before issue 19 (the migration's defaults) gives the
     closed-loop fields of :func:`upgraded`."""
     r = row
-    state = {
+    state: dict[str, Any] = {
         "report_id": str(r["report_id"]), "state": str(r["state"]),
         "region_code": str(r["region_code"]), "province_code": str(r["province_code"]),
         "city_code": str(r["city_code"]), "county_code": str(r["county_code"]),
@@ -1007,7 +998,7 @@ def state_from_row(row: Mapping[str, Any], events: Sequence[str], partition: int
     }  # fmt: skip
     if r.get("sign_deadline") is None:
         return upgraded(state)
-    return {
+    return cast(WorkOrder, {
         **state,
         "sign_deadline_ms": _ms_of(r["sign_deadline"]), "signed_on_time": r.get("signed_on_time"),
         "responded_ms": _ms_of(r.get("responded_at")), "transfers": int(r.get("transfers") or 0),
@@ -1018,4 +1009,4 @@ def state_from_row(row: Mapping[str, Any], events: Sequence[str], partition: int
         "problem": bool(r.get("problem")), "problem_ms": _ms_of(r.get("problem_at")),
         "warnings": [str(w) for w in r.get("warnings") or ()], "supervision": {},
         "repeat_of": str(r.get("repeat_of") or ""),
-    }  # fmt: skip
+    })  # fmt: skip
