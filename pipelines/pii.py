@@ -64,7 +64,6 @@ import logging
 import re
 import unicodedata
 from datetime import date
-from functools import lru_cache
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -72,13 +71,29 @@ _ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")
 _PHONE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 
 
-@lru_cache(maxsize=4096)
 def _fold_char(char: str) -> str:
     digit = unicodedata.decimal(char, None)
     if digit is not None:
         return str(digit)
     folded = unicodedata.normalize("NFKC", char)
     return folded if len(folded) == 1 else char
+
+
+class _FoldTable(dict[int, str]):
+    """``str.translate`` table of :func:`fold`, filled as characters are first met (a
+    character's folding never changes); at most ``MAX`` entries, so text made of every code
+    point cannot grow it without bound (past it a character is folded each time)."""
+
+    MAX = 65_536
+
+    def __missing__(self, code: int) -> str:
+        folded = _fold_char(chr(code))
+        if len(self) < self.MAX:
+            self[code] = folded
+        return folded
+
+
+_FOLD = _FoldTable()
 
 
 def fold(text: str) -> str:
@@ -89,7 +104,7 @@ def fold(text: str) -> str:
     (a character whose NFKC form is longer than one character stays as it is)."""
     if text.isascii():
         return text
-    return "".join(c if c < "\x80" else _fold_char(c) for c in text)
+    return text.translate(_FOLD)
 
 
 def id_check_char(first17: str) -> str:
