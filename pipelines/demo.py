@@ -13,9 +13,13 @@ database is dropped, and only when the demo started that stack itself.
    left running);
 2. apply the ClickHouse migrations and start a real Faust worker (``govstream worker``);
 3. simulate a province (seeded): reports with handling steps, 并单 duplicates and bad events,
-   health-form submissions and weather warnings, and send them through the producer API;
+   the closed loop (回访 with ratings, 转派, rework, repeat complaints, a seeded hotspot over
+   30 days of history), health-form submissions and weather warnings, and send them through
+   the producer API;
 4. wait until ClickHouse holds exactly what the simulator's manifest says (work orders, steps,
-   duplicates, dead letters by reason), then print the summary;
+   duplicates, dead letters by reason; on a new stack also forms, warnings, on-time rates and,
+   read as the analyst user, the 三率 per department, 督办 warnings, 问题工单, repeats and the
+   current hotspots), then print the summary;
 5. stop the worker, and the stack if the demo started it.
 
 Exit code 0 only when every report event is accounted for.
@@ -26,10 +30,10 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from pipelines import clickhouse, forms, probes, reasons, reconcile, simulator
+from pipelines import clickhouse, closedloop, forms, probes, reasons, reconcile, simulator
 from pipelines.output import console, print_table
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings, get_settings
@@ -139,10 +143,12 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
     _say(f"starting a worker (log: {worker.log_path}) …")
     with worker:
         worker.wait_ready()
-        config = simulator.SimConfig(seed=seed, reports=reports, minutes=24 * 60)  # a day
+        # a day, less 15 minutes: no order of the window turns 24 h old (督办 no_response,
+        # the response rate) while the demo runs; the closed loop reaches 30 days back
+        config = simulator.SimConfig.closed_loop(seed=seed, reports=reports, minutes=DAY_MINUTES)
         now = datetime.now(UTC)
         events = simulator.generate(config, now=now)
-        manifest = simulator.manifest(events, config, now=now)
+        manifest = simulator.manifest(events, config, now=now, analysis=_analysis(settings))
         expected = reconcile.expected_from(manifest)
         _say(
             f"sending {len(events):,} simulated events "
@@ -157,9 +163,12 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
             client, db, baseline, expected, timeout=timeout, progress=_progress(expected)
         )
         done_s = time.monotonic() - t0
+        analyst = clickhouse.get_client(settings, analyst=True)
         if fresh and not problems:  # whole-database figures only mean something on a new stack
-            problems = reconcile.wait_views(client, db, manifest, events, timeout=60)
-    run = _Run(client, db, run_start, manifest, expected, seen, sent_s, done_s)
+            problems = reconcile.wait_views(
+                client, db, manifest, events, timeout=60, analyst=analyst
+            )
+    run = _Run(client, db, run_start, manifest, expected, seen, sent_s, done_s, analyst)
     _verdict(run, problems, fresh)
     _official(run, fresh)
     _engineering(run, fresh)
@@ -168,6 +177,20 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
         _say(f"see the worker log: {worker.log_path}")
         return False
     return True
+
+
+DAY_MINUTES = 24 * 60 - 15
+
+
+def _analysis(settings: Settings) -> simulator.Analysis:
+    """The repeat and hotspot settings the worker publishes to gov.analysis_settings."""
+    return simulator.Analysis(
+        repeat_window_days=settings.repeat_window_days,
+        hotspot_window_days=settings.hotspot_window_days,
+        hotspot_baseline_windows=settings.hotspot_baseline_windows,
+        hotspot_min_reports=settings.hotspot_min_reports,
+        hotspot_min_ratio=settings.hotspot_min_ratio,
+    )
 
 
 @dataclass(frozen=True)
@@ -182,6 +205,7 @@ class _Run:
     seen: reconcile.Counts
     sent_s: float
     done_s: float
+    analyst: Any  # a client of the analyst user
 
     def query(self, sql: str) -> list[Any]:
         """Rows of ``sql``; ``{since}`` in it is this run's bound on ``produced_at``."""
@@ -232,7 +256,11 @@ def _verdict(run: _Run, problems: list[str], fresh: bool) -> None:
             "条上报事件有着落, 差异见下 (differences below)."
         )
     else:
-        checked = "；收集表、预警和按时办结率与模拟器一致" if fresh else ""
+        checked = (
+            "；收集表、预警、按时办结率、三率、督办、问题工单、重复诉求和热点与模拟器一致"
+            if fresh
+            else ""
+        )
         _say(
             f"[bold green]✓ 核对通过 (reconciled)[/bold green]: 模拟的一天 {sent:,} 条上报事件全部"
             f"有着落 — {run.seen.work_orders:,} 件工单、{run.seen.steps:,} 个处置步骤、"
@@ -262,7 +290,7 @@ def _official(run: _Run, fresh: bool) -> None:
         f"FROM {db}.reports FINAL WHERE produced_at >= {{since}} GROUP BY city "
         f"ORDER BY count() DESC"
     )
-    columns = ["市", "工单", "社区办理", "街道办理", "区县办理", "P1 紧急", "并单 (重复诉求)"]
+    columns = ["市", "工单", "社区办理", "街道办理", "区县办理", "P1 紧急", "并单 (同一问题合并)"]
     print_table(
         _capped([dict(zip(columns, r, strict=True)) for r in rows], columns, "市"),
         columns,
@@ -293,6 +321,7 @@ def _official(run: _Run, fresh: bool) -> None:
     for row in departments:
         row["按时办结率"] = _pct(row["按时办结"], row["办结"])
     print_table(departments, columns, title="工单：各部门按时办结率 (办结最多的部门)")
+    _closed_loop(run)
     opened, overdue, closed, escalated = run.query(
         f"SELECT countIf(is_open), countIf(is_overdue), countIf(state = 'closed'), "
         f"countIf(escalations > 0) FROM {db}.work_orders_now"
@@ -341,6 +370,77 @@ def _official(run: _Run, fresh: bool) -> None:
         ],
         ["收集表", "社区", "应填人数", "已填人数", "完成率", "异常人数"],
         title="收集表：完成情况",
+    )
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _rates_row(department: str, k: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "责任部门": department,
+        "受理": k["received"],
+        "响应率": _rate(k["response_rate"]),
+        "解决率": _rate(k["resolution_rate"]),
+        "满意率": _rate(k["satisfaction_rate"]),
+        "已评价": k["rated_orders"],
+        "问题工单": k["problem_orders"],
+    }
+
+
+def _closed_loop(run: _Run) -> None:
+    """The 三率 per department, 督办, 问题工单, repeats and the current hotspots, read as the
+    analyst user (the figures reconcile.closed_loop_problems compared with the manifest)."""
+    departments = closedloop.department_rates(run.analyst, run.db)
+    columns = ["责任部门", "受理", "响应率", "解决率", "满意率", "已评价", "问题工单"]
+    rows = [_rates_row(d, k) for d, k in departments.items()]
+    total = {c: sum(int(k[c]) for k in departments.values()) for c in closedloop.KPI_COUNTS}
+    shown = rows[:10]
+    if len(rows) > 10:
+        shown.append(
+            {"责任部门": f"其余 {len(rows) - 10} 个部门", "受理": sum(r["受理"] for r in rows[10:])}
+        )
+    shown.append(_rates_row("合计", {**total, **closedloop.rates(total)}))
+    print_table(shown, columns, title="接诉即办三率：各部门 (受理最多的部门，含 30 天历史工单)")
+    _say(
+        "  响应率 = 24 小时内有办理步骤的工单 / 已到 24 小时或已响应的工单；解决率、满意率 = "
+        "回访中群众表示已解决、满意或基本满意的工单 / 有评价的工单（联系不上的不计）。"
+    )
+    loop = run.manifest["closed_loop"]
+    warned = closedloop.supervision(run.analyst, run.db)
+    names = {
+        "no_response": "24小时未响应",
+        "no_progress": "3日无进展",
+        "dissatisfied_twice": "连续两次不满意",
+        "problem_order": "问题工单提级",
+    }
+    _say(
+        "督办预警："
+        + "，".join(f"{names[c]} {warned.get(c, 0):,} 件" for c in names)
+        + f"；重复诉求 {len(closedloop.repeats(run.analyst, run.db)):,} 件。"
+    )
+    day = date.fromisoformat(loop["today"])
+    hot = closedloop.hotspots(run.analyst, run.db, day)
+    days, windows = (
+        loop["settings"]["hotspot_window_days"],
+        loop["settings"]["hotspot_baseline_windows"],
+    )
+    now_col, base_col = f"近{days}天", f"此前{days * windows}天"
+    print_table(
+        [
+            {
+                "网格": h["grid_id"],
+                "地点": f"{h['county']}{h['township']}{h['village']}",
+                "问题类别": h["category_minor"],
+                now_col: h["reports"],
+                base_col: h["baseline_reports"],
+                "倍数": "–" if h["ratio"] is None else f"{h['ratio']:.1f}",
+            }
+            for h in hot
+        ],
+        ["网格", "地点", "问题类别", now_col, base_col, "倍数"],
+        title=f"当前热点 (window ending {day})",
     )
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from pipelines import contracts, simulator
+from pipelines import closedloop, contracts, simulator
 from pipelines.clickhouse import check_identifier
 
 
@@ -145,6 +146,47 @@ def view_problems(client: Any, db: str, manifest: dict[str, Any], events: list[A
     return problems
 
 
+def closed_loop_problems(analyst: Any, db: str, manifest: dict[str, Any]) -> list[str]:
+    """The closed loop (issue 19) as the analyst user reads it against the manifest's
+    ``closed_loop``: per department the counts behind the 三率 and the 问题工单
+    (gov.kpi_by_department), the 督办 warnings per condition (gov.work_orders), every repeat
+    complaint and the hotspots of the manifest's day (gov.hotspots); each difference as a
+    line for people (empty when they agree)."""
+    loop = manifest["closed_loop"]
+    problems = []
+    got = closedloop.department_rates(analyst, db)
+    for department in sorted(set(got) | set(loop["kpi_by_department"])):
+        want = loop["kpi_by_department"].get(department, {})
+        have = got.get(department, {})
+        for name in closedloop.KPI_COUNTS:
+            if int(have.get(name, 0)) != int(want.get(name, 0)):
+                problems.append(
+                    f"{department} {name}: {have.get(name, 0)} in kpi_by_department, "
+                    f"{want.get(name, 0)} expected"
+                )
+    warned = closedloop.supervision(analyst, db)
+    for condition, want in loop["supervision"].items():
+        if warned.get(condition, 0) != want:
+            problems.append(f"督办 {condition}: {warned.get(condition, 0)} orders, {want} expected")
+    repeats = closedloop.repeats(analyst, db)
+    if repeats != loop["repeat_of"]:
+        missing = len(set(loop["repeat_of"].items()) - set(repeats.items()))
+        extra = len(set(repeats.items()) - set(loop["repeat_of"].items()))
+        problems.append(f"repeat complaints: {missing} expected not found, {extra} unexpected")
+    day = date.fromisoformat(loop["today"])
+    hot = [
+        {k: h[k] for k in ("grid_id", "category_code", "reports", "baseline_reports")}
+        for h in closedloop.hotspots(analyst, db, day)
+    ]
+    if sorted(hot, key=_hotspot_key) != sorted(loop["hotspots"], key=_hotspot_key):
+        problems.append(f"hotspots of {day}: {hot} != {loop['hotspots']}")
+    return problems
+
+
+def _hotspot_key(h: dict[str, Any]) -> tuple[str, str]:
+    return str(h["grid_id"]), str(h["category_code"])
+
+
 def on_time(client: Any, db: str) -> dict[str, tuple[int, int]]:
     """routed department → (work orders resolved, of which on time)."""
     rows = client.query(
@@ -155,11 +197,21 @@ def on_time(client: Any, db: str) -> dict[str, tuple[int, int]]:
 
 
 def wait_views(
-    client: Any, db: str, manifest: dict[str, Any], events: list[Any], timeout: float
+    client: Any,
+    db: str,
+    manifest: dict[str, Any],
+    events: list[Any],
+    timeout: float,
+    *,
+    analyst: Any = None,
 ) -> list[str]:
+    """Poll :func:`view_problems` (and with an ``analyst`` client :func:`closed_loop_problems`,
+    when the manifest has the closed loop) until none is left or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:
         problems = view_problems(client, db, manifest, events)
+        if analyst is not None and "closed_loop" in manifest:
+            problems += closed_loop_problems(analyst, db, manifest)
         if not problems or time.monotonic() >= deadline:
             return problems
         time.sleep(1.0)

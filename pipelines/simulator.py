@@ -21,6 +21,16 @@ What it makes:
   registered residents, with resubmissions and abnormal answers (fever, symptoms).
 - **weather warnings** with valid hazard/level pairs (``data/weather_warnings.csv``), updates
   and cancellations, keyed so that an Update/Cancel follows its Alert.
+- **the closed loop** (issue 19; off unless asked for, :meth:`SimConfig.closed_loop`): 回访
+  (REVISIT after CLOSE, with a rating and whether the resident says it was solved; a
+  dissatisfied, unsolved rating reopens the order, which is reworked and revisited again),
+  转派 (TRANSFER to another department while dispatched; some orders three times: 问题工单),
+  repeat complaints (the same reporter id, so the same salted hash, and category, through
+  another channel, hours or days later) and seeded hotspots (a burst of grid-patrol reports in
+  one grid and category in the last two days against a quiet baseline weeks before). Reports
+  before the window (``history_days``) carry no handling steps, so what the worker's SLA scan
+  makes of them does not depend on when it runs. Their expected figures: :func:`expected_kpis`,
+  :func:`expected_supervision`, :func:`expected_repeats`, :func:`expected_hotspots`.
 """
 
 from __future__ import annotations
@@ -35,12 +45,12 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from pipelines import classify as classifier
-from pipelines import codec, contracts, divisions, reports, taxonomy
+from pipelines import closedloop, codec, contracts, divisions, reports, taxonomy, workorders
 from pipelines.errors import ConfigError
 from pipelines.pii import id_check_char
 
@@ -51,6 +61,11 @@ FORM_VERSION = 3
 FEVER_C = 37.3
 UNKNOWN_SCHEMA_ID = 2_000_000_001
 ACTIONS = ("ACCEPT", "DISPATCH", "RESOLVE", "VERIFY", "CLOSE")
+#: every handling step the simulator writes (TRANSFER and REVISIT: the closed loop)
+STEP_ACTIONS = (*ACTIONS, "TRANSFER", "REVISIT")
+CHANNELS = ("group_message", "one_click", "one_click", "hotline", "app", "grid_patrol")
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 #: Bad report kinds and the dead-letter reason each one gets.
 BAD_KINDS: dict[str, str] = {
     "unknown_region": reports.UNKNOWN_REGION,
@@ -292,7 +307,34 @@ PLACES = ("菜市场", "小学", "卫生院", "村委会", "广场", "超市", "
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国志红玉梅德福文斌婷"
 ROLES = {"ACCEPT": "受理员", "DISPATCH": "受理员", "RESOLVE": "处置员", "VERIFY": "网格员",
-         "CLOSE": "受理员"}  # fmt: skip
+         "CLOSE": "受理员", "TRANSFER": "处置员", "REVISIT": "回访员"}  # fmt: skip
+#: minutes between a step and the one before it (RESOLVE: up to the category's SLA)
+GAPS = {"ACCEPT": (2, 40), "DISPATCH": (5, 90), "VERIFY": (10, 240), "CLOSE": (5, 120),
+        "TRANSFER": (10, 180), "REVISIT": (30, 480)}  # fmt: skip
+REVISIT_DEPARTMENT = "12345政务服务便民热线"
+#: 回访 ratings and their weights; after a rework the resident is dissatisfied more often
+RATINGS = ("satisfied", "basically_satisfied", "dissatisfied", "unreachable")
+RATING_WEIGHTS = (62, 18, 12, 8)
+REWORK_RATING_WEIGHTS = (35, 15, 42, 8)
+#: chance that a reached resident says the problem was solved, per rating
+SOLVED_CHANCE = {"satisfied": 0.95, "basically_satisfied": 0.8, "dissatisfied": 0.3}
+#: TRANSFER steps of a transferred order: 1 (weight 80), 2 (12) or 3 (8: a 问题工单)
+TRANSFER_COUNTS = ((1, 2, 3), (80, 12, 8))
+MAX_REWORKS = 3
+TRANSFER_NOTES = (
+    "不属于本单位职责，申请转派",
+    "经核实属其他部门管辖",
+    "权属单位变更，转相关部门办理",
+)
+REVISIT_NOTES = {
+    "satisfied": ("群众表示满意", "问题已解决，群众满意"),
+    "basically_satisfied": ("群众表示基本满意", "基本解决，希望加强巡查"),
+    "dissatisfied": ("群众表示不满意", "群众反映问题仍未解决", "群众对办理态度不满意"),
+    "unreachable": ("电话无人接听", "多次回访未联系上"),
+}
+#: reports of a seeded hotspot in the last two days, and of its quiet baseline weeks before
+HOTSPOT_BURST = 8
+HOTSPOT_BASELINE = 2
 RESOLVE_NOTES = (
     "已现场处置完毕",
     "已安排人员维修",
@@ -327,6 +369,12 @@ class SimConfig:
     count: int | None = None
     duplicate_window_s: float = 7200.0
     duplicate_distance_m: float = 300.0
+    # the closed loop (issue 19): all off by default, so other configs' events stay the same
+    revisit_fraction: float = 0.0  # closed orders called back (回访)
+    transfer_fraction: float = 0.0  # dispatched orders transferred (转派)
+    repeat_fraction: float = 0.0  # reports repeating an earlier one of their reporter
+    history_days: int = 0  # days before the window that repeats and hotspots reach back
+    hotspots: int = 0  # seeded hotspots (a grid and category)
 
     def __post_init__(self) -> None:
         for name in (
@@ -336,6 +384,9 @@ class SimConfig:
             "late_fraction",
             "resubmit_fraction",
             "abnormal_fraction",
+            "revisit_fraction",
+            "transfer_fraction",
+            "repeat_fraction",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -348,6 +399,33 @@ class SimConfig:
             raise ConfigError(f"count must not be negative, got {self.count}")
         if self.start is not None and self.start.tzinfo is None:
             raise ConfigError("start needs a time zone")
+        if self.history_days < 0 or self.hotspots < 0:
+            raise ConfigError("history_days and hotspots must not be negative")
+
+    @property
+    def loop(self) -> bool:
+        """Whether any part of the closed loop is on."""
+        return bool(
+            self.revisit_fraction
+            or self.transfer_fraction
+            or self.repeat_fraction
+            or self.history_days
+            or self.hotspots
+        )
+
+    @classmethod
+    def closed_loop(cls, **kwargs: Any) -> SimConfig:
+        """A config with the closed loop on (what ``make demo`` simulates): 80 % of closed
+        orders revisited, 6 % of dispatched ones transferred, 3 % of reports repeats, 30 days
+        of history and one seeded hotspot; ``kwargs`` override any field."""
+        loop: dict[str, Any] = {
+            "revisit_fraction": 0.8,
+            "transfer_fraction": 0.06,
+            "repeat_fraction": 0.03,
+            "history_days": 30,
+            "hotspots": 1,
+        }
+        return cls(**{**loop, **kwargs})
 
     @classmethod
     def for_count(cls, count: int, **kwargs: Any) -> SimConfig:
@@ -505,6 +583,7 @@ class _Sim:
         if not self.villages:
             raise ConfigError(f"region {config.region!r} has no villages in the data")
         self.categories = [c.code for c in taxonomy.all()]
+        self.departments = sorted({c.department for c in taxonomy.all()})
         self.events: list[SimEvent] = []
         self.open: dict[str, list[dict[str, Any]]] = defaultdict(list)  # dedupe key → orders
         self.clusters: dict[str, set[str]] = {}  # first report → it and its duplicates
@@ -561,11 +640,11 @@ class _Sim:
         village: divisions.Division,
         code: str,
         like: dict[str, Any] | None = None,
+        channel: str | None = None,
     ) -> dict[str, Any]:
         rng = self.rng
-        channel = rng.choice(
-            ("group_message", "one_click", "one_click", "hotline", "app", "grid_patrol")
-        )
+        if channel is None:
+            channel = rng.choice(CHANNELS)
         event: dict[str, Any] = {
             "event_id": _uuid(rng),
             "report_id": f"{village.code[:6]}-{occurred // 1000}-{rng.randrange(10**8):08d}",
@@ -612,13 +691,20 @@ class _Sim:
         cfg, rng = self.config, self.rng
         times = sorted(self._time() for _ in range(cfg.reports))
         firsts: list[tuple[dict[str, Any], int, divisions.Division, str]] = []
+        handled: set[str] = set()
         for occurred in times:
             roll = rng.random()
             if roll < cfg.bad_fraction:
                 self._bad(occurred)
                 continue
-            if roll < cfg.bad_fraction + cfg.duplicate_fraction and firsts:
-                first, first_ms, village, code = rng.choice(firsts[-50:])
+            # with the closed loop, only a first report without handling steps gets 并单
+            # duplicates: which report of a cluster the pipeline takes for the first depends
+            # on arrival across partitions, and the KPI views leave the others out
+            pool = firsts[-50:]
+            if cfg.loop:
+                pool = [f for f in pool if f[0]["report_id"] not in handled]
+            if roll < cfg.bad_fraction + cfg.duplicate_fraction and pool:
+                first, first_ms, village, code = rng.choice(pool)
                 later = first_ms + rng.randrange(60_000, 3_600_000)
                 if later < self.end_ms:
                     event = self._submit(later, village, code, like=first)
@@ -646,6 +732,12 @@ class _Sim:
             firsts.append((event, occurred, village, code))
             if rng.random() < cfg.handled_fraction:
                 self._steps(event, occurred, code)
+                handled.add(event["report_id"])
+        if cfg.repeat_fraction > 0:
+            for _ in range(max(1, round(cfg.reports * cfg.repeat_fraction))):
+                self._repeat()
+        for _ in range(cfg.hotspots):
+            self._hotspot()
 
     def _emit_submit(
         self,
@@ -654,6 +746,7 @@ class _Sim:
         village: divisions.Division,
         code: str,
         duplicate_of: str | None = None,
+        **extra: Any,
     ) -> None:
         key = reports.dedupe_key(code, village.code)
         self.open[key].append(self._order(event, occurred))
@@ -664,26 +757,33 @@ class _Sim:
             "dedupe_key": key,
             "occurred_ms": occurred,
             "duplicate_of": duplicate_of,
+            **extra,
         }
         self.add(SimEvent("report", event["report_id"], occurred, value=event, meta=meta))
 
     def _steps(self, submit: dict[str, Any], occurred: int, code: str) -> None:
-        rng = self.rng
+        """Handling steps of a first report, cut at the window's end: the normal path, and
+        with the closed loop on 转派 after DISPATCH, 回访 after CLOSE and, after a dissatisfied
+        and unsolved rating (the state machine reopens the order), a rework and another
+        callback. An order transferred or reworked has no late step: a step arriving after
+        one it must precede (TRANSFER after RESOLVE, CLOSE after the reopening REVISIT) would
+        be rejected by the state machine."""
+        rng, cfg = self.rng, self.config
         category = taxonomy.get(code)
         county = submit["region_code"][:6]
+        department = category.department
+        queue = list(ACTIONS)
+        made: list[SimEvent] = []
         at = occurred
-        for action in ACTIONS:
-            gap = {
-                "ACCEPT": (2, 40),
-                "DISPATCH": (5, 90),
-                "RESOLVE": (20, max(30, int(category.sla_hours * 60))),
-                "VERIFY": (10, 240),
-                "CLOSE": (5, 120),
-            }[action]
-            at += rng.randrange(gap[0], gap[1] + 1) * 60_000
+        reworks = transfers = 0
+        reopens = workorders.revisit_reopens
+        while queue:
+            action = queue.pop(0)
+            low, high = GAPS.get(action, (20, max(30, int(category.sla_hours * 60))))
+            at += rng.randrange(low, high + 1) * 60_000
             if at > self.end_ms:
-                return
-            department = category.department if action == "RESOLVE" else "综治中心"
+                break
+            by = {"RESOLVE": department, "TRANSFER": department, "REVISIT": REVISIT_DEPARTMENT}
             step: dict[str, Any] = {
                 "event_id": _uuid(rng),
                 "report_id": submit["report_id"],
@@ -694,21 +794,143 @@ class _Sim:
                 "operator": {
                     "id": f"op-{county}-{rng.randrange(1, 60):03d}",
                     "name": _name(rng),
-                    "department": department,
+                    "department": by.get(action, "综治中心"),
                     "role": ROLES[action],
                 },
             }
             if action == "DISPATCH":
-                step["assigned_department"] = category.department
+                step["assigned_department"] = department
             if action == "RESOLVE":
                 step["note"] = rng.choice(RESOLVE_NOTES)
                 step["images"] = [f"https://img.example.gov.cn/r/{submit['report_id']}/done.jpg"]
             if action == "VERIFY":
                 step["note"] = rng.choice(VERIFY_NOTES)
-            late = rng.random() < self.config.late_fraction
+            if action == "TRANSFER":
+                department = rng.choice([d for d in self.departments if d != department])
+                step["assigned_department"] = department
+                step["note"] = rng.choice(TRANSFER_NOTES)
+                transfers += 1
+            if action == "REVISIT":
+                rating, solved = self._rating(reworked=reworks > 0)
+                step["satisfaction"], step["resident_solved"] = rating, solved
+                step["note"] = rng.choice(REVISIT_NOTES[rating])
+            late = rng.random() < cfg.late_fraction
             emit = at + (rng.randrange(10, 90) * 60_000 if late else 0)
             meta = {"kind": "step", "action": action, "late": late, "occurred_ms": at}
-            self.add(SimEvent("report", submit["report_id"], emit, value=step, meta=meta))
+            made.append(SimEvent("report", submit["report_id"], emit, value=step, meta=meta))
+            if action == "DISPATCH" and cfg.transfer_fraction > 0:
+                if rng.random() < cfg.transfer_fraction:
+                    queue[:0] = ["TRANSFER"] * rng.choices(*TRANSFER_COUNTS)[0]
+            elif action == "CLOSE" and cfg.revisit_fraction > 0:
+                if rng.random() < cfg.revisit_fraction:
+                    queue.insert(0, "REVISIT")
+            elif action == "REVISIT" and reopens(rating, solved) and reworks < MAX_REWORKS:
+                reworks += 1  # 发回重办: dispatched, resolved, verified, closed, revisited again
+                queue = ["DISPATCH", "RESOLVE", "VERIFY", "CLOSE"]
+        for e in made:
+            if transfers or reworks:
+                e.meta["late"], e.emit_ms = False, e.meta["occurred_ms"]
+            self.add(e)
+
+    def _rating(self, *, reworked: bool) -> tuple[str, bool | None]:
+        """A 回访 rating and whether the resident says it was solved (None: unreachable)."""
+        rng = self.rng
+        weights = REWORK_RATING_WEIGHTS if reworked else RATING_WEIGHTS
+        rating = rng.choices(RATINGS, weights)[0]
+        if rating == workorders.UNREACHABLE:
+            return rating, None
+        return rating, rng.random() < SOLVED_CHANCE[rating]
+
+    def _free_submit(
+        self,
+        occurred: int,
+        code: str,
+        channel: str,
+        *,
+        village: divisions.Division | None = None,
+        like: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], divisions.Division] | None:
+        """A SUBMIT no other report is a 并单 duplicate of (nor it of one), or None after 20
+        tries (a random village each unless ``village`` is given)."""
+        for _attempt in range(20):
+            place = village or self.rng.choice(self.villages)
+            event = self._submit(occurred, place, code, like=like, channel=channel)
+            if self._place_free(reports.dedupe_key(code, place.code), self._order(event, occurred)):
+                return event, place
+        return None
+
+    def _repeat(self) -> None:
+        """重复诉求: one person's report and, through another channel, the same problem again
+        hours (within the window) or days (from the history) later: not a 并单 duplicate."""
+        cfg, rng = self.config, self.rng
+        gap_ms = int(cfg.duplicate_window_s * 1000) + HOUR_MS  # past the 并单 window
+        code = rng.choice([c for c in self.categories if c not in workorders.NOT_REPEATED])
+        later = self._time()
+        if cfg.history_days > 0 and rng.random() < 0.5:
+            days = rng.randrange(1, min(cfg.history_days, 20) + 1)
+            first = self._history_time(later - days * DAY_MS)
+        elif later - gap_ms > self.start_ms:
+            first = rng.randrange(self.start_ms, later - gap_ms + 1)
+        else:
+            return  # a window too short for two reports of one person apart
+        channel = rng.choice(CHANNELS)
+        again = rng.choice([c for c in dict.fromkeys(CHANNELS) if c != channel])
+        made = self._free_submit(first, code, channel)
+        if made is None:  # pragma: no cover - 20 places in a row taken
+            return
+        event, village = made
+        person = event["reporter"]
+        self._emit_submit(event, first, village, code)
+        if first >= self.start_ms and rng.random() < cfg.handled_fraction:
+            self._steps(event, first, code)
+        second = self._free_submit(later, code, again, village=village, like=event)
+        if second is None:
+            return
+        repeat, _ = second
+        repeat["reporter"] = dict(person)  # the same person id: the same salted hash
+        self._emit_submit(repeat, later, village, code, repeat_of=event["report_id"])
+        if rng.random() < cfg.handled_fraction:
+            self._steps(repeat, later, code)
+
+    def _history_time(self, at: int) -> int:
+        """``at`` moved off the 24 h and 3-day marks before the window's end (± 30 min), so a
+        history order's 督办 warnings (no response in 24 h, no progress in 3 days) are the
+        same at the end of the window and minutes later, when the demo reconciles."""
+        for mark in (DAY_MS, 3 * DAY_MS):
+            if abs(self.end_ms - mark - at) < HOUR_MS // 2:
+                at = self.end_ms - mark - HOUR_MS
+        return at
+
+    def _hotspot(self) -> None:
+        """热点: :data:`HOTSPOT_BURST` grid-patrol reports of one grid and category in the last
+        two days (the current week) and, with history, :data:`HOTSPOT_BASELINE` of them 9 to
+        27 days before (the baseline weeks) — quiet before, many now. No two are 并单
+        duplicates. Only the burst reports inside the window get handling steps."""
+        cfg, rng = self.config, self.rng
+        village = rng.choice(self.villages)
+        code = rng.choice([c for c in self.categories if c not in workorders.NOT_REPEATED])
+        grid = f"{village.code}-{rng.randrange(1, 9):02d}"
+        times = [
+            self._history_time(self.end_ms - rng.randrange(10 * 60_000, 2 * DAY_MS))
+            for _ in range(HOTSPOT_BURST)
+        ]
+        if cfg.history_days >= 9:
+            last = min(cfg.history_days, 27)
+            times += [
+                self._history_time(self.end_ms - rng.randrange(9 * DAY_MS, last * DAY_MS + 1))
+                for _ in range(HOTSPOT_BASELINE)
+            ]
+        for at in sorted(times):
+            if at < self.start_ms and cfg.history_days <= 0:
+                continue  # no history: only the reports inside the window
+            made = self._free_submit(at, code, "grid_patrol", village=village)
+            if made is None:
+                continue
+            event, _ = made
+            event["grid_id"] = grid
+            self._emit_submit(event, at, village, code, hotspot=grid)
+            if at >= self.start_ms and rng.random() < cfg.handled_fraction:
+                self._steps(event, at, code)
 
     def _bad(self, occurred: int) -> None:
         rng = self.rng
@@ -919,21 +1141,14 @@ def generate(config: SimConfig, *, now: datetime | None = None) -> list[SimEvent
 # --- the manifest ----------------------------------------------------------------------------
 
 
-def manifest(
-    events: Sequence[SimEvent], config: SimConfig, *, now: datetime | None = None
-) -> dict[str, Any]:
-    """What the pipeline should make of ``events``: counts per topic and per expected outcome."""
-    start, end = config.window(now)
-    per_topic = Counter(e.topic for e in events)
-    dead: dict[str, Counter[str]] = defaultdict(Counter)
-    for e in events:
-        if e.expected != "ok":
-            dead[e.topic][e.expected] += 1
-    # reports: work orders, 并单 (replaying the pipeline's own rule in sending order)
-    submits = [e for e in events if e.meta.get("kind") == "submit"]
+def duplicates_of(events: Sequence[SimEvent], config: SimConfig) -> dict[str, str]:
+    """并单: report id → the first report it duplicates, replaying the pipeline's own rule
+    (``reports.find_duplicate``) on the SUBMITs in sending order."""
     open_orders: dict[str, list[dict[str, Any]]] = defaultdict(list)
     duplicates: dict[str, str] = {}
-    for e in submits:
+    for e in events:
+        if e.meta.get("kind") != "submit":
+            continue
         assert e.value is not None
         order = {
             "report_id": e.key,
@@ -950,6 +1165,28 @@ def manifest(
             duplicates[e.key] = first
         else:
             open_orders[key] = reports.remember(open_orders[key], order, config.duplicate_window_s)
+    return duplicates
+
+
+def manifest(
+    events: Sequence[SimEvent],
+    config: SimConfig,
+    *,
+    now: datetime | None = None,
+    analysis: Analysis | None = None,
+) -> dict[str, Any]:
+    """What the pipeline should make of ``events``: counts per topic and per expected outcome,
+    and the closed loop's figures at the window's end (``analysis``: the settings the views
+    run with, default the defaults)."""
+    start, end = config.window(now)
+    per_topic = Counter(e.topic for e in events)
+    dead: dict[str, Counter[str]] = defaultdict(Counter)
+    for e in events:
+        if e.expected != "ok":
+            dead[e.topic][e.expected] += 1
+    # reports: work orders, 并单 (replaying the pipeline's own rule in sending order)
+    submits = [e for e in events if e.meta.get("kind") == "submit"]
+    duplicates = duplicates_of(events, config)
     steps = [e for e in events if e.meta.get("kind") == "step"]
     forms = _form_stats(events)
     alerts = _alert_stats(events)
@@ -968,12 +1205,48 @@ def manifest(
             "duplicate_of": dict(sorted(duplicates.items())),
             "by_category": dict(sorted(Counter(e.meta["category"] for e in submits).items())),
             "by_department": dict(sorted(Counter(e.meta["department"] for e in submits).items())),
-            "steps": {a: sum(1 for e in steps if e.meta["action"] == a) for a in ACTIONS},
+            "steps": {a: sum(1 for e in steps if e.meta["action"] == a) for a in STEP_ACTIONS},
             "late_steps": sum(1 for e in steps if e.meta["late"]),
             "bad": dict(sorted(Counter(e.meta["bad"] for e in events if "bad" in e.meta).items())),
         },
         "forms": forms,
         "alerts": alerts,
+        "closed_loop": closed_loop(events, config, at=end, analysis=analysis),
+    }
+
+
+def closed_loop(
+    events: Sequence[SimEvent],
+    config: SimConfig,
+    *,
+    at: datetime,
+    analysis: Analysis | None = None,
+) -> dict[str, Any]:
+    """The closed loop's figures at ``at`` (the manifest's ``closed_loop``): the 三率 per
+    department, 督办 warnings, 问题工单, repeats and the hotspots of ``at``'s day."""
+    settings = analysis or Analysis()
+    at_ms = _ms(at)
+    orders = order_outcomes(events)
+    duplicates = duplicates_of(events, config)
+    kpis = expected_kpis(orders, duplicates, at_ms)
+    repeats = expected_repeats(events, settings.repeat_window_days)
+    today = at.astimezone(CST).date()
+    return {
+        "at": at.isoformat(),
+        "settings": asdict(settings),
+        "kpi_by_department": kpis,
+        "kpi_totals": _kpi_totals(kpis.values()),
+        "supervision": expected_supervision(orders, at_ms),
+        "problem_orders": sum(int(k["problem_orders"]) for k in kpis.values()),
+        "transferred": sum(1 for o in orders.values() if o["transfers"]),
+        "reopened": sum(1 for o in orders.values() if o["reopens"]),
+        "repeats": len(repeats),
+        "repeat_of": dict(sorted(repeats.items())),
+        "hotspots": expected_hotspots(events, today, settings),
+        "seeded_hotspots": sorted(
+            {(e.meta["hotspot"], e.meta["category"]) for e in events if e.meta.get("hotspot")}
+        ),
+        "today": today.isoformat(),
     }
 
 
@@ -1091,19 +1364,223 @@ def send(
 
 
 def expected_on_time(events: Iterable[SimEvent]) -> dict[str, dict[str, Any]]:
-    """Per department: work orders with a RESOLVE, those resolved by their SLA deadline
-    (occurred_at + the category's SLA hours), and the on-time rate — computed from the
-    simulator's own timestamps, independently of the pipeline's state machine."""
-    submits = {e.key: e.meta for e in events if e.meta.get("kind") == "submit"}
+    """Per routed department: work orders resolved (a RESOLVE not undone by a later reopen),
+    those resolved by their SLA deadline (occurred_at + the category's SLA hours), and the
+    on-time rate — computed from the simulator's own timestamps (:func:`order_outcomes`),
+    independently of the pipeline's state machine."""
     out: dict[str, dict[str, Any]] = {}
-    for e in events:
-        if e.meta.get("kind") != "step" or e.meta["action"] != "RESOLVE":
+    for o in order_outcomes(events).values():
+        if o["resolved_ms"] is None:
             continue
-        submit = submits[e.key]
-        deadline = submit["occurred_ms"] + taxonomy.get(submit["category"]).sla_hours * 3_600_000
-        stats = out.setdefault(submit["department"], {"resolved": 0, "on_time": 0})
+        stats = out.setdefault(o["routed_department"], {"resolved": 0, "on_time": 0})
         stats["resolved"] += 1
-        stats["on_time"] += int(e.meta["occurred_ms"] <= deadline)
+        stats["on_time"] += int(bool(o["on_time"]))
     for stats in out.values():
         stats["rate"] = stats["on_time"] / stats["resolved"]
     return dict(sorted(out.items()))
+
+
+# --- the closed loop: expected figures (issue 19) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The settings the repeat and hotspot views run with (defaults: pipelines/settings.py)."""
+
+    repeat_window_days: float = 30
+    hotspot_window_days: int = 7
+    hotspot_baseline_windows: int = 4
+    hotspot_min_reports: int = 5
+    hotspot_min_ratio: float = 2.0
+
+
+def order_outcomes(events: Iterable[SimEvent]) -> dict[str, dict[str, Any]]:
+    """Per work order (every valid SUBMIT, 并单 duplicates too): what its handling steps make
+    of it, replayed in time order by the rules of pipelines/workorders.py written out here —
+    state, current department (DISPATCH and TRANSFER name it), first response, resolution and
+    on-time flag (a reopen clears them), reopens, transfers, the latest 回访 rating and
+    solved answer, the longest run of dissatisfied ratings (unreachable neither counts nor
+    breaks it) and the last step's time."""
+    out: dict[str, dict[str, Any]] = {}
+    steps: dict[str, list[SimEvent]] = defaultdict(list)
+    for e in events:
+        kind = e.meta.get("kind")
+        if kind == "submit" and e.expected == "ok":
+            submitted = int(e.meta["occurred_ms"])
+            sla = taxonomy.get(e.meta["category"]).sla_hours
+            out[e.key] = {
+                "routed_department": e.meta["department"],
+                "department": e.meta["department"],
+                "submitted_ms": submitted,
+                "first_deadline_ms": submitted + int(sla * HOUR_MS),
+                "state": "submitted",
+                "responded_ms": None,
+                "resolved_ms": None,
+                "on_time": None,
+                "reopens": 0,
+                "transfers": 0,
+                "satisfaction": "",
+                "resident_solved": None,
+                "streak": 0,
+                "max_streak": 0,
+                "last_ms": submitted,
+            }
+        elif kind == "step":
+            steps[e.key].append(e)
+    for report_id, order in out.items():
+        for e in sorted(steps[report_id], key=lambda e: (e.meta["occurred_ms"], e.meta["seq"])):
+            _outcome_step(order, e.meta["action"], int(e.meta["occurred_ms"]), e.value or {})
+    return out
+
+
+def _outcome_step(order: dict[str, Any], action: str, at: int, value: dict[str, Any]) -> None:
+    if order["responded_ms"] is None:
+        order["responded_ms"] = at
+    order["last_ms"] = at
+    order["state"] = {
+        "ACCEPT": "accepted",
+        "DISPATCH": "dispatched",
+        "TRANSFER": "dispatched",
+        "RESOLVE": "resolved",
+        "VERIFY": "verified",
+        "CLOSE": "closed",
+        "REVISIT": "closed",
+    }[action]
+    if action in ("DISPATCH", "TRANSFER"):
+        order["department"] = value.get("assigned_department") or order["department"]
+        order["transfers"] += int(action == "TRANSFER")
+    elif action == "RESOLVE":
+        order["resolved_ms"] = at
+        order["on_time"] = at <= order["first_deadline_ms"]
+    elif action == "REVISIT":
+        rating, solved = str(value["satisfaction"]), value.get("resident_solved")
+        order["satisfaction"], order["resident_solved"] = rating, solved
+        if rating == "dissatisfied":
+            order["streak"] += 1
+        elif rating in ("satisfied", "basically_satisfied"):
+            order["streak"] = 0
+        order["max_streak"] = max(order["max_streak"], order["streak"])
+        if rating == "dissatisfied" and solved is False:  # 发回重办
+            order["state"] = "reopened"
+            order["reopens"] += 1
+            order["resolved_ms"] = order["on_time"] = None
+
+
+def expected_kpis(
+    orders: dict[str, dict[str, Any]], duplicates: dict[str, str], at_ms: int
+) -> dict[str, dict[str, Any]]:
+    """Per current department, the counts and 三率 of gov.kpi_by_department summed over every
+    day (README, the closed loop): orders received (并单 duplicates left out); response judged
+    (answered, or 24 h passed by ``at_ms``) and responded within 24 h; rated (a latest rating
+    other than unreachable), of which the resident said solved, of which satisfied or basically
+    satisfied; 问题工单 (reworked or transferred 3 times). response_rate = responded /
+    judged, resolution_rate = solved / rated, satisfaction_rate = satisfied / rated (None when
+    nothing is judged)."""
+    out: dict[str, dict[str, Any]] = {}
+    for report_id, o in orders.items():
+        if report_id in duplicates:
+            continue
+        k = out.setdefault(o["department"], dict.fromkeys(closedloop.KPI_COUNTS, 0))
+        submitted, responded = o["submitted_ms"], o["responded_ms"]
+        rated = o["satisfaction"] in workorders.RATED
+        k["received"] += 1
+        k["response_judged"] += int(responded is not None or submitted + DAY_MS < at_ms)
+        k["responded"] += int(responded is not None and responded <= submitted + DAY_MS)
+        k["rated_orders"] += int(rated)
+        k["solved"] += int(rated and o["resident_solved"] is True)
+        k["satisfied"] += int(o["satisfaction"] in ("satisfied", "basically_satisfied"))
+        k["problem_orders"] += int(max(o["reopens"], o["transfers"]) >= workorders.PROBLEM_AFTER)
+    return {d: {**k, **closedloop.rates(k)} for d, k in sorted(out.items())}
+
+
+def _kpi_totals(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    total = dict.fromkeys(closedloop.KPI_COUNTS, 0)
+    for row in rows:
+        for name in closedloop.KPI_COUNTS:
+            total[name] += int(row[name])
+    return {**total, **closedloop.rates(total)}
+
+
+def expected_supervision(orders: dict[str, dict[str, Any]], at_ms: int) -> dict[str, int]:
+    """督办 warnings raised by ``at_ms`` per condition (workorders.supervise), every order:
+    no_response (no handling step and 24 h passed), no_progress (not closed and 3 days since
+    its last step), dissatisfied_twice (two dissatisfied ratings in a row), problem_order
+    (reworked or transferred 3 times). Exact for the simulator's events, whose orders with
+    steps are younger than 24 h (a step taken days ago, processed now, would raise
+    no_progress on the way)."""
+    counts = dict.fromkeys(workorders.SUPERVISION, 0)
+    for o in orders.values():
+        if o["responded_ms"] is None and o["submitted_ms"] + workorders.NO_RESPONSE_MS < at_ms:
+            counts["no_response"] += 1
+        if o["state"] != "closed" and o["last_ms"] + workorders.NO_PROGRESS_MS < at_ms:
+            counts["no_progress"] += 1
+        if o["max_streak"] >= workorders.DISSATISFIED_IN_A_ROW:
+            counts["dissatisfied_twice"] += 1
+        if max(o["reopens"], o["transfers"]) >= workorders.PROBLEM_AFTER:
+            counts["problem_order"] += 1
+    return counts
+
+
+def expected_repeats(events: Iterable[SimEvent], window_days: float) -> dict[str, str]:
+    """重复诉求: report id → the report it repeats, replaying workorders.find_repeat on every
+    valid SUBMIT in sending order (the reporter id stands for its salted hash)."""
+    earlier: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    found: dict[str, str] = {}
+    for e in events:
+        if e.meta.get("kind") != "submit" or e.expected != "ok" or e.value is None:
+            continue
+        complaint = {
+            "report_id": e.key,
+            "person": str((e.value.get("reporter") or {}).get("id") or ""),
+            "category": e.meta["category"],
+            "occurred_ms": int(e.meta["occurred_ms"]),
+        }
+        if not workorders.may_repeat(complaint):
+            continue
+        person = complaint["person"]
+        first = workorders.find_repeat(earlier[person], complaint, window_days)
+        if first is not None:
+            found[e.key] = first
+        earlier[person] = workorders.remember_complaint(earlier[person], complaint, window_days)
+    return found
+
+
+def expected_hotspots(
+    events: Iterable[SimEvent], today: date, settings: Analysis | None = None
+) -> list[dict[str, Any]]:
+    """热点 of the window ending ``today`` (gov.hotspots where window_end = today): per grid and
+    category (reports naming a grid, X9999 left out, 并单 duplicates counted), the reports of
+    the ``hotspot_window_days`` days ending today (Asia/Shanghai dates) against the mean of the
+    ``hotspot_baseline_windows`` windows before; hot at ``hotspot_min_reports`` and
+    ``hotspot_min_ratio`` × that mean. Sorted by grid and category."""
+    s = settings or Analysis()
+    days: Counter[tuple[str, str, date]] = Counter()
+    for e in events:
+        if e.meta.get("kind") != "submit" or e.expected != "ok" or e.value is None:
+            continue
+        grid = str(e.value.get("grid_id") or "")
+        if grid and e.meta["category"] not in workorders.NOT_REPEATED:
+            day = datetime.fromtimestamp(e.meta["occurred_ms"] / 1000, CST).date()
+            days[(grid, e.meta["category"], day)] += 1
+    window: Counter[tuple[str, str]] = Counter()
+    baseline: Counter[tuple[str, str]] = Counter()
+    span = s.hotspot_window_days * (s.hotspot_baseline_windows + 1)
+    for (grid, code, day), n in days.items():
+        back = (today - day).days
+        if 0 <= back < s.hotspot_window_days:
+            window[(grid, code)] += n
+        elif s.hotspot_window_days <= back < span:
+            baseline[(grid, code)] += n
+    hot = []
+    for (grid, code), n in sorted(window.items()):
+        mean = baseline[(grid, code)] / s.hotspot_baseline_windows
+        if n >= s.hotspot_min_reports and n >= s.hotspot_min_ratio * mean:
+            hot.append(
+                {
+                    "grid_id": grid,
+                    "category_code": code,
+                    "reports": n,
+                    "baseline_reports": baseline[(grid, code)],
+                }
+            )
+    return hot
