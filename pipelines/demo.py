@@ -148,7 +148,9 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
         config = simulator.SimConfig.closed_loop(seed=seed, reports=reports, minutes=DAY_MINUTES)
         now = datetime.now(UTC)
         events = simulator.generate(config, now=now)
-        manifest = simulator.manifest(events, config, now=now, analysis=_analysis(settings))
+        manifest = simulator.manifest(
+            events, config, now=now, analysis=simulator.Analysis.of(settings)
+        )
         expected = reconcile.expected_from(manifest)
         _say(
             f"sending {len(events):,} simulated events "
@@ -157,11 +159,16 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
         run_start = datetime.now(UTC)
         t0 = time.monotonic()
         with EventProducer(settings) as producer:
-            simulator.send(events, producer)
+            # the 30 days before first: a repeat is found only when its first report came first
+            rest, early = reconcile.send_history_first(
+                events, config, producer, client, db, baseline, now=now, timeout=timeout
+            )
+            simulator.send(rest, producer)
         sent_s = time.monotonic() - t0
         seen, problems = reconcile.wait_reconciled(
             client, db, baseline, expected, timeout=timeout, progress=_progress(expected)
         )
+        problems = early + problems
         done_s = time.monotonic() - t0
         analyst = clickhouse.get_client(settings, analyst=True)
         if fresh and not problems:  # whole-database figures only mean something on a new stack
@@ -180,17 +187,6 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
 
 
 DAY_MINUTES = 24 * 60 - 15
-
-
-def _analysis(settings: Settings) -> simulator.Analysis:
-    """The repeat and hotspot settings the worker publishes to gov.analysis_settings."""
-    return simulator.Analysis(
-        repeat_window_days=settings.repeat_window_days,
-        hotspot_window_days=settings.hotspot_window_days,
-        hotspot_baseline_windows=settings.hotspot_baseline_windows,
-        hotspot_min_reports=settings.hotspot_min_reports,
-        hotspot_min_ratio=settings.hotspot_min_ratio,
-    )
 
 
 @dataclass(frozen=True)

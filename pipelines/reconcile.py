@@ -111,6 +111,35 @@ def wait_reconciled(
         time.sleep(interval)
 
 
+def send_history_first(
+    events: list[Any],
+    config: Any,
+    producer: Any,
+    client: Client,
+    database: str,
+    baseline: Counts,
+    *,
+    now: Any,
+    timeout: float,
+) -> tuple[list[Any], list[str]]:
+    """Send the simulated events before the window (the history's SUBMITs,
+    ``simulator.split_history``) and wait until ClickHouse holds their work orders, so the
+    pipeline has taken them before any later report (a repeat complaint is found only when
+    the report it repeats arrived first). Returns the events still to send and what did not
+    reconcile (empty when the history is in)."""
+    history, rest = simulator.split_history(events, config, now=now)
+    if not history:
+        return rest, []
+    assert all(e.meta.get("kind") == "submit" for e in history), "history holds SUBMITs only"
+    simulator.send(history, producer)
+    producer.flush()
+    want = Counts(
+        work_orders=len(history), duplicates=len(set(simulator.duplicates_of(history, config)))
+    )
+    _, problems = wait_reconciled(client, database, baseline, want, timeout=timeout)
+    return rest, [f"history: {p}" for p in problems]
+
+
 def view_problems(client: Any, db: str, manifest: dict[str, Any], events: list[Any]) -> list[str]:
     """Forms, active weather warnings and on-time rates in the views against the manifest and
     the events sent: each difference as a line for people (empty when they agree)."""

@@ -861,14 +861,18 @@ class _Sim:
 
     def _repeat(self) -> None:
         """重复诉求: one person's report and, through another channel, the same problem again
-        hours (within the window) or days (from the history) later: not a 并单 duplicate."""
+        in the window: not a 并单 duplicate. With history the first report is 1 to 20 days
+        earlier, before the window: the pipeline decides repeats in the order the reports
+        arrive (workorders.find_repeat), and only the history, sent and processed first
+        (:func:`split_history`, reconcile.send_history_first), arrives first for sure; without
+        history it is hours earlier in the window, which a burst may deliver after the repeat."""
         cfg, rng = self.config, self.rng
         gap_ms = int(cfg.duplicate_window_s * 1000) + HOUR_MS  # past the 并单 window
         code = rng.choice([c for c in self.categories if c not in workorders.NOT_REPEATED])
         later = self._time()
-        if cfg.history_days > 0 and rng.random() < 0.5:
+        if cfg.history_days > 0:
             days = rng.randrange(1, min(cfg.history_days, 20) + 1)
-            first = self._history_time(later - days * DAY_MS)
+            first = self._history_time(min(later - days * DAY_MS, self.start_ms - HOUR_MS))
         elif later - gap_ms > self.start_ms:
             first = rng.randrange(self.start_ms, later - gap_ms + 1)
         else:
@@ -1118,6 +1122,17 @@ def is_abnormal(answers: dict[str, Any]) -> bool:
     if isinstance(symptoms, str):
         symptoms = json.loads(symptoms)
     return temperature >= FEVER_C or bool(symptoms)
+
+
+def split_history(
+    events: Sequence[SimEvent], config: SimConfig, *, now: datetime | None = None
+) -> tuple[list[SimEvent], list[SimEvent]]:
+    """(the events sent before the window starts: the history's SUBMITs, the rest), each in
+    sending order. Send the history first and let the pipeline take it before the rest: a
+    repeat is only found when its first report arrived first."""
+    start_ms = _ms(config.window(now)[0])
+    history = [e for e in events if e.emit_ms < start_ms]
+    return history, [e for e in events if e.emit_ms >= start_ms]
 
 
 def generate(config: SimConfig, *, now: datetime | None = None) -> list[SimEvent]:
@@ -1392,6 +1407,12 @@ class Analysis:
     hotspot_baseline_windows: int = 4
     hotspot_min_reports: int = 5
     hotspot_min_ratio: float = 2.0
+
+    @classmethod
+    def of(cls, settings: Any) -> Analysis:
+        """The values of a :class:`~pipelines.settings.Settings` (what the worker publishes
+        to gov.analysis_settings)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
 
 
 def order_outcomes(events: Iterable[SimEvent]) -> dict[str, dict[str, Any]]:

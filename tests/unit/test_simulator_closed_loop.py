@@ -234,6 +234,10 @@ def test_closed_loop_day_is_deterministic_and_has_every_kind(
         if e.meta.get("occurred_ms", NOW.timestamp() * 1000) < _ms(NOW) - 24 * HOUR_MS
     ]
     assert history and all(e.meta["kind"] == "submit" for e in history)  # no steps in history
+    before, _rest = simulator.split_history(events, CONFIG, now=NOW)
+    assert {e.key for e in before} == {e.key for e in history}
+    # the pipeline finds a repeat only when the report it repeats arrived first: the history
+    assert set(loop["repeat_of"].values()) <= {e.key for e in before}
     rates = loop["kpi_totals"]
     assert 0 < rates["satisfaction_rate"] < 1 and 0 < rates["resolution_rate"] < 1
     assert 0 < rates["response_rate"] < 1
