@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# Debian's Chromium, for the headless dashboard test (tests/e2e/test_dashboard.py)
+# Debian's Chromium (and a CJK font for its screenshots), for the headless dashboard tests
+# (tests/e2e/test_dashboard.py, tests/e2e/test_analyst_page.py)
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -25,7 +26,7 @@ install: $(STAMP) ## Create .venv and install the project with its dev tools
 $(CHROMIUM):
 	@echo "installing Debian's chromium (headless dashboard test); ~20-25 s with a near mirror"
 	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei
 
 system-deps: $(CHROMIUM) ## Install the system packages the tests need (Debian chromium), once
 

@@ -41,7 +41,7 @@ DEPARTMENT_SQL = (
 HOTSPOT_SQL = (
     "SELECT grid_id, category_code, category_major, category_minor, city, county, township, "
     "village, window_start, window_end, "
-    "reports, baseline_reports, baseline_mean, ratio "
+    "reports, baseline_reports, baseline_mean, ratio, window_days, baseline_windows "
     "FROM {db:Identifier}.hotspots WHERE window_end = {day:Date} "
     "ORDER BY reports DESC, grid_id, category_code"
 )

@@ -5,17 +5,28 @@ The worker samples its own Prometheus registry every ``SAMPLE_INTERVAL_S`` secon
 and out per second, dead letters per reason, mean sink insert latency, lag per partition) and the
 page (``pipelines/data/dashboard/``) draws them as SVG, polling every 2 s. Opening the page shows
 the last ``capacity`` samples at once, not only what happens after it was opened.
-``/dashboard/summary.json`` reads the work-order summary from ClickHouse as the analyst user.
+``/dashboard/summary.json`` reads the work-order summary from ClickHouse as the analyst user,
+and with it the analyst page's figures (:func:`analyst_figures`, at most every
+``ANALYST_REFRESH_S`` seconds): the 三率 per department and the current hotspots (issue 19).
+
+**The analyst page** is the same page opened as ``/dashboard#analyst`` (``dashboard.js`` shows
+the analyst view for that fragment, or for a path ending in ``/analyst``): a table of the 三率
+per department over every order so far (gov.kpi_by_department) and one of the hotspots of the
+window ending today (gov.hotspots), refreshed with the summary.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import resources
 from typing import Any
 
+from pipelines import closedloop
 from pipelines.clickhouse import check_identifier, get_client
 from pipelines.settings import Settings
 
@@ -161,8 +172,10 @@ SUMMARY_SQL = (
 )
 
 
-def work_order_summary(settings: Settings) -> dict[str, int]:
-    """Work orders now: total, open, overdue, closed, cancelled (the analyst user reads them)."""
+def work_order_summary(settings: Settings) -> dict[str, Any]:
+    """Work orders now: total, open, overdue, closed, cancelled (the analyst user reads them),
+    and under ``analyst`` the analyst page's figures (:func:`cached_analyst_figures`; an
+    ``error`` there when they cannot be read, the counts still answer)."""
     database = check_identifier(settings.clickhouse_database)
     client = get_client(settings, analyst=True)
     try:
@@ -171,4 +184,60 @@ def work_order_summary(settings: Settings) -> dict[str, int]:
         row = result.result_rows[0]
     finally:
         client.close()
-    return {name: int(value) for name, value in zip(names, row, strict=True)}
+    summary: dict[str, Any] = {name: int(value) for name, value in zip(names, row, strict=True)}
+    try:
+        summary["analyst"] = cached_analyst_figures(settings)
+    except Exception as exc:  # a database migrated before 0013, ClickHouse busy: say so
+        summary["analyst"] = {"error": str(exc)[:300]}
+    return summary
+
+
+#: the analyst figures are read again at most this often (the page polls every 2 s)
+ANALYST_REFRESH_S = 10.0
+_analyst_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+_analyst_lock = threading.Lock()
+
+
+def cached_analyst_figures(settings: Settings, *, now: float | None = None) -> dict[str, Any]:
+    """:func:`analyst_figures`, read again only when the last read of the same ClickHouse and
+    database is older than :data:`ANALYST_REFRESH_S`."""
+    key = (settings.clickhouse_url, settings.clickhouse_database)
+    at = time.monotonic() if now is None else now
+    with _analyst_lock:
+        cached = _analyst_cache.get(key)
+        if cached is not None and at - cached[0] < ANALYST_REFRESH_S:
+            return cached[1]
+    figures = analyst_figures(settings)
+    with _analyst_lock:
+        _analyst_cache[key] = (at, figures)
+    return figures
+
+
+def analyst_figures(settings: Settings) -> dict[str, Any]:
+    """The analyst page's figures, read as the analyst user (:mod:`pipelines.closedloop`):
+    ``departments`` (department, the counts behind the 三率 and the three rates, most orders
+    first), ``totals`` (the same over every department), ``hotspots`` (gov.hotspots of the
+    window ending ``today``, the server's date) — JSON-ready."""
+    database = check_identifier(settings.clickhouse_database)
+    client = get_client(settings, analyst=True)
+    try:
+        departments = closedloop.department_rates(client, database)
+        today = closedloop.today(client)
+        hotspots = closedloop.hotspots(client, database, today)
+    finally:
+        client.close()
+    total = {c: sum(int(k[c]) for k in departments.values()) for c in closedloop.KPI_COUNTS}
+    return {
+        "today": today.isoformat(),
+        "departments": [{"department": d, **k} for d, k in departments.items()],
+        "totals": {**total, **closedloop.rates(total)},
+        "hotspots": [{k: _jsonable(v) for k, v in h.items()} for h in hotspots],
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value

@@ -51,6 +51,38 @@ def chromium() -> str:
     return found
 
 
+def dump_dom(url: str, profile: Path, budget_ms: int = 8000) -> str:
+    """The DOM of ``url`` after ``budget_ms`` of virtual time in headless Chromium."""
+    browser = [chromium(), *CHROMIUM_FLAGS, f"--virtual-time-budget={budget_ms}"]
+    return subprocess.run(
+        [*browser, f"--user-data-dir={profile}", "--dump-dom", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    ).stdout.decode("utf-8", "replace")
+
+
+def screenshot(url: str, name: str, profile: Path, size: str, budget_ms: int = 8000) -> Path:
+    """A PNG of ``url`` (window ``size``, "w,h") kept as tests/artifacts/``name``."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    shot.unlink(missing_ok=True)
+    browser = [chromium(), *CHROMIUM_FLAGS, f"--virtual-time-budget={budget_ms}"]
+    subprocess.run(
+        [
+            *browser,
+            f"--user-data-dir={profile}",
+            f"--screenshot={shot}",
+            f"--window-size={size}",
+            url,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    return shot
+
+
 def _get(url: str) -> tuple[int, bytes, str]:
     with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback only
         return answer.status, answer.read(), answer.headers.get("Content-Type", "")
@@ -169,32 +201,9 @@ def test_dashboard_renders_live_charts_and_metrics_count_events(
         assert b'<script src="/dashboard/dashboard.js">' in page
         assert b"http://" not in page and b"https://" not in page  # nothing from outside
 
-        browser = [chromium(), *CHROMIUM_FLAGS, "--virtual-time-budget=8000"]
-        dom = subprocess.run(
-            [
-                *browser,
-                f"--user-data-dir={tmp_path / 'chrome-dom'}",
-                "--dump-dom",
-                base + "/dashboard",
-            ],
-            capture_output=True,
-            timeout=120,
-            check=True,
-        ).stdout.decode("utf-8", "replace")
-        ARTIFACTS.mkdir(exist_ok=True)
-        shot = ARTIFACTS / "dashboard.png"
-        shot.unlink(missing_ok=True)
-        subprocess.run(
-            [
-                *browser,
-                f"--user-data-dir={tmp_path / 'chrome-shot'}",
-                f"--screenshot={shot}",
-                "--window-size=1280,900",
-                base + "/dashboard",
-            ],
-            capture_output=True,
-            timeout=120,
-            check=True,
+        dom = dump_dom(base + "/dashboard", tmp_path / "chrome-dom")
+        shot = screenshot(
+            base + "/dashboard", "dashboard.png", tmp_path / "chrome-shot", "1280,900"
         )
     finally:
         worker.stop()

@@ -1,4 +1,6 @@
 // govstream operators' dashboard: polls the worker every 2 s and draws SVG line charts.
+// Opened as /dashboard#analyst (or at a path ending in /analyst) it is the analysts' page
+// instead: the 三率 per department and the current hotspots, from summary.json's "analyst".
 // No external scripts: everything here is plain DOM and SVG.
 "use strict";
 (function () {
@@ -82,10 +84,101 @@
     return body;
   }
 
+  function analystView() {
+    return location.hash === "#analyst" || /\/analyst\/?$/.test(location.pathname);
+  }
+
+  function pct(v) {
+    return v === null || v === undefined ? "–" : (100 * v).toFixed(1) + " %";
+  }
+
+  function cell(row, text, attrs) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") td.className = v; else td.setAttribute(k, v === null ? "" : String(v));
+    }
+    row.appendChild(td);
+    return td;
+  }
+
+  function rateCells(row, k) {
+    cell(row, String(k.received), {class: "n", "data-received": k.received});
+    cell(row, pct(k.response_rate), {class: "n", "data-response-rate": k.response_rate,
+      title: k.responded + " / " + k.response_judged});
+    cell(row, pct(k.resolution_rate), {class: "n", "data-resolution-rate": k.resolution_rate,
+      title: k.solved + " / " + k.rated_orders});
+    cell(row, pct(k.satisfaction_rate), {class: "n", "data-satisfaction-rate": k.satisfaction_rate,
+      title: k.satisfied + " / " + k.rated_orders});
+    cell(row, String(k.rated_orders), {class: "n", "data-rated": k.rated_orders});
+    cell(row, String(k.problem_orders), {class: "n", "data-problem": k.problem_orders});
+  }
+
+  function setRate(id, value) {
+    const node = document.getElementById(id);
+    node.textContent = pct(value);
+    node.setAttribute("data-value", value === null || value === undefined ? "" : String(value));
+  }
+
+  function drawAnalyst(a) {
+    const body = document.querySelector("#departments tbody");
+    body.textContent = "";
+    for (const k of a.departments) {
+      const row = document.createElement("tr");
+      row.setAttribute("data-department", k.department);
+      cell(row, k.department);
+      rateCells(row, k);
+      body.appendChild(row);
+    }
+    const total = document.createElement("tr");
+    total.className = "total";
+    total.setAttribute("data-department", "");
+    cell(total, "合计 all departments");
+    rateCells(total, a.totals);
+    body.appendChild(total);
+    setValue("kpi-received", a.totals.received);
+    setRate("kpi-response", a.totals.response_rate);
+    setRate("kpi-resolution", a.totals.resolution_rate);
+    setRate("kpi-satisfaction", a.totals.satisfaction_rate);
+    setValue("kpi-problem", a.totals.problem_orders);
+    setValue("kpi-hotspots", a.hotspots.length);
+    const hot = document.querySelector("#hotspots tbody");
+    hot.textContent = "";
+    for (const h of a.hotspots) {
+      const row = document.createElement("tr");
+      row.setAttribute("data-grid", h.grid_id);
+      row.setAttribute("data-category", h.category_code);
+      cell(row, h.grid_id);
+      cell(row, [h.city, h.county, h.township, h.village].join(" "));
+      cell(row, h.category_code + " " + h.category_major + "/" + h.category_minor);
+      cell(row, h.window_start + " – " + h.window_end);
+      cell(row, String(h.reports), {class: "n hot", "data-reports": h.reports});
+      cell(row, String(h.baseline_reports), {class: "n", "data-baseline": h.baseline_reports,
+        title: h.baseline_windows + " windows of " + h.window_days + " days"});
+      cell(row, h.ratio === null ? "new" : h.ratio.toFixed(1), {class: "n"});
+      hot.appendChild(row);
+    }
+    if (!a.hotspots.length) {
+      const row = document.createElement("tr");
+      cell(row, "no hotspot in the window ending " + a.today, {class: "empty", colspan: 7});
+      hot.appendChild(row);
+    }
+    document.getElementById("hotspot-window").textContent =
+      "the window ending " + a.today + " against the baseline windows before it";
+  }
+
   async function refresh() {
     const status = document.getElementById("status");
     const problems = [];
-    try {
+    const analyst = analystView();
+    document.body.setAttribute("data-view", analyst ? "analyst" : "operators");
+    if (analyst) {
+      try {
+        const s = await getJson("/dashboard/summary.json");
+        if (s.analyst.error) throw new Error(s.analyst.error);
+        drawAnalyst(s.analyst);
+      } catch (err) { problems.push(String(err.message || err)); }
+    } else try {
       const h = await getJson("/dashboard/history.json");
       draw("chart-lag", "legend-lag", h.lag);
       draw("chart-throughput", "legend-throughput", h.throughput);
@@ -94,7 +187,7 @@
       setValue("tot-in", h.totals.events_in);
       setValue("tot-dead", h.totals.dead_letters);
     } catch (err) { problems.push(String(err.message || err)); }
-    try {
+    if (!analyst) try {
       const s = await getJson("/dashboard/summary.json");
       setValue("wo-total", s.total); setValue("wo-open", s.open);
       setValue("wo-overdue", s.overdue); setValue("wo-closed", s.closed);
@@ -108,4 +201,5 @@
 
   refresh();
   setInterval(refresh, POLL_MS);
+  window.addEventListener("hashchange", refresh);
 })();
