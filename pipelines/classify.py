@@ -116,6 +116,7 @@ class Rules:
     identity_pattern: re.Pattern[str]  # 我是 / 作为 …: the writer's identity follows
     identity_factor: float
     homophone_factor: float
+    surface_parts: frozenset[str]  # parts that are a surface: an event word's cue is the event's
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,7 @@ def load_rules(path: Path = RULES_PATH) -> Rules:
             identity_pattern=re.compile(_alternation(raw["identity_cues"])),
             identity_factor=float(raw["identity_factor"]),
             homophone_factor=float(raw["homophone_factor"]),
+            surface_parts=frozenset(raw["surface_parts"]),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LexiconError(f"cannot load classifier rules {path}: {exc}") from exc
@@ -676,14 +678,16 @@ def score(
 
     ordered = sorted(parts(text), key=lambda kv: -weight_of[kv[0]])
     term_part: dict[str, str] = {}
-    damaged = False  # a damage cue outside the terms of events (塌 of 塌陷 is the event's)
+    damaged = False  # a damage cue anywhere
+    damaged_outside = False  # … outside the words of events (塌 of 塌陷 is the event's)
     found = []
     denied: set[str] = set()  # terms the resident says it is not about ("不是投诉物业")
     for part, chunk in ordered:
         for clause in _clauses(chunk):
             matches = _find_terms(clause, lex)
-            if not damaged:
-                damaged = _HAS_DAMAGE_CUE(_without_event_terms(clause, matches, lex))
+            if not damaged_outside and _HAS_DAMAGE_CUE(clause):
+                damaged = True
+                damaged_outside = _HAS_DAMAGE_CUE(_without_event_terms(clause, matches, lex))
             negated = _negated(clause, matches) if matches else set()
             denied.update(matches[idx][2] for idx in negated)
             found.append((part, clause, matches, _homophones(clause, matches)))
@@ -721,16 +725,17 @@ def score(
                 add(code, weight, "+".join(combo), atoms[combo[0]])
     if damaged and any(c in lex.part_codes for c in scores):
         for code in list(scores):
-            if code in lex.part_codes:
+            # a surface (路面) that caves in is the 路面塌陷 event; a part (井盖) that does is broken
+            if code in lex.part_codes and (damaged_outside or code not in rules.surface_parts):
                 scores[code] += rules.part_damage_bonus
     return scores, evidence, by_part
 
 
 def _without_event_terms(clause: str, matches: list[tuple[int, int, str]], lex: Lexicon) -> str:
     """``clause`` with the words (two characters or more) that score no part category blanked
-    out: the damage cue that makes a part noun a report of a broken part must not be a piece
-    of another category's word (塌 of 塌陷 is a 路面塌陷 event, not a damaged 路面); a cue that
-    is a word by itself (倒 of 护栏倒了) stays."""
+    out: for a surface part (``surface_parts``: 路面) the damage cue must not be a piece of
+    another category's word (塌 of 塌陷 makes a 路面塌陷 event, not a damaged 路面; a 井盖
+    that 塌陷 is a broken 井盖); a cue that is a word by itself (倒 of 护栏倒了) stays."""
     for start, end, term in matches:
         if end - start > 1 and not any(code in lex.part_codes for code, _w in lex.terms[term]):
             clause = clause[:start] + " " * (end - start) + clause[end:]
