@@ -725,7 +725,7 @@ def score(
                 add(code, weight, "+".join(combo), atoms[combo[0]])
     if damaged and any(c in lex.part_codes for c in scores):
         for code in list(scores):
-            # a surface (路面) that caves in is the 路面塌陷 event; a part (井盖) that does is broken
+            # a surface (路面) caving in is the 路面塌陷 event; a part (井盖) that does is broken
             if code in lex.part_codes and (damaged_outside or code not in rules.surface_parts):
                 scores[code] += rules.part_damage_bonus
     return scores, evidence, by_part
