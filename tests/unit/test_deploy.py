@@ -314,3 +314,13 @@ def test_clickhouse_is_one_shard_of_two_replicas_on_a_three_node_keeper() -> Non
         assert "./deploy/clickhouse/config.d:/etc/clickhouse-server/config.d:ro" in mounts
         assert set(KEEPERS) <= set(services[replica]["depends_on"])
     assert set(CLICKHOUSE_REPLICAS) <= set(services["worker"]["depends_on"])
+
+
+def test_the_workers_tables_have_the_partitions_of_the_topics_init_creates() -> None:
+    """Faust's tables (work orders, 并单 index, repeats) are co-partitioned with the topics
+    they are keyed like: the worker's partitions must be those kafka-init creates."""
+    services = compose()["services"]
+    assert (
+        worker_settings().topic_partitions
+        == services["kafka-init"]["environment"]["KAFKA_NUM_PARTITIONS"]
+    )
