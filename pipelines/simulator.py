@@ -548,8 +548,46 @@ def load_warning_types(
         ]
 
 
+#: how a report reaches the hotline besides a resident's quick message (issue 14, item 5): a
+#: 12345 operator's work-order summary, a message-board letter (title, background, request),
+#: and the same in traditional characters (OpenCC s2t); weights of the styles, in this order
+STYLES = (("message", 0.55), ("operator", 0.2), ("letter", 0.15), ("traditional", 0.1))
+OPERATOR = "来电人反映：{where}{core}。诉求：{ask}"
+LETTER = "关于{place}{what}的{kind} 我是{place}的居民，在这里住了{years}年。{core}，{since}。{ask}"
+ASKS = ("请相关部门尽快核实处理。", "希望有关部门尽快解决。", "恳请主管部门过问一下。",
+        "请派人来看看。")  # fmt: skip
+KINDS = ("投诉", "反映", "建议", "求助")
+SINCE = ("已经好几天了", "反映过好几次了", "一直没人管", "影响很大")
+_S2T: Any = None
+
+
+def _traditional(text: str) -> str:
+    global _S2T
+    if _S2T is None:
+        import opencc
+
+        _S2T = opencc.OpenCC("s2t")
+    return str(_S2T.convert(text))
+
+
+def _styled(style: str, core: str, place: str, where: str, rng: random.Random) -> str:
+    if style == "operator":
+        return OPERATOR.format(where=where, core=core, ask=rng.choice(ASKS))
+    what = "的问题" if len(core) > 12 else core
+    return LETTER.format(
+        place=place, what=what.removeprefix("的"), kind=rng.choice(KINDS),
+        years=rng.choice(("三", "五", "十几", "二十多")), core=core, since=rng.choice(SINCE),
+        ask=rng.choice(ASKS),
+    )  # fmt: skip
+
+
 def report_text(code: str, rng: random.Random, place: str) -> str:
-    """A resident-style text for category ``code`` that the classifier files under ``code``."""
+    """A text for category ``code`` in one of :data:`STYLES` (a resident's message with
+    colloquial frames, emoji and the odd typo; an operator's summary; a message-board letter;
+    any of them in traditional characters) that the classifier files under ``code``.
+
+    The message is drawn from ``rng`` as always; the style and its words come from a
+    generator seeded by that message, so adding styles changed no other simulated event."""
     cores = CORES[code]
     for _attempt in range(8):
         core = rng.choice(cores)
@@ -561,8 +599,24 @@ def report_text(code: str, rng: random.Random, place: str) -> str:
             opener, closer = opener.replace(typo, TYPOS[typo]), closer.replace(typo, TYPOS[typo])
         text = f"{opener}{where}{core}{closer}{rng.choice(EMOJI)}"
         if classifier.classify(text).code == code:
-            return text
+            local = random.Random(text)
+            pick = local.random()
+            style = next((name for name, upto in _cumulative(STYLES) if pick < upto), "message")
+            styled = text
+            if style in ("operator", "letter"):
+                styled = _styled(style, core, place, where, local)
+            elif style == "traditional":
+                styled = _traditional(text)
+            return styled if classifier.classify(styled).code == code else text
     return rng.choice(cores)  # every core classifies correctly on its own (tested)
+
+
+def _cumulative(weights: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    out, total = [], 0.0
+    for name, weight in weights:
+        total += weight
+        out.append((name, total))
+    return out
 
 
 # --- the generator ---------------------------------------------------------------------------
