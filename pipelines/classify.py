@@ -523,7 +523,9 @@ def _sound(ch: str) -> str:
     if sound is None:
         from pypinyin import lazy_pinyin  # import here: only texts that need it pay
 
-        sound = _SOUND_OF[ch] = str(lazy_pinyin(ch)[0]) if _is_cjk(ch) else ""
+        if not _is_cjk(ch):
+            return ""  # not kept: the cache holds CJK characters only (bounded, ~21,000)
+        sound = _SOUND_OF[ch] = str(lazy_pinyin(ch)[0])
     return sound
 
 
@@ -691,14 +693,17 @@ def score(
             negated = _negated(clause, matches) if matches else set()
             denied.update(matches[idx][2] for idx in negated)
             found.append((part, clause, matches, _homophones(clause, matches)))
-    for part, clause, matches, typos in found:
+    for part, clause, _matches, typos in found:
         pw = weight_of[part]
         for start, end, term in typos:  # as heard: weaker than the term spelled right
-            if term not in denied and term not in term_part:
+            spelled = any(term == t for _p, _c, ms, _t in found for _s, _e, t in ms)
+            if term not in denied and term not in term_part and not spelled:
                 present.append(term)
                 term_part[term] = part
                 for code, weight in lex.terms[term]:
                     add(code, weight * rules.homophone_factor * pw, clause[start:end], part)
+    for part, clause, matches, _typos in found:
+        pw = weight_of[part]
         # "我是残疾人" / "作为业主": who is writing, not what the report is about
         who = rules.identity_pattern.search(clause)
         for start, end, term in matches:
@@ -747,11 +752,13 @@ def _is_location(clause: str, end: int) -> bool:
     return clause.startswith(_LOCATION_WORDS, end)
 
 
-def _rank_key(item: tuple[str, float]) -> tuple[float, bool, str]:
-    """Best score first; on a tie an event beats a part (a part noun without a damage cue is
-    mostly a place), then the more urgent priority wins (safer routing)."""
+def _rank_key(item: tuple[str, float]) -> tuple[float, bool, bool, str]:
+    """Best score first; on a tie a routable category beats X9999 (a court word next to a
+    违建 is still a 违建), an event beats a part (a part noun without a damage cue is mostly a
+    place), then the more urgent priority wins (safer routing)."""
     code, value = item
-    return (-value, code in LEXICON.part_codes, taxonomy.get(code).priority)
+    unknown = code == taxonomy.UNKNOWN_CODE
+    return (-value, unknown, code in LEXICON.part_codes, taxonomy.get(code).priority)
 
 
 _CJK = re.compile("[\u4e00-\u9fff]")

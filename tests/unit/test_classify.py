@@ -167,8 +167,12 @@ def test_court_cases_are_not_the_hotlines_and_go_to_manual_dispatch() -> None:
                  "法院判決書下來半年了，對方還是不給錢"):  # fmt: skip
         result = classify(text)
         assert (result.code, result.source) == ("X9999", "fallback"), (text, result)
-    # a court as a place does not take the report away from its category
+    # a court as a place, or enforcement by the administration, does not take the report
+    # away from its category (X9999 loses every tie)
     assert classify("法院门口的路灯坏了好几天了").code == "P0102"
+    for text in ("邻居违章搭建，城管下了限期拆除通知，到现在还没强制执行",
+                 "城管执法人员强制执行拆除违建时打人"):  # fmt: skip
+        assert classify(text).code != "X9999", (text, classify(text))
 
 
 def test_a_generic_request_for_help_is_not_evidence_of_a_category() -> None:
@@ -391,6 +395,8 @@ def test_a_homophone_typo_of_pinyin_input_counts_as_the_term() -> None:
     ):
         result = classify(text)
         assert result.code == code and typed in result.evidence, (text, result)
+    spelled_too = classify("井改呢，井盖松了")  # the term spelled right counts in full
+    assert spelled_too.code == "P0101" and "井盖" in spelled_too.evidence, spelled_too
     assert engine._homophones("我们在实施垃圾分类", []) == []
     assert engine._homophones("北沅区", []) == []  # 园区 is a term; a place that sounds like it
 
