@@ -59,9 +59,33 @@ def statements(database: str, settings: Settings) -> list[str]:
     ]
 
 
-def publish(client: Client, database: str, settings: Settings) -> None:
+def published(client: Client, database: str) -> dict[str, object] | None:
+    """The values ``database.analysis_settings`` shows now, or None when it cannot be read."""
+    db = check_identifier(database)
+    try:
+        result = client.query(f"SELECT * FROM {db}.{VIEW}")
+    except Exception:  # no view yet, or another shape: publish
+        return None
+    rows = result.result_rows
+    return dict(zip(result.column_names, rows[0], strict=True)) if len(rows) == 1 else None
+
+
+def publish(client: Client, database: str, settings: Settings) -> bool:
     """Replace ``database.analysis_settings`` with the values of ``settings`` (on every
-    replica of ``settings.clickhouse_cluster`` when set, as the migrations run)."""
+    replica of ``settings.clickhouse_cluster`` when set, as the migrations run); returns
+    whether it did. Nothing is sent when the view already shows these values (and has its
+    comment): a worker starting while one replica is down must not wait for ON CLUSTER DDL."""
+    current = published(client, database)
+    wanted = {name: getattr(settings, name) for name, _kind in PUBLISHED}
+    db = check_identifier(database)
+    if current is not None and all(current.get(k) == v for k, v in wanted.items()):
+        comment = client.command(
+            "SELECT comment FROM system.tables WHERE database = {db:String} AND name = {v:String}",
+            parameters={"db": db, "v": VIEW},
+        )
+        if comment == VIEW_COMMENT:
+            return False
     cluster = settings.clickhouse_cluster
     for statement in statements(database, settings):
         client.command(render_for_cluster(statement, cluster) if cluster else statement)
+    return True

@@ -83,7 +83,7 @@ _DDL_RE = re.compile(
     _LEADING + r"(?P<head>(?:CREATE\s+(?:OR\s+REPLACE\s+)?"
     r"(?:TABLE|VIEW|MATERIALIZED\s+VIEW|DATABASE|DICTIONARY)(?:\s+IF\s+NOT\s+EXISTS)?"
     r"|ALTER\s+TABLE|DROP\s+(?:TABLE|VIEW|DICTIONARY|DATABASE)(?:\s+IF\s+EXISTS)?"
-    r"|RENAME\s+TABLE|TRUNCATE\s+TABLE(?:\s+IF\s+EXISTS)?)\s+" + _NAME + r")",
+    r"|TRUNCATE\s+TABLE(?:\s+IF\s+EXISTS)?)\s+" + _NAME + r")",
     re.IGNORECASE | re.DOTALL,
 )
 #: statements that change rows, not schema: a replicated table copies them to the other
@@ -98,12 +98,17 @@ _ENGINE_RE = re.compile(
 )
 
 _DEDUP_RE = re.compile(r"\bnon_replicated_deduplication_window\b")
+#: DDL that also copies rows (CREATE TABLE … AS SELECT, a MATERIALIZED VIEW … POPULATE): refused
+_COPIES_ROWS = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\b[^;]*?\bAS\s+(?:SELECT|WITH)\b|\bPOPULATE\b",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def render_for_cluster(statement: str, cluster: str) -> str:
     """``statement`` (one statement of a migration) as it runs on ``cluster``.
 
-    - DDL (CREATE/ALTER/DROP/RENAME/TRUNCATE of tables, views, databases, dictionaries) gains
+    - DDL (CREATE/ALTER/DROP/TRUNCATE of tables, views, databases, dictionaries) gains
       ``ON CLUSTER '<cluster>'`` after the object's name, so every replica applies it (ClickHouse
       docs, "Distributed DDL Queries (ON CLUSTER Clause)"); an ALTER of a replicated table is
       then run once per shard by ClickHouse itself.
@@ -113,13 +118,17 @@ def render_for_cluster(statement: str, cluster: str) -> str:
       insert deduplication the sink's tokens rely on keeps the same window on a replica.
     - INSERT/SELECT run as written: replication copies their rows.
 
-    Raises :class:`MigrationError` for any other statement, so a migration the rendering does
-    not understand fails in the unit tests rather than half-applied on a cluster.
+    Raises :class:`MigrationError` for any other statement (RENAME, DDL that copies rows:
+    CREATE TABLE … AS SELECT, POPULATE) and for engine arguments with parentheses, so a
+    migration the rendering does not understand fails in the unit tests rather than
+    half-applied on a cluster.
     """
     cluster = check_identifier(cluster)
     if _DATA_RE.match(statement):
         return statement
     match = _DDL_RE.match(statement)
+    if match and _COPIES_ROWS.search(statement):
+        match = None  # every replica would run the SELECT into a replicated table
     if not match:
         first = " ".join(statement.split())[:60]
         raise MigrationError(f"cannot render for cluster {cluster!r}: {first!r}")
@@ -128,6 +137,8 @@ def render_for_cluster(statement: str, cluster: str) -> str:
     def replicated(engine: re.Match[str]) -> str:
         if engine["skip"]:
             return engine["skip"]
+        if rendered[engine.end() :].lstrip().startswith("("):  # arguments with parentheses
+            raise MigrationError(f"cannot render engine arguments of {engine.group(0)!r}")
         args = [f"'{REPLICA_PATH}'", f"'{REPLICA_NAME}'"]
         if engine["args"] and engine["args"].strip():
             args.append(engine["args"].strip())
@@ -178,10 +189,18 @@ def migrate(
     """Apply the migrations not yet applied to ``database``; returns the ones applied now.
 
     ``cluster`` (setting ``clickhouse_cluster``): render every statement for that cluster
-    (:func:`render_for_cluster`), the migration history included; empty: one server.
+    (:func:`render_for_cluster`), the migration history included; empty: one server. When
+    every migration is applied already nothing is sent, so a worker starts while one replica
+    is down (an ``ON CLUSTER`` statement waits for every replica, 180 s by default).
     """
     db = check_identifier(database)
     migrations = load_migrations() if migrations is None else migrations
+    try:  # every migration applied already: no DDL at all (ON CLUSTER waits for every replica)
+        done = applied_migrations(client, db)
+    except Exception:
+        done = {}
+    if done and all(done.get(m.version) == m.checksum for m in migrations):
+        return []
 
     def ddl(statement: str) -> str:
         return render_for_cluster(statement, cluster) if cluster else statement

@@ -134,8 +134,8 @@ class AlertMessage(TypedDict):
     hazard_local: str
     level: str  # blue | yellow | orange | red
     region_codes: list[str]  # current codes
-    replaced_codes: dict[str, list[str]]  # withdrawn code -> its successors
-    unknown_codes: list[str]
+    replaced_codes: NotRequired[dict[str, list[str]]]  # withdrawn code -> its successors
+    unknown_codes: NotRequired[list[str]]  # both absent from states kept before migration 0006
     headline: str
     description: str
     instruction: str
@@ -189,8 +189,9 @@ class Supervised(TypedDict):
 class WorkOrder(TypedDict):
     """A work order's state (table ``work-orders``, :mod:`pipelines.workorders`): the routed
     SUBMIT's place, category and routing, the steps taken and the closed loop (issue 19).
-    A state kept before issue 14 lacks the classification fields and one kept before issue 19
-    the closed-loop ones: :func:`pipelines.workorders.upgraded` fills them."""
+    A state kept before issue 14 lacks the classification fields (they are ``NotRequired``;
+    the row builder reads them with defaults) and one kept before issue 19 the closed-loop
+    ones, which :func:`pipelines.workorders.upgraded` fills."""
 
     report_id: str
     state: str  # SUBMITTED | ACCEPTED | … | CLOSED | CANCELLED | REOPENED

@@ -550,7 +550,7 @@ def load_warning_types(
 
 #: how a report reaches the hotline besides a resident's quick message (issue 14, item 5): a
 #: 12345 operator's work-order summary, a message-board letter (title, background, request),
-#: and the same in traditional characters (OpenCC s2t); weights of the styles, in this order
+#: and the message in traditional characters (OpenCC s2t); weights of the styles, in order
 STYLES = (("message", 0.55), ("operator", 0.2), ("letter", 0.15), ("traditional", 0.1))
 OPERATOR = "来电人反映：{where}{core}。诉求：{ask}"
 LETTER = "关于{place}{what}的{kind} 我是{place}的居民，在这里住了{years}年。{core}，{since}。{ask}"
@@ -584,7 +584,9 @@ def _styled(style: str, core: str, place: str, where: str, rng: random.Random) -
 def report_text(code: str, rng: random.Random, place: str) -> str:
     """A text for category ``code`` in one of :data:`STYLES` (a resident's message with
     colloquial frames, emoji and the odd typo; an operator's summary; a message-board letter;
-    any of them in traditional characters) that the classifier files under ``code``.
+    the message in traditional characters) that the classifier files under ``code``; a styled
+    text that the classifier files elsewhere gives way to the message, so the styles' shares
+    are a little below their weights.
 
     The message is drawn from ``rng`` as always; the style and its words come from a
     generator seeded by that message, so adding styles changed no other simulated event."""

@@ -238,9 +238,9 @@ def test_the_thresholds_are_the_workers_settings(stack: Settings, db: tuple[Clie
     [published] = _analyst_rows(stack, f"SELECT * FROM {name}.analysis_settings")
     defaults = Settings.model_construct()  # the migration creates it with the defaults
     assert published == {column: getattr(defaults, column) for column, _ in analysis.PUBLISHED}
-    analysis.publish(
-        client, name, defaults.model_copy(update={"hotspot_min_reports": 4, "monthly_top_n": 1})
-    )
+    changed = defaults.model_copy(update={"hotspot_min_reports": 4, "monthly_top_n": 1})
+    assert analysis.publish(client, name, changed) is True
+    assert analysis.publish(client, name, changed) is False  # the same values: no DDL sent
     hot = _windows(stack, name, TODAY)
     assert hot[(G2, "P0101")] == (4, 0, 0.0, None, True)  # 4 is enough now
     assert hot[(G1, "P0102")][-1] is False  # the ratio still rules it out

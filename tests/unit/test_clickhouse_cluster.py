@@ -124,3 +124,31 @@ def test_migrate_renders_its_own_database_and_history_table_for_the_cluster() ->
     assert "ReplicatedReplacingMergeTree(" in client.commands[1]
     for command in client.commands:
         assert "ON CLUSTER" in command or parsed(command).startswith("INSERT"), command[:200]
+
+
+class Applied(Recorder):
+    """A server on which every migration is applied."""
+
+    def query(self, sql: str) -> object:
+        rows = [(m.version, m.checksum) for m in clickhouse.load_migrations()]
+        return type("Result", (), {"result_rows": rows})()
+
+
+def test_migrate_sends_no_ddl_when_everything_is_applied() -> None:
+    """A worker starting while one replica is down must not wait on ON CLUSTER DDL."""
+    client = Applied()
+    assert clickhouse.migrate(client, "gov", cluster=CLUSTER) == []  # type: ignore[arg-type]
+    assert client.commands == []
+
+
+def test_ddl_it_cannot_render_safely_is_refused() -> None:
+    """RENAME takes ON CLUSTER after its list; DDL that copies rows would copy them on every
+    replica; an engine argument with parentheses would be split from its engine."""
+    for statement in (
+        "RENAME TABLE gov.a TO gov.b",
+        "CREATE TABLE gov.t ENGINE = MergeTree ORDER BY x AS SELECT 1 AS x",
+        "CREATE MATERIALIZED VIEW gov.m ENGINE = MergeTree ORDER BY x POPULATE AS SELECT 1 AS x",
+        "CREATE TABLE gov.t (x UInt64) ENGINE = ReplacingMergeTree(toUInt64(x)) ORDER BY x",
+    ):
+        with pytest.raises(MigrationError):
+            render_for_cluster(statement, CLUSTER)
