@@ -528,6 +528,10 @@ class _HttpSession:
     busy: threading.Lock
 
 
+#: seconds a request waits for a pooled session before one more is opened
+OVERFLOW_AFTER_S = 10.0
+
+
 class _Pool:
     """chDB sessions of one kind, opened on demand (at most ``size``), one request each."""
 
@@ -540,10 +544,20 @@ class _Pool:
 
     @contextmanager
     def take(self) -> Iterator[_Session]:
-        """A session of the pool for the ``with`` block; waits while all ``size`` are busy."""
+        """A session of the pool for the ``with`` block; waits while all ``size`` are busy,
+        at most ``OVERFLOW_AFTER_S``: then it opens one more (logged), so sessions held by
+        requests whose clients vanished (a worker killed mid-request) cannot stop the server."""
         with self.free:
+            deadline = time.monotonic() + OVERFLOW_AFTER_S
             while not self.idle and len(self.all) >= self.size:
-                self.free.wait()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning(
+                        "all %d sessions of a pool busy for %.0f s: opening another",
+                        len(self.all), OVERFLOW_AFTER_S,
+                    )  # fmt: skip
+                    break
+                self.free.wait(left)
             if self.idle:
                 session = self.idle.pop()
             else:
