@@ -20,7 +20,8 @@ from pipelines.clickhouse import get_client
 from pipelines.producer import EventProducer
 from pipelines.settings import Settings
 from pipelines.workerproc import WorkerProcess
-from tests.conftest import free_port, wait_for
+from tests.conftest import wait_for
+from tests.e2e.conftest import positioned_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -32,14 +33,11 @@ RAW_PHONE, RAW_ID = "13907301234", "430602198503124024"
 
 @pytest.fixture
 def run(stack: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
-    """Settings of one test's pipeline: its own group, database and web port."""
-    settings = stack.model_copy(
-        update={
-            "app_id": f"govstream-test-{unique}",
-            "clickhouse_database": f"e2e_{unique}",
-            "worker_web_port": free_port(),
-        }
-    )
+    """Settings of one test's pipeline: its own group, database and web port. The group starts
+    at the topics' current ends (``positioned_run``): its worker reads what the test sends,
+    not every earlier test's events on the shared stack (thousands by the last e2e test, whose
+    orders would also 并单 with this test's)."""
+    settings, _start = positioned_run(stack, "test", unique, migrate=False)
     yield settings
     get_client(stack).command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
 
