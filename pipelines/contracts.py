@@ -238,12 +238,17 @@ def action_problems(record: Mapping[str, Any]) -> list[str]:
 
     REVISIT (回访) needs ``satisfaction``, and ``resident_solved`` unless the resident was
     ``unreachable`` (then it must be null); TRANSFER (转派) needs ``assigned_department`` and a
-    ``note`` (why); no other action may carry ``satisfaction`` or ``resident_solved``."""
+    ``note`` (why); no other action may carry ``satisfaction`` or ``resident_solved``. Only a
+    DISPATCH may carry ``corrected_category`` (the dispatcher's correction of the category:
+    a SUBMIT's category is the pipeline's, a later step's department is its own business);
+    whether the code is in the taxonomy is the worker's check (``reports.validate``)."""
     action = record.get("action")
     problems: list[str] = []
     lat, lon = record.get("lat"), record.get("lon")
     if (lat is None) != (lon is None):
         problems.append("lat and lon must be sent together")
+    if action != "DISPATCH" and record.get("corrected_category") is not None:
+        problems.append(f"{action} carries corrected_category (DISPATCH only)")
     if action == _SUBMIT:
         if not (record.get("description") or "").strip():
             problems.append("SUBMIT needs a non-empty description")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from pipelines import contracts, divisions, reasons
+from pipelines import contracts, divisions, reasons, taxonomy
 from pipelines.classify import Classification, classify
 from pipelines.errors import ValidationError
 from pipelines.pii import (
@@ -34,6 +34,7 @@ BAD_ID_NUMBER = reasons.code("bad_id_number")
 BAD_TIMESTAMP = reasons.code("bad_timestamp")
 INCOMPLETE = reasons.code("incomplete_for_action")
 BAD_COORDINATES = reasons.code("bad_coordinates")
+UNKNOWN_CATEGORY = reasons.code("unknown_category")
 
 MAX_FUTURE = timedelta(minutes=10)  # clock skew tolerated on upstream devices
 MAX_AGE = timedelta(days=3 * 366)  # late uploads after an outage are fine; decades are not
@@ -83,6 +84,18 @@ def _problems(record: Mapping[str, Any], now: datetime) -> Iterator[ValidationEr
     ]
     if incomplete:
         yield ValidationError(INCOMPLETE, "; ".join(incomplete))
+    # the dispatcher's correction (DISPATCH only: action_problems) must name a category
+    corrected = record.get("corrected_category")
+    if (
+        record.get("action") == "DISPATCH"
+        and corrected is not None
+        and not taxonomy.is_valid(corrected)
+    ):
+        yield ValidationError(
+            UNKNOWN_CATEGORY,
+            f"corrected_category {scrub_text(str(corrected)[:40])!r} is not a code of taxonomy "
+            f"{taxonomy.VERSION}",
+        )
 
 
 @dataclass(frozen=True)
@@ -142,7 +155,10 @@ def masked_person(person: Mapping[str, Any] | None, salt: str) -> MaskedPerson:
 
 # the report's free-text fields (contract: schemas/avro/report.avsc); names, phones and ID
 # numbers typed into any of them are masked by pii.scrub_text, image URLs by pii.scrub_url
-FREE_TEXT = ("description", "address", "note", "assigned_department", "category_hint", "grid_id")
+FREE_TEXT = (
+    "description", "address", "note", "assigned_department", "category_hint", "grid_id",
+    "corrected_category",
+)  # fmt: skip
 
 
 def masked_images(images: Sequence[Any] | None) -> list[str]:

@@ -73,3 +73,18 @@ def test_issue_19_evolution_is_registered_as_compatible(
     assert client.test_compatibility(subject, current)
     assert client.register_schema(subject, current) != before
     assert len(client.get_versions(subject)) == 2
+
+
+def test_corrected_category_is_registered_as_compatible(stack: Settings, unique: str) -> None:
+    """issue 14, item 3: the report schema with corrected_category passes the registry's
+    BACKWARD check against the version before it, and is registered as its next version."""
+    client = SchemaRegistryClient(stack.registry_config())
+    subject = f"issue14-{unique}-report-value"
+    client.set_compatibility(subject, "BACKWARD")
+    schema = json.loads(contracts.load_schema(contracts.REPORT))
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "corrected_category"]
+    before = client.register_schema(subject, Schema(json.dumps(schema), "AVRO"))
+    current = Schema(contracts.load_schema(contracts.REPORT), "AVRO")
+    assert client.test_compatibility(subject, current)
+    assert client.register_schema(subject, current) != before
+    assert len(client.get_versions(subject)) == 2

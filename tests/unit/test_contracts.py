@@ -467,3 +467,41 @@ def test_revisit_and_transfer_rules() -> None:
     with pytest.raises(FieldError) as info:
         from_json("report", {**lines[9], "satisfaction": "very_happy"})
     assert info.value.reason == contracts.BAD_ENUM and info.value.field == "satisfaction"
+
+
+# --- issue 14: the dispatcher's corrected category on DISPATCH ---------------------------------
+
+
+def _before_corrections() -> dict[str, Any]:
+    """report.avsc as it was before corrected_category (issue 14, item 3)."""
+    old = raw("report")
+    old["fields"] = [f for f in old["fields"] if f["name"] != "corrected_category"]
+    return old
+
+
+def _dispatch() -> dict[str, Any]:
+    return next(o for o in examples("report") if o["action"] == "DISPATCH")
+
+
+def test_corrected_category_is_an_optional_field_both_readers_understand() -> None:
+    field = next(f for f in raw("report")["fields"] if f["name"] == "corrected_category")
+    assert field["type"] == ["null", "string"] and field["default"] is None
+    assert "DISPATCH only" in field["doc"]
+    corrected = from_json("report", {**_dispatch(), "corrected_category": "S0301"})
+    seen_by_old = roundtrip(raw("report"), corrected, reader=_before_corrections())
+    assert "corrected_category" not in seen_by_old and seen_by_old["action"] == "DISPATCH"
+    step = {k: v for k, v in from_json("report", _dispatch()).items() if k != "corrected_category"}
+    seen_by_new = roundtrip(_before_corrections(), step, reader=raw("report"))
+    assert seen_by_new == {**step, "corrected_category": None}
+
+
+def test_only_a_dispatch_carries_a_corrected_category() -> None:
+    dispatch = from_json("report", {**_dispatch(), "corrected_category": "S0301"})
+    assert action_problems(dispatch) == []
+    for line in examples("report"):
+        if line["action"] == "DISPATCH":
+            continue
+        record = from_json("report", {**line, "corrected_category": "S0301"})
+        assert f"{line['action']} carries corrected_category (DISPATCH only)" in action_problems(
+            record
+        )

@@ -236,3 +236,24 @@ def test_rows_carry_request_type_taxonomy_version_and_classifier() -> None:
         for column in ("request_type", "taxonomy_version", "classifier"):
             assert f"ALTER TABLE {table}\n    ADD COLUMN IF NOT EXISTS {column}" in sql
     assert sql.count("DEFAULT") == 6
+
+
+def test_a_dispatch_corrects_only_to_a_taxonomy_code() -> None:
+    """issue 14, item 3: a DISPATCH's corrected_category must be a taxonomy v2.1 code
+    (unknown_category); any other action carrying one is incomplete_for_action."""
+    records = _examples()
+    dispatch = next(r for r in records if r["action"] == "DISPATCH")
+    reports.validate({**dispatch, "corrected_category": "S0301"}, NOW)
+    reports.validate({**dispatch, "corrected_category": "X9999"}, NOW)
+    for wrong in ("S9999", "s0301", "", "物业管理 13907301234"):
+        with pytest.raises(ValidationError) as info:
+            reports.validate({**dispatch, "corrected_category": wrong}, NOW)
+        assert info.value.reason == reports.UNKNOWN_CATEGORY
+        assert "13907301234" not in str(info.value)  # the message is scrubbed
+    resolve = next(r for r in records if r["action"] == "RESOLVE")
+    with pytest.raises(ValidationError) as info:
+        reports.validate({**resolve, "corrected_category": "S0301"}, NOW)
+    assert info.value.reason == reports.INCOMPLETE
+    assert "corrected_category (DISPATCH only)" in str(info.value)
+    masked = reports.masked_record({**dispatch, "corrected_category": "电话13907301234"}, SALT)
+    assert "13907301234" not in masked["corrected_category"]
