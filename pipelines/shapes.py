@@ -171,6 +171,8 @@ class Step(TypedDict):
     assigned_department: str  # scrubbed
     satisfaction: str | None  # REVISIT: satisfied, basically_satisfied, dissatisfied, unreachable
     resident_solved: bool | None
+    # DISPATCH: the dispatcher's taxonomy code; absent on steps buffered before issue 14's item 3
+    corrected_category: NotRequired[str | None]
     partition: int
     offset: int
     key: str | None  # the original message, base64, only while buffered
@@ -251,6 +253,11 @@ class WorkOrder(TypedDict):
     warnings: list[str]  # 督办 conditions raised, once each
     supervision: dict[str, Supervised]  # condition -> its warning
     repeat_of: str
+    # the dispatcher's correction (issue 14, item 3; workorders.correct): '' / None when none
+    corrected_category: str
+    corrected_major: str
+    corrected_minor: str
+    corrected_ms: int | None
 
 
 class Complaint(TypedDict):

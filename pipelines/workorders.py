@@ -65,6 +65,18 @@ orange → red), a Cancel when the order is resolved, closed or cancelled.
 
 **On time** is decided by timestamps, not by arrival: ``resolved_at <= first deadline``.
 
+**分拨纠错 (the dispatcher's correction, issue 14).** A DISPATCH may carry
+``corrected_category``, a taxonomy code the worker has checked (``reports.validate``). It sets
+``corrected_category``, ``corrected_major``, ``corrected_minor`` (names from the taxonomy) and
+``corrected_ms`` (the DISPATCH's time); a later DISPATCH with another code replaces them, one
+without keeps them (:func:`correct`). The classifier's answer stays in ``category_code``,
+``category_major``, ``category_minor`` and ``classifier``, so the pair measures the classifier
+(gov.classification_corrections) and ``govstream classify train --from-clickhouse`` learns from
+it. Nothing else follows from a correction: the department is the DISPATCH's
+``assigned_department`` (which every DISPATCH names), and the priority, SLA, deadlines and
+handling level stay as routed from the classifier's category (a deadline does not move under a
+running order).
+
 **督办 warnings** (``source = supervision``, one warning per condition and order, ever:
 ``warnings`` lists the conditions raised) — :func:`supervise`, run by the SLA scan
 (:func:`escalate`) and after every step (:func:`apply`):
@@ -94,7 +106,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
-from pipelines import alerts, contracts, reasons
+from pipelines import alerts, contracts, reasons, taxonomy
 from pipelines.errors import ConfigError, ValidationError
 from pipelines.pii import scrub_text
 from pipelines.reports import from_ms, to_ms
@@ -234,6 +246,7 @@ def step_of(
         "assigned_department": scrub_text(str(record.get("assigned_department") or "")),
         "satisfaction": record.get("satisfaction"),
         "resident_solved": record.get("resident_solved"),
+        "corrected_category": record.get("corrected_category"),
         "partition": partition,
         "offset": offset,
         "key": base64.b64encode(key).decode() if key is not None else None,
@@ -303,6 +316,7 @@ def open_order(order: RoutedReport) -> WorkOrder:
         "updated_ms": order["received_ms"],
         "partition": order["partition"],
         **_closed_loop(order["priority"], int(order["occurred_ms"])),
+        **NO_CORRECTION,
     }
     return cast(WorkOrder, state)
 
@@ -328,11 +342,21 @@ def _closed_loop(priority: str, submitted_ms: int) -> dict[str, Any]:
     }
 
 
+#: the correction fields of an order no dispatcher corrected (:func:`correct`)
+NO_CORRECTION: dict[str, Any] = {
+    "corrected_category": "",
+    "corrected_major": "",
+    "corrected_minor": "",
+    "corrected_ms": None,
+}
+
+
 def upgraded(state: Mapping[str, Any]) -> WorkOrder:
     """A copy of ``state`` with the closed-loop fields an order opened before issue 19 lacks
     (defaults as for a new order; an ACCEPT already taken is judged against the sign-for
-    deadline, a step already taken counts as the response)."""
-    new = dict(state)
+    deadline, a step already taken counts as the response) and the correction fields of one
+    opened before the dispatchers' corrections (none)."""
+    new = {**NO_CORRECTION, **state}
     if "sign_deadline_ms" in state:
         return cast(WorkOrder, new)
     loop = _closed_loop(str(state["priority"]), int(state["submitted_ms"]))
@@ -379,6 +403,7 @@ def _transition(state: WorkOrder, step: Step) -> None:
     elif action == "DISPATCH":
         state["dispatched_ms"] = at
         state["department"] = step["assigned_department"] or state["department"]
+        correct(state, step.get("corrected_category"), at)
     elif action == "RESOLVE":
         state["resolved_ms"] = at
         state["on_time"] = at <= int(state["first_deadline_ms"])
@@ -399,6 +424,19 @@ def _transition(state: WorkOrder, step: Step) -> None:
         _revisit(state, step, at)
     state["last_action"], state["last_ms"] = action, at
     state["events"] = [*state["events"], step["event_id"]]
+
+
+def correct(state: WorkOrder, code: str | None, at: int) -> None:
+    """Record the dispatcher's corrected category ``code`` (a taxonomy code, checked by
+    ``reports.validate``) taken at ``at`` on an upgraded state (mutates it); None leaves the
+    state as it is. The classifier's category fields are not touched (module docstring)."""
+    if code is None:
+        return
+    category = taxonomy.get(code)
+    state["corrected_category"] = category.code
+    state["corrected_major"] = category.major
+    state["corrected_minor"] = category.minor
+    state["corrected_ms"] = at
 
 
 def revisit_reopens(satisfaction: str | None, resident_solved: bool | None) -> bool:
@@ -920,7 +958,8 @@ ORDER_COLUMNS = (
     "updated_at", "version", "request_type", "taxonomy_version", "classifier",
     "sign_deadline", "signed_on_time", "responded_at", "transfers", "revisits", "revisited_at",
     "satisfaction", "resident_solved", "dissatisfied_streak", "problem", "problem_at",
-    "warnings", "repeat_of",
+    "warnings", "repeat_of", "corrected_category", "corrected_major", "corrected_minor",
+    "corrected_at",
 )  # fmt: skip
 
 
@@ -948,7 +987,8 @@ def order_row(state: WorkOrder) -> Row:
         s.get("classifier", ""), from_ms(s["sign_deadline_ms"]), s["signed_on_time"],
         _at(s["responded_ms"]), int(s["transfers"]), int(s["revisits"]), _at(s["revisited_ms"]),
         s["satisfaction"], s["resident_solved"], int(s["dissatisfied_streak"]), bool(s["problem"]),
-        _at(s["problem_ms"]), list(s["warnings"]), s["repeat_of"],
+        _at(s["problem_ms"]), list(s["warnings"]), s["repeat_of"], s["corrected_category"],
+        s["corrected_major"], s["corrected_minor"], _at(s["corrected_ms"]),
     ]  # fmt: skip
 
 
@@ -995,6 +1035,10 @@ def state_from_row(row: Mapping[str, Any], events: Sequence[str], partition: int
         "last_ms": _ms_of(r["last_step_at"]), "events": list(events), "pending": [],
         "alert": None, "revision": int(r["version"]), "updated_ms": _ms_of(r["updated_at"]),
         "partition": int(partition),
+        "corrected_category": str(r.get("corrected_category") or ""),
+        "corrected_major": str(r.get("corrected_major") or ""),
+        "corrected_minor": str(r.get("corrected_minor") or ""),
+        "corrected_ms": _ms_of(r.get("corrected_at")),
     }  # fmt: skip
     if r.get("sign_deadline") is None:
         return upgraded(state)

@@ -54,6 +54,7 @@ def _step(action: str, minutes: float, *, received: float | None = None, **extra
         "occurred_at": T0 + timedelta(minutes=minutes),
         "operator": OPERATOR,
         "assigned_department": extra.pop("assigned_department", None),
+        "corrected_category": extra.pop("corrected_category", None),
     }
     arrived = T0 + timedelta(minutes=minutes if received is None else received)
     return workorders.step_of(
@@ -669,6 +670,67 @@ def test_a_rebuilt_state_keeps_the_closed_loop_and_warns_no_condition_twice() ->
     old_row = {k: v for k, v in row.items() if k not in workorders.ORDER_COLUMNS[41:]}
     old = workorders.state_from_row(old_row, state["events"], state["partition"])
     assert old["warnings"] == [] and old["transfers"] == 0 and old["signed_on_time"] is True
+
+
+# --- 分拨纠错: the dispatcher's corrected category (issue 14, item 3) -------------------------
+
+
+def test_a_dispatch_corrects_the_category_and_keeps_the_classifiers_answer() -> None:
+    before = _run(_order(), _step("ACCEPT", 5))
+    dispatch = _step(
+        "DISPATCH", 10, assigned_department="岳阳楼区城管执法局", corrected_category="S0702"
+    )
+    state = _run(before, dispatch)
+    assert (state["corrected_category"], state["corrected_major"], state["corrected_minor"]) == (
+        "S0702",
+        "生态环境",
+        "餐饮油烟",
+    )
+    assert state["corrected_ms"] == reports.to_ms(T0 + timedelta(minutes=10))
+    # the classifier's answer, its routing and the running deadlines stay as they were
+    same = (
+        "category_code", "category_major", "category_minor", "classifier", "priority",
+        "sla_hours", "routed_department", "deadline_ms", "first_deadline_ms", "level",
+    )  # fmt: skip
+    assert {k: state[k] for k in same} == {k: before[k] for k in same}
+    assert state["category_code"] == "P0101" and state["department"] == "岳阳楼区城管执法局"
+    row = dict(zip(workorders.ORDER_COLUMNS, workorders.order_row(state), strict=True))
+    assert (row["category_code"], row["corrected_category"], row["corrected_minor"]) == (
+        "P0101",
+        "S0702",
+        "餐饮油烟",
+    )
+    assert row["corrected_at"] == T0 + timedelta(minutes=10)
+    rebuilt = workorders.state_from_row(row, state["events"], state["partition"])
+    assert {k: rebuilt[k] for k in workorders.NO_CORRECTION} == {
+        k: state[k] for k in workorders.NO_CORRECTION
+    }
+    # a replay changes nothing; a re-dispatch without a code keeps it, one with a code replaces it
+    assert workorders.apply(state, dispatch, tolerance_ms=TOL).duplicate
+    again = _run(state, _step("REOPEN", 60), _step("DISPATCH", 70, assigned_department="甲"))
+    assert again["corrected_category"] == "S0702" and again["corrected_ms"] == state["corrected_ms"]
+    other = _run(again, _step("REOPEN", 80), _step("DISPATCH", 90, corrected_category="E0605"))
+    assert (other["corrected_category"], other["corrected_minor"]) == ("E0605", "农业生产")
+    assert other["corrected_ms"] == reports.to_ms(T0 + timedelta(minutes=90))
+
+
+def test_an_uncorrected_order_and_a_buffered_correction() -> None:
+    plain = _run(_order(), *_path("CLOSE"))
+    assert {k: plain[k] for k in workorders.NO_CORRECTION} == workorders.NO_CORRECTION
+    row = dict(zip(workorders.ORDER_COLUMNS, workorders.order_row(plain), strict=True))
+    assert row["corrected_category"] == "" and row["corrected_at"] is None
+    # the DISPATCH arrives before the ACCEPT: buffered, the correction applies with it
+    dispatch = _step("DISPATCH", 10, received=11, corrected_category="S0301")
+    waiting = workorders.apply(_order(), dispatch, tolerance_ms=TOL)
+    assert waiting.buffered and waiting.state["corrected_category"] == ""
+    state = _run(waiting.state, _step("ACCEPT", 5, received=12))
+    assert state["state"] == DISPATCHED and state["corrected_category"] == "S0301"
+    # an order kept before the correction fields (and a step buffered then) goes on
+    old = {k: v for k, v in _order().items() if k not in workorders.NO_CORRECTION}
+    old_row = dict(zip(workorders.ORDER_COLUMNS, workorders.order_row(old), strict=True))
+    assert old_row["corrected_category"] == "" and old_row["corrected_at"] is None
+    old_step = {k: v for k, v in _step("ACCEPT", 5).items() if k != "corrected_category"}
+    assert _run(old, old_step, dispatch)["corrected_category"] == "S0301"
 
 
 # --- repeat complaints (重复诉求) ----------------------------------------------------------------
