@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,21 +108,66 @@ def classify_eval(
         print(ev.format_report(report, title=str(file)))
 
 
+def _corrections(since: datetime | None) -> list[Any]:
+    """The dispatchers' corrections in ClickHouse as labelled examples (exit 2 when none)."""
+    from pipelines import corrections
+    from pipelines.clickhouse import get_client
+    from pipelines.settings import get_settings
+
+    settings = get_settings()
+    day = since.date() if since is not None else None
+    found = corrections.examples(
+        get_client(settings, analyst=True), settings.clickhouse_database, day
+    )
+    if not found:
+        after = f" corrected since {day.isoformat()}" if day else ""
+        print(
+            f"govstream: error: no dispatcher corrections{after} in "
+            f"{settings.clickhouse_database}.{corrections.VIEW}: nothing to train on",
+            file=sys.stderr,
+        )
+        raise typer.Exit(2)
+    return found
+
+
 def classify_train(
-    file: Path = typer.Argument(  # noqa: B008
-        ..., help="Labelled texts: code<TAB>request_type<TAB>text."
+    file: Path | None = typer.Argument(  # noqa: B008
+        None, help="Labelled texts: code<TAB>request_type<TAB>text."
     ),
     out: Path | None = typer.Option(  # noqa: B008
         None, "--out", help="Model file or directory (default: the settings' model directory)."
     ),
+    from_clickhouse: bool = typer.Option(
+        False,
+        "--from-clickhouse",
+        help="Learn from the dispatchers' corrections in ClickHouse "
+        "(gov.classification_corrections), with FILE's texts too when given.",
+    ),
+    since: datetime | None = typer.Option(  # noqa: B008
+        None,
+        "--since",
+        formats=["%Y-%m-%d"],
+        help="With --from-clickhouse: only corrections made on or after this date "
+        "(YYYY-MM-DD, Asia/Shanghai).",
+    ),
 ) -> None:
-    """`govstream classify train FILE`: fit the linear model on labelled texts and write a
-    versioned model file (`classify-<version>.pkl`); prints its path."""
+    """`govstream classify train FILE | --from-clickhouse [--since DATE]`: fit the linear
+    model on labelled texts (a TSV file, the dispatchers' corrected work orders, or both) and
+    write a versioned model file (`classify-<version>.pkl`); prints its path."""
     from pipelines import classify_eval as ev
     from pipelines import classify_model
     from pipelines.settings import get_settings
 
-    examples = ev.load_tsv(file)
+    if file is None and not from_clickhouse:
+        raise typer.BadParameter("give a FILE, --from-clickhouse, or both")
+    if since is not None and not from_clickhouse:
+        raise typer.BadParameter("--since goes with --from-clickhouse", param_hint="--since")
+    examples = ev.load_tsv(file) if file is not None else []
+    corrected = _corrections(since) if from_clickhouse else []
+    examples += corrected
     model = classify_model.train([(e.code, e.request_type, e.text) for e in examples])
     path = classify_model.save(model, out or get_settings().model_dir)
-    print_json({"model": str(path), "version": model.version, "texts": model.trained_on})
+    summary = {"model": str(path), "version": model.version, "texts": model.trained_on}
+    if from_clickhouse:
+        summary["corrections"] = len(corrected)
+    print_json(summary)
