@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from pipelines import contracts, reports, simulator, workorders
+from pipelines import simulator
 from pipelines.simulator import CST, DAY_MS, HOUR_MS, SimEvent
+from tests.unit.test_workorders import replay_reports
 
 pytestmark = pytest.mark.unit
 
@@ -253,21 +254,7 @@ def test_the_state_machine_takes_every_step_and_agrees_with_the_manifest(
     """Every report event through pipelines/workorders.py in sending order (arrival = emit
     time): no step rejected or left buffered, and the orders' departments, ratings, reopens,
     transfers, 问题工单 and the rating/problem 督办 warnings are the manifest's."""
-    states: dict[str, workorders.WorkOrder] = {}
-    for n, e in enumerate(events):
-        if e.topic != contracts.REPORT or e.expected != "ok" or e.value is None:
-            continue
-        record = contracts.from_json(contracts.REPORT, e.value)
-        arrived = reports.from_ms(e.emit_ms)
-        if record["action"] == "SUBMIT":
-            order = reports.work_order(record, salt="s", partition=0, offset=n, received_at=arrived)
-            states[e.key] = workorders.open_order(order)
-            continue
-        step = workorders.step_of(record, partition=0, offset=n, received_at=arrived)
-        outcome = workorders.apply(states[e.key], step, tolerance_ms=2 * TOL)
-        assert outcome.rejected == []
-        states[e.key] = outcome.state
-    assert all(s["pending"] == [] for s in states.values())
+    states = replay_reports(events)
     orders = simulator.order_outcomes(events)
     for rid, s in states.items():
         o = orders[rid]
