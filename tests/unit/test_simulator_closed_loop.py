@@ -21,7 +21,6 @@ NOW = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
 CONFIG = simulator.SimConfig.closed_loop(
     seed=3, reports=900, forms=0, warnings=0, minutes=24 * 60 - 15
 )
-TOL = 3_600_000
 
 
 @pytest.fixture(scope="module")
