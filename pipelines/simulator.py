@@ -347,6 +347,16 @@ SYMPTOMS = ("fever", "cough", "sore_throat", "fatigue", "diarrhea")
 LEVEL_CN = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
 
 
+#: the closed loop's fields of :meth:`SimConfig.closed_loop` (``govstream simulate --closed-loop``)
+CLOSED_LOOP: dict[str, Any] = {
+    "revisit_fraction": 0.8,
+    "transfer_fraction": 0.06,
+    "repeat_fraction": 0.03,
+    "history_days": 30,
+    "hotspots": 1,
+}
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """What to simulate. Counts are of *things* (reports, submissions, warnings); ``count``
@@ -418,14 +428,7 @@ class SimConfig:
         """A config with the closed loop on (what ``make demo`` simulates): 80 % of closed
         orders revisited, 6 % of dispatched ones transferred, 3 % of reports repeats, 30 days
         of history and one seeded hotspot; ``kwargs`` override any field."""
-        loop: dict[str, Any] = {
-            "revisit_fraction": 0.8,
-            "transfer_fraction": 0.06,
-            "repeat_fraction": 0.03,
-            "history_days": 30,
-            "hotspots": 1,
-        }
-        return cls(**{**loop, **kwargs})
+        return cls(**{**CLOSED_LOOP, **kwargs})
 
     @classmethod
     def for_count(cls, count: int, **kwargs: Any) -> SimConfig:

@@ -4,6 +4,14 @@ The manifest (JSON) says what was sent and what the pipeline should make of it: 
 topic, dead letters per reason, work orders, duplicates, counts per category and department,
 form statistics per community, active warnings by level. ``--dry-run --out DIR`` writes the
 events as JSON lines instead of producing them.
+
+``--closed-loop`` simulates the closed loop of 接诉即办 as ``make demo`` does
+(``simulator.SimConfig.closed_loop``: 回访 with ratings, 转派, rework, repeat complaints and one
+seeded hotspot over 30 days of history before the window); the manifest's ``closed_loop`` then
+holds the expected 三率 per department, 督办 warnings, 问题工单, repeats and hotspots, computed
+with this process's settings (``simulator.Analysis.of``). Events are sent in time order, the
+history first; ``make demo`` also waits until the worker has taken the history before it sends
+the rest, which exact repeat figures need on several partitions.
 """
 
 from __future__ import annotations
@@ -110,6 +118,12 @@ def simulate(
         None, "--out", help="Directory of the --dry-run files."
     ),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    closed_loop: bool = typer.Option(
+        False,
+        "--closed-loop",
+        help="Add the closed loop (回访, 转派, rework, repeats, a seeded hotspot, 30 days of "
+        "history), as make demo does.",
+    ),
 ) -> None:
     """Simulate a province: reports with handling steps, health forms, weather warnings."""
     settings = get_settings()
@@ -128,6 +142,7 @@ def simulate(
         "bad_fraction": bad_fraction,
         "duplicate_window_s": float(settings.duplicate_window_s),
         "duplicate_distance_m": settings.duplicate_distance_m,
+        **(simulator.CLOSED_LOOP if closed_loop else {}),
     }
     if count is not None:
         config = simulator.SimConfig.for_count(count, **common)
@@ -139,7 +154,8 @@ def simulate(
             config = dataclasses.replace(config, warnings=warnings)
     now = datetime.now().astimezone()
     events = simulator.generate(config, now=now)
-    manifest = simulator.manifest(events, config, now=now)
+    analysis = simulator.Analysis.of(settings) if closed_loop else None
+    manifest = simulator.manifest(events, config, now=now, analysis=analysis)
     started = time.perf_counter()
     if dry_run:
         assert out is not None

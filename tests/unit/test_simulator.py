@@ -295,9 +295,35 @@ def test_cli_dry_run_writes_jsonl_and_manifest(
         contracts.from_json("report", json.loads(line))
 
 
+def test_cli_closed_loop_simulates_the_loop_and_its_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--closed-loop: the config of SimConfig.closed_loop (history, a seeded hotspot, 回访)
+    and its expected figures in the manifest; without it the loop stays off."""
+    args = ["simulate", "--seed", "4", "--reports", "80", "--dry-run", "--json"]
+    start = ["--start", "2026-03-02T09:00:00+08:00"]
+    assert main([*args, *start, "--closed-loop", "--out", str(tmp_path / "loop")]) == 0
+    capsys.readouterr()
+    manifest = json.loads((tmp_path / "loop" / "manifest.json").read_text(encoding="utf-8"))
+    for name, value in simulator.CLOSED_LOOP.items():
+        assert manifest["config"][name] == value
+    loop = manifest["closed_loop"]
+    assert len(loop["seeded_hotspots"]) == 1
+    assert [(h["grid_id"], h["category_code"]) for h in loop["hotspots"]] == [
+        tuple(s) for s in loop["seeded_hotspots"]
+    ]
+    assert loop["settings"]["hotspot_min_reports"] == 5  # this process's settings
+    assert main([*args, *start, "--out", str(tmp_path / "plain")]) == 0
+    capsys.readouterr()
+    plain = json.loads((tmp_path / "plain" / "manifest.json").read_text(encoding="utf-8"))
+    assert plain["config"]["history_days"] == 0 and plain["closed_loop"]["hotspots"] == []
+
+
 @pytest.mark.parametrize(
     "args",
     [
+        ["--closed-loop", "yes"],
+        ["--closed-loop=1"],
         ["--rate", "fast"],
         ["--dry-run"],
         ["--start", "2026-03-02T09:00:00"],
