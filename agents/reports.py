@@ -109,6 +109,7 @@ person_complaints = app.Table(
     use_partitioner=True,  # key → partition exactly as person_topic is keyed
 )
 TOLERANCE_MS = settings.step_tolerance_s * 1000
+RULES = workorders.SupervisionRules.of(settings)  # the 督办 thresholds (settings supervision_*)
 
 sink = ClickHouseSink(
     lambda: get_client(settings, database=settings.clickhouse_database),
@@ -151,7 +152,7 @@ def _submitted(
 
 def _stepped(key: bytes, step: Step, batch: Batch, source: Any) -> workorders.Outcome:
     """Fold a handling step into its order (raises ValidationError for an invalid one)."""
-    outcome = workorders.apply(work_orders.get(key), step, tolerance_ms=TOLERANCE_MS)
+    outcome = workorders.apply(work_orders.get(key), step, tolerance_ms=TOLERANCE_MS, rules=RULES)
     if not outcome.duplicate:
         work_orders[key] = outcome.state
     batch.add("work_orders", workorders.order_row(outcome.state), source=source)
@@ -313,10 +314,10 @@ async def supervise_sla() -> None:
         for key, state in list(work_orders.items()):
             if state is None or state["partition"] not in mine:
                 continue  # a standby copy, or another worker's order
-            if not workorders.needs_attention(state, now_ms):
+            if not workorders.needs_attention(state, now_ms, RULES):
                 continue  # most orders: nothing pending, not overdue
             new, rejected = workorders.expire(state, now, tolerance_ms=TOLERANCE_MS)
-            new, escalation, alert_rows, target_rows = workorders.escalate(new, now)
+            new, escalation, alert_rows, target_rows = workorders.escalate(new, now, RULES)
             if int(new["revision"]) == int(state["revision"]):
                 continue  # nothing expired, escalated or warned of (督办)
             batch.saw(f"sla:{new['report_id']}", int(new["breach"]), int(new["revision"]))

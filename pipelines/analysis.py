@@ -1,11 +1,14 @@
-"""The settings the analyst views of repeats, hotspots and 每月一题 depend on, in ClickHouse.
+"""The settings the analyst views of repeats, hotspots and 每月一题 depend on, and the 督办
+thresholds the worker warns with, in ClickHouse.
 
 A view cannot read the environment, so the worker publishes the settings it runs with as the
-one-row view ``gov.analysis_settings`` (migration 0013 creates it with the defaults;
-``govstream worker`` replaces it after migrating). ``gov.hotspot_windows``, ``gov.hotspots`` and
-``gov.monthly_top_issues`` read their window, baseline, thresholds and N from it, and an analyst
-reads there what the figures were computed with. Every column has a COMMENT: the variable
-and the setting's description.
+one-row view ``gov.analysis_settings`` (migration 0013 creates it with the defaults, migration
+0016 adds the 督办 thresholds; ``govstream worker`` replaces it after migrating).
+``gov.hotspot_windows``, ``gov.hotspots`` and ``gov.monthly_top_issues`` read their window,
+baseline, thresholds and N from it; the ``supervision_*`` columns say with which thresholds the
+督办 warnings in gov.alerts / gov.work_orders.warnings were raised (hours, days, counts). An
+analyst reads there what the figures were computed with. Every column has a COMMENT: the
+variable and the setting's description.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ PUBLISHED: tuple[tuple[str, str], ...] = (
     ("hotspot_min_reports", "UInt32"),
     ("hotspot_min_ratio", "Float64"),
     ("monthly_top_n", "UInt32"),
+    ("supervision_no_response_hours", "Float64"),
+    ("supervision_no_progress_days", "Float64"),
+    ("supervision_dissatisfied_in_a_row", "UInt32"),
+    ("supervision_problem_after", "UInt32"),
 )
 
 VIEW = "analysis_settings"
 VIEW_COMMENT = (
     "The settings the worker runs with that the repeat, hotspot and monthly top-issue views "
-    "depend on (one row; govstream worker publishes it)"
+    "depend on, and its supervision (督办) thresholds (one row; govstream worker publishes it)"
 )
 
 

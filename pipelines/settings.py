@@ -193,6 +193,34 @@ class Settings(BaseSettings):
         ge=1,
         description="每月一题: categories per month in gov.monthly_top_issues, by reports.",
     )
+    # 督办 (supervision warnings on work orders, pipelines/workorders.py SupervisionRules): the
+    # rules 12345 centres publish under 《北京市接诉即办工作条例》 — no response within 24 hours,
+    # no progress within 3 days, two dissatisfied ratings in a row, and an order reworked or
+    # transferred three times is a 问题工单 (提级督办). The defaults are those values.
+    supervision_no_response_hours: float = Field(
+        24.0,
+        gt=0,
+        description="督办 no_response: hours after submission without any handling step before "
+        "the order is warned of (default 24, 《北京市接诉即办工作条例》 practice).",
+    )
+    supervision_no_progress_days: float = Field(
+        3.0,
+        gt=0,
+        description="督办 no_progress: days an open order may go without a handling step before "
+        "it is warned of (default 3).",
+    )
+    supervision_dissatisfied_in_a_row: int = Field(
+        2,
+        ge=1,
+        description="督办 dissatisfied_twice: dissatisfied 回访 ratings in a row that raise a "
+        "warning (default 2; an unreachable callback neither counts nor breaks the row).",
+    )
+    supervision_problem_after: int = Field(
+        3,
+        ge=1,
+        description="问题工单: reworks (发回重办) or transfers (转派) of one order that flag "
+        "it and raise it one handling level (提级督办; default 3).",
+    )
     sla_check_interval_s: float = Field(
         60.0,
         gt=0,

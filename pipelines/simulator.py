@@ -1302,7 +1302,7 @@ def closed_loop(
     at_ms = _ms(at)
     orders = order_outcomes(events)
     duplicates = duplicates_of(events, config)
-    kpis = expected_kpis(orders, duplicates, at_ms)
+    kpis = expected_kpis(orders, duplicates, at_ms, settings.rules)
     repeats = expected_repeats(events, settings.repeat_window_days)
     today = at.astimezone(CST).date()
     return {
@@ -1310,7 +1310,7 @@ def closed_loop(
         "settings": asdict(settings),
         "kpi_by_department": kpis,
         "kpi_totals": _kpi_totals(kpis.values()),
-        "supervision": expected_supervision(orders, at_ms),
+        "supervision": expected_supervision(orders, at_ms, settings.rules),
         "problem_orders": sum(int(k["problem_orders"]) for k in kpis.values()),
         "transferred": sum(1 for o in orders.values() if o["transfers"]),
         "reopened": sum(1 for o in orders.values() if o["reopens"]),
@@ -1459,13 +1459,24 @@ def expected_on_time(events: Iterable[SimEvent]) -> dict[str, dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Analysis:
-    """The settings the repeat and hotspot views run with (defaults: pipelines/settings.py)."""
+    """The settings the repeat and hotspot views and the 督办 rules run with (defaults:
+    pipelines/settings.py)."""
 
     repeat_window_days: float = 30
     hotspot_window_days: int = 7
     hotspot_baseline_windows: int = 4
     hotspot_min_reports: int = 5
     hotspot_min_ratio: float = 2.0
+    # the 督办 thresholds (workorders.SupervisionRules; settings supervision_*)
+    supervision_no_response_hours: float = 24.0
+    supervision_no_progress_days: float = 3.0
+    supervision_dissatisfied_in_a_row: int = 2
+    supervision_problem_after: int = 3
+
+    @property
+    def rules(self) -> workorders.SupervisionRules:
+        """The 督办 thresholds as the worker's pure functions take them."""
+        return workorders.SupervisionRules.of(self)
 
     @classmethod
     def of(cls, settings: Any) -> Analysis:
@@ -1547,15 +1558,19 @@ def _outcome_step(order: dict[str, Any], action: str, at: int, value: dict[str, 
 
 
 def expected_kpis(
-    orders: dict[str, dict[str, Any]], duplicates: dict[str, str], at_ms: int
+    orders: dict[str, dict[str, Any]],
+    duplicates: dict[str, str],
+    at_ms: int,
+    rules: workorders.SupervisionRules = workorders.DEFAULT_RULES,
 ) -> dict[str, dict[str, Any]]:
     """Per current department, the counts and 三率 of gov.kpi_by_department summed over every
     day (README, the closed loop): orders received (并单 duplicates left out); response judged
     (answered, or 24 h passed by ``at_ms``) and responded within 24 h; rated (a latest rating
     other than unreachable), of which the resident said solved, of which satisfied or basically
-    satisfied; 问题工单 (reworked or transferred 3 times). response_rate = responded /
-    judged, resolution_rate = solved / rated, satisfaction_rate = satisfied / rated (None when
-    nothing is judged)."""
+    satisfied; 问题工单 (reworked or transferred ``rules.problem_after`` times, default 3; the
+    24 h of the response rate is the KPI's own definition, not a setting). response_rate =
+    responded / judged, resolution_rate = solved / rated, satisfaction_rate = satisfied / rated
+    (None when nothing is judged)."""
     out: dict[str, dict[str, Any]] = {}
     for report_id, o in orders.items():
         if report_id in duplicates:
@@ -1569,7 +1584,7 @@ def expected_kpis(
         k["rated_orders"] += int(rated)
         k["solved"] += int(rated and o["resident_solved"] is True)
         k["satisfied"] += int(o["satisfaction"] in ("satisfied", "basically_satisfied"))
-        k["problem_orders"] += int(max(o["reopens"], o["transfers"]) >= workorders.PROBLEM_AFTER)
+        k["problem_orders"] += int(max(o["reopens"], o["transfers"]) >= rules.problem_after)
     return {d: {**k, **closedloop.rates(k)} for d, k in sorted(out.items())}
 
 
@@ -1581,22 +1596,26 @@ def _kpi_totals(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {**total, **closedloop.rates(total)}
 
 
-def expected_supervision(orders: dict[str, dict[str, Any]], at_ms: int) -> dict[str, int]:
-    """督办 warnings raised by ``at_ms`` per condition (workorders.supervise), every order:
-    no_response (no handling step and 24 h passed), no_progress (not closed and 3 days since
-    its last step), dissatisfied_twice (two dissatisfied ratings in a row), problem_order
-    (reworked or transferred 3 times). Exact for the simulator's events, whose orders with
-    steps are younger than 24 h (a step taken days ago, processed now, would raise
-    no_progress on the way)."""
+def expected_supervision(
+    orders: dict[str, dict[str, Any]],
+    at_ms: int,
+    rules: workorders.SupervisionRules = workorders.DEFAULT_RULES,
+) -> dict[str, int]:
+    """督办 warnings raised by ``at_ms`` per condition (workorders.supervise under ``rules``),
+    every order: no_response (no handling step and 24 h passed), no_progress (not closed and 3
+    days since its last step), dissatisfied_twice (two dissatisfied ratings in a row),
+    problem_order (reworked or transferred 3 times); the numbers are the default rules'.
+    Exact for the simulator's events, whose orders with steps are younger than 24 h (a step
+    taken days ago, processed now, would raise no_progress on the way)."""
     counts = dict.fromkeys(workorders.SUPERVISION, 0)
     for o in orders.values():
-        if o["responded_ms"] is None and o["submitted_ms"] + workorders.NO_RESPONSE_MS < at_ms:
+        if o["responded_ms"] is None and o["submitted_ms"] + rules.no_response_ms < at_ms:
             counts["no_response"] += 1
-        if o["state"] != "closed" and o["last_ms"] + workorders.NO_PROGRESS_MS < at_ms:
+        if o["state"] != "closed" and o["last_ms"] + rules.no_progress_ms < at_ms:
             counts["no_progress"] += 1
-        if o["max_streak"] >= workorders.DISSATISFIED_IN_A_ROW:
+        if o["max_streak"] >= rules.dissatisfied_in_a_row:
             counts["dissatisfied_twice"] += 1
-        if max(o["reopens"], o["transfers"]) >= workorders.PROBLEM_AFTER:
+        if max(o["reopens"], o["transfers"]) >= rules.problem_after:
             counts["problem_order"] += 1
     return counts
 

@@ -79,20 +79,25 @@ running order).
 
 **督办 warnings** (``source = supervision``, one warning per condition and order, ever:
 ``warnings`` lists the conditions raised) — :func:`supervise`, run by the SLA scan
-(:func:`escalate`) and after every step (:func:`apply`):
+(:func:`escalate`) and after every step (:func:`apply`). The thresholds are a
+:class:`SupervisionRules` the caller passes in (the worker builds it from the settings
+``supervision_*``, :meth:`SupervisionRules.of`; the defaults are the values below):
 
-- ``no_response``: no handling step :data:`NO_RESPONSE_MS` (24 h) after submission;
-- ``no_progress``: an open order with no handling step for :data:`NO_PROGRESS_MS` (3 days);
-- ``dissatisfied_twice``: :data:`DISSATISFIED_IN_A_ROW` (2) dissatisfied ratings in a row
-  (an unreachable revisit neither counts nor breaks the row);
-- ``problem_order`` (问题工单): reworked (``reopens``) or transferred :data:`PROBLEM_AFTER` (3)
+- ``no_response``: no handling step ``no_response_hours`` (24 h) after submission;
+- ``no_progress``: an open order with no handling step for ``no_progress_days`` (3 days);
+- ``dissatisfied_twice``: ``dissatisfied_in_a_row`` (2) dissatisfied ratings in a row
+  (an unreachable revisit neither counts nor breaks the row; the condition keeps its name
+  whatever the number);
+- ``problem_order`` (问题工单): reworked (``reopens``) or transferred ``problem_after`` (3)
   times; the order is flagged ``problem`` and raised one handling level (提级督办).
 
-The thresholds are those of the issue's 督办 rules (no response in 24 h, no progress in 3 days,
-two dissatisfied ratings in a row, three reworks or transfers), as 12345 centres publish them. A
-warning is cancelled when its condition clears: a response or any step (the first two), a
-satisfied or basically satisfied rating (the third), the order's CLOSE (the fourth), and every
-one when the order is cancelled.
+The defaults are those of the issue's 督办 rules (no response in 24 h, no progress in 3 days,
+two dissatisfied ratings in a row, three reworks or transfers), as 12345 centres publish them
+under 《北京市接诉即办工作条例》. A warning's ``hazard_local`` names its condition with the
+threshold in force (:func:`supervision_hazard`: 24小时未响应督办 by default). A warning is
+cancelled when its condition clears: a response or any step (the first two), a rating that
+ends the dissatisfied row (the third), the order's CLOSE (the fourth), and every one when the
+order is cancelled.
 """
 
 from __future__ import annotations
@@ -167,20 +172,48 @@ UNREACHABLE = contracts.UNREACHABLE
 #: ratings a resident gave (unreachable and unknown are none)
 RATED = (SATISFIED, BASICALLY_SATISFIED, DISSATISFIED)
 
-# 督办 thresholds (sources: module docstring)
 HOUR_MS = 3_600_000
-NO_RESPONSE_MS = 24 * HOUR_MS
-NO_PROGRESS_MS = 3 * 24 * HOUR_MS
-DISSATISFIED_IN_A_ROW = 2
-PROBLEM_AFTER = 3
 SUPERVISION_SENDER = "govstream/supervision"
-#: condition → (hazard name, level of its warning)
+#: condition → (hazard name under the default rules, level of its warning)
 SUPERVISION: dict[str, tuple[str, str]] = {
     "no_response": ("24小时未响应督办", "yellow"),
     "no_progress": ("3日无进展督办", "yellow"),
     "dissatisfied_twice": ("连续两次不满意督办", "orange"),
     "problem_order": ("问题工单提级督办", "red"),
 }
+
+
+@dataclass(frozen=True)
+class SupervisionRules:
+    """The 督办 thresholds (sources: module docstring; the settings ``supervision_*`` in
+    pipelines/settings.py carry the same defaults)."""
+
+    no_response_hours: float = 24.0  # hours after submission without a handling step
+    no_progress_days: float = 3.0  # days an open order goes without a handling step
+    dissatisfied_in_a_row: int = 2  # dissatisfied 回访 ratings in a row
+    problem_after: int = 3  # reworks (发回重办) or transfers (转派) making a 问题工单
+
+    @property
+    def no_response_ms(self) -> int:
+        return round(self.no_response_hours * HOUR_MS)
+
+    @property
+    def no_progress_ms(self) -> int:
+        return round(self.no_progress_days * 24 * HOUR_MS)
+
+    @classmethod
+    def of(cls, settings: Any) -> SupervisionRules:
+        """The rules of a :class:`~pipelines.settings.Settings` (its ``supervision_*`` fields)."""
+        return cls(
+            no_response_hours=float(settings.supervision_no_response_hours),
+            no_progress_days=float(settings.supervision_no_progress_days),
+            dissatisfied_in_a_row=int(settings.supervision_dissatisfied_in_a_row),
+            problem_after=int(settings.supervision_problem_after),
+        )
+
+
+#: the defaults: 24 h, 3 days, 2 in a row, 3 reworks or transfers
+DEFAULT_RULES = SupervisionRules()
 
 SIGN_DEADLINES = Path(__file__).parent / "data" / "sign_deadlines.csv"
 
@@ -514,8 +547,15 @@ def _reject_pending(
     return rejected
 
 
-def apply(state: WorkOrder | None, step: Step, *, tolerance_ms: int) -> Outcome:
-    """Fold a handling step (:func:`step_of`) into an order's state.
+def apply(
+    state: WorkOrder | None,
+    step: Step,
+    *,
+    tolerance_ms: int,
+    rules: SupervisionRules = DEFAULT_RULES,
+) -> Outcome:
+    """Fold a handling step (:func:`step_of`) into an order's state (``rules``: the 督办
+    thresholds).
 
     Raises ValidationError (``unknown_report``, ``invalid_transition``) for a step that can
     never apply; the returned :class:`Outcome` lists buffered steps rejected on the way."""
@@ -556,10 +596,10 @@ def apply(state: WorkOrder | None, step: Step, *, tolerance_ms: int) -> Outcome:
     now_ms = int(step["received_ms"])
     if new["state"] not in UNRESOLVED:
         outcome.alert_rows, outcome.target_rows = _settle_alert(new, now_ms)
-    rows, targets = _settle_supervision(new, now_ms)
+    rows, targets = _settle_supervision(new, now_ms, rules)
     outcome.alert_rows += rows
     outcome.target_rows += targets
-    rows, targets = _supervise(new, now_ms)
+    rows, targets = _supervise(new, now_ms, rules)
     outcome.alert_rows += rows
     outcome.target_rows += targets
     new["revision"] = int(new["revision"]) + 1
@@ -589,7 +629,7 @@ def is_overdue(state: WorkOrder, now: datetime) -> bool:
     return state["state"] in UNRESOLVED and int(state["deadline_ms"]) < to_ms(now)
 
 
-def needs_attention(state: WorkOrder, now_ms: int) -> bool:
+def needs_attention(state: WorkOrder, now_ms: int, rules: SupervisionRules = DEFAULT_RULES) -> bool:
     """Whether :func:`expire` or :func:`escalate` could change the order at ``now_ms``: it has
     buffered steps, it is unresolved past its deadline, or a 督办 warning is due
     (:func:`supervision_due`). The SLA scan calls this on every order of the worker, so it
@@ -597,7 +637,7 @@ def needs_attention(state: WorkOrder, now_ms: int) -> bool:
     return (
         bool(state["pending"])
         or (state["state"] in UNRESOLVED and int(state["deadline_ms"]) < now_ms)
-        or bool(supervision_due(state, now_ms))
+        or bool(supervision_due(state, now_ms, rules))
     )
 
 
@@ -612,7 +652,7 @@ class Escalation:
 
 
 def escalate(
-    state: WorkOrder, now: datetime
+    state: WorkOrder, now: datetime, rules: SupervisionRules = DEFAULT_RULES
 ) -> tuple[WorkOrder, Escalation | None, list[Row], list[Row]]:
     """Escalate an overdue order one level with a new deadline (now + SLA).
 
@@ -622,10 +662,10 @@ def escalate(
     the state is returned unchanged (a copy) when neither happened."""
     now_ms = to_ms(now)
     if not is_overdue(state, now):
-        if not supervision_due(state, now_ms):
+        if not supervision_due(state, now_ms, rules):
             return state.copy(), None, [], []
         new = upgraded(state)
-        rows, targets = _supervise(new, now_ms)
+        rows, targets = _supervise(new, now_ms, rules)
         new["revision"], new["updated_ms"] = int(state["revision"]) + 1, now_ms
         return new, None, rows, targets
     new = upgraded(state)
@@ -640,25 +680,28 @@ def escalate(
     new["level"], new["deadline_ms"] = up, new_deadline
     new["revision"], new["updated_ms"] = int(state["revision"]) + 1, now_ms
     alert_rows, target_rows = _raise_alert(new, esc, now_ms)
-    rows, targets = _supervise(new, now_ms)
+    rows, targets = _supervise(new, now_ms, rules)
     return new, esc, alert_rows + rows, target_rows + targets
 
 
 # --- 督办 warnings (source supervision) ------------------------------------------------------
 
 
-def supervision_due(state: WorkOrder, now_ms: int) -> list[str]:
-    """The 督办 conditions (keys of :data:`SUPERVISION`) the order meets at ``now_ms`` and has
-    not been warned of yet; reads an order of any version without copying it."""
+def supervision_due(
+    state: WorkOrder, now_ms: int, rules: SupervisionRules = DEFAULT_RULES
+) -> list[str]:
+    """The 督办 conditions (keys of :data:`SUPERVISION`) the order meets at ``now_ms`` under
+    ``rules`` and has not been warned of yet; reads an order of any version without copying
+    it."""
     s, due = state, []
-    if s["state"] == SUBMITTED and int(s["submitted_ms"]) + NO_RESPONSE_MS < now_ms:
+    if s["state"] == SUBMITTED and int(s["submitted_ms"]) + rules.no_response_ms < now_ms:
         due.append("no_response")  # no handling step at all since the submission
-    if s["state"] not in TERMINAL and int(s["last_ms"]) + NO_PROGRESS_MS < now_ms:
+    if s["state"] not in TERMINAL and int(s["last_ms"]) + rules.no_progress_ms < now_ms:
         due.append("no_progress")
     if s["state"] != CANCELLED:
-        if int(s.get("dissatisfied_streak", 0)) >= DISSATISFIED_IN_A_ROW:
+        if int(s.get("dissatisfied_streak", 0)) >= rules.dissatisfied_in_a_row:
             due.append("dissatisfied_twice")
-        if max(int(s["reopens"]), int(s.get("transfers", 0))) >= PROBLEM_AFTER:
+        if max(int(s["reopens"]), int(s.get("transfers", 0))) >= rules.problem_after:
             due.append("problem_order")
     warned = s.get("warnings") or ()
     return [c for c in due if c not in warned]
@@ -669,26 +712,46 @@ def supervision_root(report_id: str, condition: str) -> str:
     return f"govstream-supervision-{report_id}-{condition}"
 
 
-def _met_at(state: WorkOrder, condition: str, now_ms: int) -> int:
+def _met_at(state: WorkOrder, condition: str, now_ms: int, rules: SupervisionRules) -> int:
     """When the condition became true (the warning's sent time)."""
     if condition == "no_response":
-        return int(state["submitted_ms"]) + NO_RESPONSE_MS
+        return int(state["submitted_ms"]) + rules.no_response_ms
     if condition == "no_progress":
-        return int(state["last_ms"]) + NO_PROGRESS_MS
+        return int(state["last_ms"]) + rules.no_progress_ms
     return min(int(state["last_ms"]), now_ms)
 
 
-def supervision_alert(state: WorkOrder, condition: str, sent_ms: int) -> dict[str, Any]:
-    """The 督办 warning of one condition, in the decoded alert-contract shape (names no
-    person)."""
-    hazard, level = SUPERVISION[condition]
+#: 两 for 2 in 连续两次, as the default's name says it; other counts in digits
+_TIMES = {2: "两"}
+
+
+def supervision_hazard(condition: str, rules: SupervisionRules = DEFAULT_RULES) -> str:
+    """The warning's ``hazard_local``: the condition with the threshold in force (the names of
+    :data:`SUPERVISION` under the default rules)."""
+    if condition == "no_response":
+        return f"{rules.no_response_hours:g}小时未响应督办"
+    if condition == "no_progress":
+        return f"{rules.no_progress_days:g}日无进展督办"
+    if condition == "dissatisfied_twice":
+        n = rules.dissatisfied_in_a_row
+        return f"连续{_TIMES.get(n, str(n))}次不满意督办"
+    return SUPERVISION[condition][0]
+
+
+def supervision_alert(
+    state: WorkOrder, condition: str, sent_ms: int, rules: SupervisionRules = DEFAULT_RULES
+) -> dict[str, Any]:
+    """The 督办 warning of one condition under ``rules``, in the decoded alert-contract shape
+    (names no person)."""
+    hazard, level = supervision_hazard(condition, rules), SUPERVISION[condition][1]
     rid = str(state["report_id"])
     place = state["village"] or state["township"] or state["region_code"]
     what = f"{state['category_major']}/{state['category_minor']}"
+    n = rules.dissatisfied_in_a_row
     detail = {
-        "no_response": "受理后24小时内无响应",
-        "no_progress": "连续3日无办理进展",
-        "dissatisfied_twice": "回访连续两次不满意",
+        "no_response": f"受理后{rules.no_response_hours:g}小时内无响应",
+        "no_progress": f"连续{rules.no_progress_days:g}日无办理进展",
+        "dissatisfied_twice": f"回访连续{_TIMES.get(n, str(n))}次不满意",
         "problem_order": (
             f"发回重办{state['reopens']}次、转派{state.get('transfers', 0)}次，列为问题工单，"
             f"提级至{state['level']}"
@@ -713,20 +776,23 @@ def supervision_alert(state: WorkOrder, condition: str, sent_ms: int) -> dict[st
     }
 
 
-def _supervise(state: WorkOrder, now_ms: int) -> tuple[list[Row], list[Row]]:
-    """Raise the 督办 warnings due (mutates an :func:`upgraded` state): each condition once per
-    order; a 问题工单 is flagged and raised one handling level first (提级督办)."""
+def _supervise(
+    state: WorkOrder, now_ms: int, rules: SupervisionRules
+) -> tuple[list[Row], list[Row]]:
+    """Raise the 督办 warnings due under ``rules`` (mutates an :func:`upgraded` state): each
+    condition once per order; a 问题工单 is flagged and raised one handling level first
+    (提级督办)."""
     rows: list[list[Any]] = []
     targets: list[list[Any]] = []
-    for condition in supervision_due(state, now_ms):
+    for condition in supervision_due(state, now_ms, rules):
         if condition == "problem_order":
             state["problem"] = True
-            state["problem_ms"] = _met_at(state, condition, now_ms)
+            state["problem_ms"] = _met_at(state, condition, now_ms, rules)
             state["level"] = LEVEL_UP.get(str(state["level"]), str(state["level"]))
-        sent = _met_at(state, condition, now_ms)
+        sent = _met_at(state, condition, now_ms, rules)
         alert_state, change = alerts.apply(
             None,
-            supervision_alert(state, condition, sent),
+            supervision_alert(state, condition, sent, rules),
             received_at=from_ms(now_ms),
             partition=int(state["partition"]),
             offset=0,
@@ -741,7 +807,7 @@ def _supervise(state: WorkOrder, now_ms: int) -> tuple[list[Row], list[Row]]:
     return rows, targets
 
 
-def _cleared(state: WorkOrder, condition: str, raised: Supervised) -> bool:
+def _cleared(state: WorkOrder, condition: str, raised: Supervised, rules: SupervisionRules) -> bool:
     if state["state"] == CANCELLED:
         return True
     if condition == "no_response":
@@ -749,26 +815,30 @@ def _cleared(state: WorkOrder, condition: str, raised: Supervised) -> bool:
     if condition == "no_progress":
         return int(state["last_ms"]) != int(raised["last_ms"])
     if condition == "dissatisfied_twice":
-        return int(state["dissatisfied_streak"]) < DISSATISFIED_IN_A_ROW
+        return int(state["dissatisfied_streak"]) < rules.dissatisfied_in_a_row
     return state["state"] == CLOSED  # problem_order
 
 
-def _settle_supervision(state: WorkOrder, now_ms: int) -> tuple[list[Row], list[Row]]:
-    """Cancel the open 督办 warnings whose condition cleared (mutates the state)."""
+def _settle_supervision(
+    state: WorkOrder, now_ms: int, rules: SupervisionRules
+) -> tuple[list[Row], list[Row]]:
+    """Cancel the open 督办 warnings whose condition cleared under ``rules`` (mutates the
+    state)."""
     rows: list[list[Any]] = []
     targets: list[list[Any]] = []
     for condition, raised in list(state["supervision"].items()):
         current = raised["alert"]
-        if current["status"] != alerts.ACTIVE or not _cleared(state, condition, raised):
+        if current["status"] != alerts.ACTIVE or not _cleared(state, condition, raised, rules):
             continue
         at = max(int(state["last_ms"]), int(current["sent_ms"]))
+        hazard = supervision_hazard(condition, rules)
         record = {
-            **supervision_alert(state, condition, at),
+            **supervision_alert(state, condition, at, rules),
             "alert_id": f"{current['root_id']}-settled-{state['revision']}",
             "msg_type": "Cancel",
             "references": [current["root_id"]],
             "level": current["level"],
-            "headline": f"工单{state['report_id']}督办解除（{SUPERVISION[condition][0]}）",
+            "headline": f"工单{state['report_id']}督办解除（{hazard}）",
             "description": "",
         }
         alert_state, change = alerts.apply(

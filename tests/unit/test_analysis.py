@@ -12,13 +12,27 @@ from pipelines.settings import Settings
 
 pytestmark = pytest.mark.unit
 
-MIGRATION = clickhouse.MIGRATIONS_DIR / "0013_repeats_and_hotspots.sql"
+#: the newest migration that creates the view (0013 did with the view settings; 0016 adds the
+#: 督办 thresholds)
+MIGRATION = clickhouse.MIGRATIONS_DIR / "0016_supervision_settings.sql"
 
 
 def test_the_migration_creates_the_view_the_defaults_publish() -> None:
     text = MIGRATION.read_text(encoding="utf-8")
     for statement in analysis.statements("dbx", Settings.model_construct()):
         assert statement.replace("dbx.", "{database}.") + ";" in text
+
+
+def test_the_supervision_thresholds_are_published_with_their_defaults() -> None:
+    create, _, comments = analysis.statements("gov", Settings.model_construct())
+    for value, name in (
+        ("toFloat64(24.0)", "supervision_no_response_hours"),
+        ("toFloat64(3.0)", "supervision_no_progress_days"),
+        ("toUInt32(2)", "supervision_dissatisfied_in_a_row"),
+        ("toUInt32(3)", "supervision_problem_after"),
+    ):
+        assert f"{value} AS {name}" in create
+        assert f"COMMENT COLUMN {name} 'GOVSTREAM_{name.upper()}: " in comments
 
 
 def test_every_published_setting_is_a_setting_with_a_comment() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipelines import simulator
+from pipelines import simulator, workorders
 from pipelines.simulator import CST, DAY_MS, HOUR_MS, SimEvent
 from tests.unit.test_workorders import replay_reports
 
@@ -139,6 +139,16 @@ def test_supervision_and_problem_orders_by_hand() -> None:
     # four days later g (reopened) and h (dispatched), still open, had no step for 3 days
     later = simulator.expected_supervision(orders, at + 4 * DAY_MS)
     assert later["no_progress"] == 3 and later["no_response"] == 1
+    # other thresholds (settings supervision_*): j is 80 h old, g has two in a row, i three
+    rules = workorders.SupervisionRules(
+        no_response_hours=100, no_progress_days=10, dissatisfied_in_a_row=3, problem_after=4
+    )
+    assert simulator.expected_supervision(orders, at, rules) == {
+        "no_response": 0, "no_progress": 0, "dissatisfied_twice": 1, "problem_order": 0,
+    }  # fmt: skip
+    assert simulator.expected_kpis(orders, {}, at, rules)["A"]["problem_orders"] == 0
+    loop = simulator.Analysis(supervision_no_response_hours=100, supervision_problem_after=4)
+    assert loop.rules == workorders.SupervisionRules(no_response_hours=100, problem_after=4)
 
 
 def test_repeats_by_hand() -> None:

@@ -640,6 +640,76 @@ def test_the_third_rework_or_transfer_makes_a_problem_order(how: str) -> None:
         assert more.alert_rows == [] and more.state["transfers"] == 4  # flagged once
 
 
+# --- 督办 thresholds as settings --------------------------------------------------------------
+
+RULES = workorders.SupervisionRules(
+    no_response_hours=12, no_progress_days=1.5, dissatisfied_in_a_row=3, problem_after=2
+)
+
+
+def test_the_default_rules_are_the_settings_defaults_and_the_regulation_values() -> None:
+    from pipelines.settings import Settings
+
+    defaults = workorders.SupervisionRules.of(Settings.model_construct())
+    assert defaults == workorders.DEFAULT_RULES == workorders.SupervisionRules()
+    assert defaults.no_response_ms == 24 * 3_600_000
+    assert defaults.no_progress_ms == 3 * 24 * 3_600_000
+    assert (defaults.dissatisfied_in_a_row, defaults.problem_after) == (2, 3)
+    names = {c: workorders.supervision_hazard(c) for c in workorders.SUPERVISION}
+    assert names == {c: name for c, (name, _level) in workorders.SUPERVISION.items()}
+
+
+def test_no_response_follows_the_rule_passed_in() -> None:
+    state = _order()
+    at = T0 + timedelta(hours=12, minutes=1)
+    assert workorders.supervision_due(state, reports.to_ms(at)) == []  # 24 h by default
+    assert workorders.supervision_due(state, reports.to_ms(at), RULES) == ["no_response"]
+    assert not workorders.supervision_due(state, reports.to_ms(at) - 120_000, RULES)
+    assert workorders.needs_attention(state, reports.to_ms(at), RULES)
+    new, _, rows, _ = workorders.escalate(state, at, RULES)
+    warning = dict(zip(alerts.ALERT_COLUMNS, rows[-1], strict=True))
+    assert warning["hazard_name"] == "12小时未响应督办"
+    assert warning["sent_at"] == T0 + timedelta(hours=12)
+    assert "12小时内无响应" in warning["description"] and new["warnings"] == ["no_response"]
+
+
+def test_no_progress_follows_the_rule_passed_in() -> None:
+    state = _run(_order(), *_path("RESOLVE"))
+    at = T0 + timedelta(minutes=120) + timedelta(days=1.5, minutes=1)
+    assert workorders.escalate(state, at)[2] == []
+    _, esc, rows, _ = workorders.escalate(state, at, RULES)
+    assert esc is None and _kinds(rows) == [("supervision", "1.5日无进展督办", "active")]
+
+
+def test_dissatisfied_in_a_row_follows_the_rule_passed_in() -> None:
+    state = _closed()
+    for n, minutes in enumerate((1440, 1500, 1600), start=1):
+        outcome = workorders.apply(
+            state, _revisit(minutes, "dissatisfied", True), tolerance_ms=TOL, rules=RULES
+        )
+        state = outcome.state
+        if n < 3:
+            assert outcome.alert_rows == [], n  # two in a row warn only under the default
+        else:
+            assert _kinds(outcome.alert_rows) == [("supervision", "连续3次不满意督办", "active")]
+    assert state["warnings"] == ["dissatisfied_twice"]  # the condition keeps its name
+    fine = workorders.apply(
+        state, _revisit(1700, "basically_satisfied", True), tolerance_ms=TOL, rules=RULES
+    )
+    assert _kinds(fine.alert_rows) == [("supervision", "连续3次不满意督办", "cancelled")]
+
+
+def test_problem_after_follows_the_rule_passed_in() -> None:
+    state = _run(_order(), *_path("DISPATCH"))
+    first = workorders.apply(state, _transfer(20, "甲"), tolerance_ms=TOL, rules=RULES)
+    assert first.state["problem"] is False
+    second = workorders.apply(first.state, _transfer(30, "乙"), tolerance_ms=TOL, rules=RULES)
+    assert second.state["problem"] is True and second.state["level"] == "county"
+    assert _kinds(second.alert_rows) == [("supervision", "问题工单提级督办", "active")]
+    # the same order under the defaults: two transfers are no 问题工单 yet
+    assert _run(state, _transfer(20, "甲"), _transfer(30, "乙"))["problem"] is False
+
+
 def test_an_order_from_before_the_closed_loop_goes_on() -> None:
     """A state opened before issue 19 (no closed-loop fields) takes the new steps."""
     new_fields = set(workorders.upgraded(_order())) - {
