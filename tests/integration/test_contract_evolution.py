@@ -47,9 +47,9 @@ def test_compatible_and_incompatible_evolutions(stack: Settings, unique: str, to
 
 def _before_issue_19(topic: str) -> str:
     """The schema as registered before issue 19 (回访 and 转派): without the appended enum
-    symbols and the optional fields that issue added."""
+    symbols (hotspot came later in the issue) and the optional fields that issue added."""
     schema = json.loads(contracts.load_schema(topic))
-    added_symbols = {"REVISIT", "TRANSFER", "supervision"}
+    added_symbols = {"REVISIT", "TRANSFER", "supervision", "hotspot"}
     schema["fields"] = [
         f for f in schema["fields"] if f["name"] not in ("satisfaction", "resident_solved")
     ]
@@ -70,6 +70,22 @@ def test_issue_19_evolution_is_registered_as_compatible(
     client.set_compatibility(subject, "BACKWARD")
     before = client.register_schema(subject, Schema(_before_issue_19(topic), "AVRO"))
     current = Schema(contracts.load_schema(topic), "AVRO")
+    assert client.test_compatibility(subject, current)
+    assert client.register_schema(subject, current) != before
+    assert len(client.get_versions(subject)) == 2
+
+
+def test_the_hotspot_source_is_registered_as_compatible(stack: Settings, unique: str) -> None:
+    """issue 19, 热点预警: the alert schema with the hotspot source passes the registry's
+    BACKWARD check against the version before it (supervision the last symbol)."""
+    client = SchemaRegistryClient(stack.registry_config())
+    subject = f"hotspot-{unique}-alert-value"
+    client.set_compatibility(subject, "BACKWARD")
+    schema = json.loads(contracts.load_schema(contracts.ALERT))
+    source = next(f for f in schema["fields"] if f["name"] == "source")["type"]
+    assert source["symbols"].pop() == "hotspot"
+    before = client.register_schema(subject, Schema(json.dumps(schema), "AVRO"))
+    current = Schema(contracts.load_schema(contracts.ALERT), "AVRO")
     assert client.test_compatibility(subject, current)
     assert client.register_schema(subject, current) != before
     assert len(client.get_versions(subject)) == 2

@@ -152,7 +152,7 @@ def _apply(
 
 def test_a_cancelled_warning_no_longer_counts_as_active(db: tuple[Client, str]) -> None:
     client, name = db
-    alert, update, cancel, forest, _sla = _alerts()
+    alert, update, cancel, forest, _sla, _hotspot = _alerts()
     state = _apply(client, name, None, alert)
     state = _apply(client, name, state, update)
     _apply(client, name, None, forest)  # expired on 2024-08-04: never active now

@@ -426,7 +426,8 @@ def test_new_actions_are_appended_after_the_default() -> None:
     assert action["symbols"][-3:] == ["UNKNOWN", "REVISIT", "TRANSFER"]
     assert action["default"] == "UNKNOWN"
     source = next(f for f in raw("alert")["fields"] if f["name"] == "source")["type"]
-    assert source["symbols"][-2:] == ["other", "supervision"] and source["default"] == "other"
+    assert source["symbols"][-3:] == ["other", "supervision", "hotspot"]
+    assert source["default"] == "other"
 
 
 def test_a_revisit_reads_as_unknown_for_an_older_reader_and_old_steps_for_the_new_one() -> None:
