@@ -7,7 +7,7 @@ imports none and the agent modules import only ``agents.app`` and ``agents.commo
 
 from __future__ import annotations
 
-from agents import alerts, forms, reports, web
+from agents import alerts, forms, hotspots, reports, web
 from agents.app import app
 
-__all__ = ["alerts", "app", "forms", "reports", "web"]
+__all__ = ["alerts", "app", "forms", "hotspots", "reports", "web"]

@@ -1,12 +1,12 @@
-"""The closed loop's figures as analysts read them (issue 19): the 三率 per department, the
-current hotspots, 督办 warnings and repeat complaints, from the analyst views of migrations
-0011 and 0013 (gov.kpi_by_department, gov.hotspots, gov.repeat_complaints) and
-gov.work_orders. The demo (:mod:`pipelines.reconcile`) compares them with the simulator's
-manifest; the dashboard's analyst page (:mod:`pipelines.dashboard`) shows them. Callers pass a
-client of the analyst user (``clickhouse.get_client(settings, analyst=True)``); the database
-name travels as an ``Identifier`` query parameter. The module imports nothing of the project,
-so the simulator computes its expected figures with the same definitions (:data:`KPI_COUNTS`,
-:func:`rates`).
+"""The closed loop's figures as analysts read them (issue 19): the 三率 per department, the current
+hotspots, 督办 warnings, hotspot alerts and repeat complaints, from the analyst views of
+migrations 0011 and 0013 (gov.kpi_by_department, gov.hotspots, gov.repeat_complaints),
+gov.work_orders and gov.alerts. The demo (:mod:`pipelines.reconcile`) compares them with the
+simulator's manifest; the dashboard's analyst page (:mod:`pipelines.dashboard`) shows them.
+Callers pass a client of the analyst user (``clickhouse.get_client(settings, analyst=True)``);
+the database name travels as an ``Identifier`` query parameter. The module imports nothing of
+the project, so the simulator computes its expected figures with the same definitions
+(:data:`KPI_COUNTS`, :func:`rates`).
 
 The 三率 per department are those of every order so far: the ``day`` rows of
 gov.kpi_by_department summed (each order is in exactly one day), the rates taken from the sums
@@ -39,8 +39,8 @@ DEPARTMENT_SQL = (
 )
 
 HOTSPOT_SQL = (
-    "SELECT grid_id, category_code, category_major, category_minor, city, county, township, "
-    "village, window_start, window_end, "
+    "SELECT grid_id, category_code, category_major, category_minor, city, county, "
+    "township_code, township, village, window_start, window_end, "
     "reports, baseline_reports, baseline_mean, ratio, window_days, baseline_windows "
     "FROM {db:Identifier}.hotspots WHERE window_end = {day:Date} "
     "ORDER BY reports DESC, grid_id, category_code"
@@ -93,6 +93,16 @@ def supervision(client: Any, database: str) -> dict[str, int]:
         parameters={"db": database},
     ).result_rows
     return {str(w): int(n) for w, n in rows}
+
+
+def hotspot_alerts(client: Any, database: str) -> list[str]:
+    """热点预警: the root ids of the hotspot alerts in gov.alerts (source hotspot), sorted."""
+    rows = client.query(
+        "SELECT root_id FROM {db:Identifier}.alerts FINAL WHERE source = 'hotspot' "
+        "ORDER BY root_id",
+        parameters={"db": database},
+    ).result_rows
+    return [str(r[0]) for r in rows]
 
 
 def repeats(client: Any, database: str) -> dict[str, str]:

@@ -188,6 +188,20 @@ class Settings(BaseSettings):
         description="热点: the window's reports must be at least this many times the baseline "
         "mean (2: doubled); with no baseline reports, the minimum count alone decides.",
     )
+    # 热点预警: the worker's leader checks gov.hotspots and sends each new hotspot as an alert
+    # (source hotspot, agents/hotspots.py, pipelines/hotspots.py). A hotspot is a weekly-window
+    # signal, so a check every 10 minutes loses nothing and keeps the view's query rare.
+    hotspot_alert_enabled: bool = Field(
+        True,
+        description="热点预警: whether the worker's leader sends an alert (source hotspot) for "
+        "each new hotspot of gov.hotspots (one per grid, category and window).",
+    )
+    hotspot_check_interval_s: float = Field(
+        600.0,
+        gt=0,
+        description="热点预警: seconds between two reads of the current hotspots (gov.hotspots, "
+        "window ending today) by the worker's leader (default 600: 10 minutes).",
+    )
     monthly_top_n: int = Field(
         10,
         ge=1,

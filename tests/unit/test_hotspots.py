@@ -1,0 +1,165 @@
+"""热点预警 (pipelines/hotspots.py): a gov.hotspots row becomes one alert per grid, category and
+window, addressed to the grid's township, valid under the contract and the alert rules, never
+twice; the contract's new source reads as ``other`` for an older reader."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
+from pipelines import alerts, contracts, divisions, hotspots
+from pipelines.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+DAY = date(2026, 11, 30)
+NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # 14:00 in Beijing, on DAY
+GRID = "430602001001-03"
+
+
+def _row(**changes: Any) -> dict[str, Any]:
+    """A gov.hotspots row as closedloop.hotspots returns it."""
+    row: dict[str, Any] = {
+        "grid_id": GRID, "category_code": "P0101", "category_major": "市政设施",
+        "category_minor": "路灯故障", "city": "岳阳市", "county": "岳阳楼区",
+        "township_code": "430602001000", "township": "岳阳楼街道", "village": "某社区",
+        "window_start": DAY - timedelta(days=6), "window_end": DAY, "reports": 8,
+        "baseline_reports": 2, "baseline_mean": 0.5, "ratio": 16.0, "window_days": 7,
+        "baseline_windows": 4,
+    }  # fmt: skip
+    return {**row, **changes}
+
+
+def test_one_id_per_grid_category_and_window() -> None:
+    first = hotspots.root_of(_row())
+    assert first == f"govstream-hotspot-{GRID}-P0101-20261130"
+    assert hotspots.root_of(_row(window_end="2026-11-30")) == first  # as text, the same
+    assert hotspots.root_of(_row(window_end=DAY + timedelta(days=1))) != first  # next window
+    assert hotspots.root_of(_row(category_code="P0102")) != first
+    assert hotspots.root_of(_row(grid_id="430602001001-04")) != first
+
+
+@pytest.mark.parametrize(
+    ("code", "region"),
+    [
+        ("430602001000", "430602001"),  # gov.reports' 12-digit township code → 9 digits
+        ("430602001", "430602001"),  # already at its own level
+        ("430602999000", "430602"),  # a township the data lacks: its county
+        ("", None),
+        ("999999999", None),
+        ("not a code", None),
+    ],
+)
+def test_the_alert_goes_to_the_grids_township(code: str, region: str | None) -> None:
+    assert hotspots.region_of(code) == region
+
+
+def test_the_alert_meets_the_contract_and_the_alert_rules() -> None:
+    record = hotspots.hotspot_alert(_row(), NOW, "430602001")
+    assert record["alert_id"] == hotspots.root_of(_row())
+    assert (record["source"], record["sender"], record["level"]) == (
+        "hotspot",
+        "govstream/hotspot",
+        "yellow",
+    )
+    assert (record["hazard"], record["hazard_local"], record["msg_type"]) == (
+        "other",
+        "热点预警",
+        "Alert",
+    )
+    assert record["region_codes"] == ["430602001"] and record["references"] == []
+    assert record["sent_at"] == record["effective"] == NOW
+    # in force until the end of the window's last day in Beijing: 2026-12-01 00:00 +08:00
+    assert record["expires"] == datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
+    assert "近7天（2026-11-24至2026-11-30）市政设施/路灯故障类诉求8件" in record["description"]
+    assert "此前4个周期平均每周期0.5件，为其16.0倍" in record["description"]
+    assert contracts.from_json(contracts.ALERT, record) == record
+    assert alerts.problems(record, NOW) == []
+    assert contracts.key_for(contracts.ALERT, record) == record["alert_id"]
+    no_baseline = hotspots.hotspot_alert(_row(ratio=None, baseline_mean=0.0), NOW, "430602001")
+    assert "此前4个周期无此类诉求" in no_baseline["description"]
+
+
+def test_it_counts_in_the_reach_like_any_warning() -> None:
+    """alerts.apply (the alert agent's fold) reaches every village of the township."""
+    record = hotspots.hotspot_alert(_row(), NOW, "430602001")
+    state, change = alerts.apply(None, record, received_at=NOW, partition=1, offset=7)
+    assert change.outcome == "new" and state["status"] == alerts.ACTIVE
+    row = dict(zip(alerts.ALERT_COLUMNS, alerts.alert_row(state), strict=True))
+    villages = divisions.villages_under("430602001")
+    assert (row["source"], row["villages"]) == ("hotspot", len(villages))
+    assert row["population"] == sum(v.population for v in villages)
+    targets = alerts.target_rows(state)
+    assert len(targets) == len(villages) > 0
+    assert alerts.is_active(state, NOW) and not alerts.is_active(state, NOW + timedelta(hours=10))
+    again, dup = alerts.apply(state, record, received_at=NOW, partition=1, offset=8)
+    assert dup.outcome == "duplicate" and again["revision"] == state["revision"]
+
+
+def test_alerts_only_for_hotspots_not_warned_of() -> None:
+    old = _row(window_end=DAY - timedelta(days=1), window_start=DAY - timedelta(days=7))
+    rows = [
+        _row(),
+        _row(category_code="P0102"),
+        _row(),  # the same hotspot twice: one alert
+        old,  # yesterday's window has ended: no alert
+        _row(grid_id="g-nowhere", township_code="999999999"),  # no known area
+    ]
+    out = hotspots.hotspot_alerts(rows, sent=set(), now=NOW)
+    assert [r["alert_id"] for r in out] == [
+        hotspots.root_of(_row()),
+        hotspots.root_of(_row(category_code="P0102")),
+    ]
+    sent = {hotspots.root_of(_row())}  # in gov.alerts, or sent by this process
+    again = hotspots.hotspot_alerts(rows, sent=sent, now=NOW)
+    assert [r["alert_id"] for r in again] == [hotspots.root_of(_row(category_code="P0102"))]
+    # a restarted worker or a second leader computes the same ids: nothing new to send
+    assert hotspots.hotspot_alerts(rows, sent={r["alert_id"] for r in out}, now=NOW) == []
+    # the next day the grid is still hot: the next window's alert
+    tomorrow = _row(window_end=DAY + timedelta(days=1))
+    later = hotspots.hotspot_alerts([tomorrow], sent=sent, now=NOW + timedelta(days=1))
+    assert [r["alert_id"] for r in later] == [f"govstream-hotspot-{GRID}-P0101-20261201"]
+
+
+def test_already_sent_asks_gov_alerts_for_the_ids() -> None:
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    class Client:
+        def query(self, sql: str, parameters: dict[str, Any]) -> Any:
+            asked.append((sql, parameters))
+            return type("R", (), {"result_rows": [("a",)]})()
+
+    assert hotspots.already_sent(Client(), "gov", []) == set() and asked == []
+    assert hotspots.already_sent(Client(), "gov", ["a", "b"]) == {"a"}
+    sql, parameters = asked[0]
+    assert "source = 'hotspot'" in sql and parameters == {"db": "gov", "ids": ["a", "b"]}
+
+
+def test_the_hotspot_source_is_appended_and_reads_as_other_for_an_older_reader() -> None:
+    schema = contracts.parsed_schema(contracts.ALERT)
+    raw = json.loads(contracts.load_schema(contracts.ALERT))
+    source = next(f for f in raw["fields"] if f["name"] == "source")["type"]
+    assert source["symbols"][-3:] == ["other", "supervision", "hotspot"]
+    old = json.loads(contracts.load_schema(contracts.ALERT))
+    old_source = next(f for f in old["fields"] if f["name"] == "source")["type"]
+    old_source["symbols"] = old_source["symbols"][:-1]
+    record = contracts.from_json(contracts.ALERT, hotspots.hotspot_alert(_row(), NOW, "430602001"))
+    buffer = io.BytesIO()
+    schemaless_writer(buffer, schema, record)
+    buffer.seek(0)
+    seen = schemaless_reader(buffer, schema, parse_schema(old))
+    assert isinstance(seen, dict) and seen["source"] == "other"
+
+
+def test_the_settings_default_and_parse() -> None:
+    defaults = Settings.model_construct()
+    assert defaults.hotspot_alert_enabled is True and defaults.hotspot_check_interval_s == 600
+    off = Settings(hotspot_alert_enabled="false", hotspot_check_interval_s="30")  # type: ignore[arg-type]
+    assert off.hotspot_alert_enabled is False and off.hotspot_check_interval_s == 30.0
+    with pytest.raises(ValueError):
+        Settings(hotspot_check_interval_s=0)
