@@ -18,8 +18,9 @@ database is dropped, and only when the demo started that stack itself.
    the producer API;
 4. wait until ClickHouse holds exactly what the simulator's manifest says (work orders, steps,
    duplicates, dead letters by reason; on a new stack also forms, warnings, on-time rates and,
-   read as the analyst user, the 三率 per department, 督办 warnings, 问题工单, repeats and the
-   current hotspots), then print the summary;
+   read as the analyst user, the 三率 per department, 督办 warnings, 问题工单, repeats, the
+   current hotspots and the hotspot alerts the worker's leader sent for them), then print the
+   summary;
 5. stop the worker, and the stack if the demo started it.
 
 Exit code 0 only when every report event is accounted for.
@@ -137,8 +138,11 @@ def _run(settings: Settings, *, reports: int, seed: int, timeout: float, fresh: 
     clickhouse.migrate(client, db)
     ensure_topics(settings, extra=["report-routed"])
     baseline = reconcile.observe(client, db)
-    # the SLA timer checks often so that overdue orders of the simulated day escalate on screen
-    worker_settings = settings.model_copy(update={"sla_check_interval_s": 5.0})
+    # the SLA timer checks often so that overdue orders of the simulated day escalate on screen,
+    # the hotspot check so that the seeded hotspot is warned of while the demo waits
+    worker_settings = settings.model_copy(
+        update={"sla_check_interval_s": 5.0, "hotspot_check_interval_s": 5.0}
+    )
     worker = WorkerProcess(worker_settings, settings.log_dir / "worker.log")
     _say(f"starting a worker (log: {worker.log_path}) …")
     with worker:
@@ -253,7 +257,7 @@ def _verdict(run: _Run, problems: list[str], fresh: bool) -> None:
         )
     else:
         checked = (
-            "；收集表、预警、按时办结率、三率、督办、问题工单、重复诉求和热点与模拟器一致"
+            "；收集表、预警、按时办结率、三率、督办、问题工单、重复诉求、热点和热点预警与模拟器一致"
             if fresh
             else ""
         )
@@ -270,6 +274,8 @@ _SOURCE_NAMES = {
     "weather": "气象预警",
     "form": "收集表异常",
     "sla": "工单超时督办",
+    "supervision": "工单督办",
+    "hotspot": "热点预警",
     "other": "其他",
 }
 
@@ -414,7 +420,8 @@ def _closed_loop(run: _Run) -> None:
     _say(
         "督办预警："
         + "，".join(f"{names[c]} {warned.get(c, 0):,} 件" for c in names)
-        + f"；重复诉求 {len(closedloop.repeats(run.analyst, run.db)):,} 件。"
+        + f"；重复诉求 {len(closedloop.repeats(run.analyst, run.db)):,} 件；"
+        + f"热点预警 {len(closedloop.hotspot_alerts(run.analyst, run.db)):,} 条。"
     )
     day = date.fromisoformat(loop["today"])
     hot = closedloop.hotspots(run.analyst, run.db, day)

@@ -179,8 +179,9 @@ def closed_loop_problems(analyst: Any, db: str, manifest: dict[str, Any]) -> lis
     """The closed loop (issue 19) as the analyst user reads it against the manifest's
     ``closed_loop``: per department the counts behind the 三率 and the 问题工单
     (gov.kpi_by_department), the 督办 warnings per condition (gov.work_orders), every repeat
-    complaint and the hotspots of the manifest's day (gov.hotspots); each difference as a
-    line for people (empty when they agree)."""
+    complaint, the hotspots of the manifest's day (gov.hotspots) and the hotspot alerts the
+    worker's leader sent for them (gov.alerts, source hotspot: exactly those ids, no other);
+    each difference as a line for people (empty when they agree)."""
     loop = manifest["closed_loop"]
     problems = []
     got = closedloop.department_rates(analyst, db)
@@ -209,6 +210,11 @@ def closed_loop_problems(analyst: Any, db: str, manifest: dict[str, Any]) -> lis
     ]
     if sorted(hot, key=_hotspot_key) != sorted(loop["hotspots"], key=_hotspot_key):
         problems.append(f"hotspots of {day}: {hot} != {loop['hotspots']}")
+    warned_hot = closedloop.hotspot_alerts(analyst, db)
+    if "hotspot_alerts" in loop and warned_hot != loop["hotspot_alerts"]:
+        problems.append(
+            f"hotspot alerts: {warned_hot} in gov.alerts, {loop['hotspot_alerts']} expected"
+        )
     return problems
 
 

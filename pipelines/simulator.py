@@ -50,7 +50,16 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import classify as classifier
-from pipelines import closedloop, codec, contracts, divisions, reports, taxonomy, workorders
+from pipelines import (
+    closedloop,
+    codec,
+    contracts,
+    divisions,
+    hotspots,
+    reports,
+    taxonomy,
+    workorders,
+)
 from pipelines.errors import ConfigError
 from pipelines.pii import id_check_char
 
@@ -1317,6 +1326,8 @@ def closed_loop(
         "repeats": len(repeats),
         "repeat_of": dict(sorted(repeats.items())),
         "hotspots": expected_hotspots(events, today, settings),
+        # 热点预警: the worker's leader sends one alert per hotspot of the day
+        "hotspot_alerts": expected_hotspot_alerts(events, today, settings),
         "seeded_hotspots": sorted(
             {(e.meta["hotspot"], e.meta["category"]) for e in events if e.meta.get("hotspot")}
         ),
@@ -1642,6 +1653,18 @@ def expected_repeats(events: Iterable[SimEvent], window_days: float) -> dict[str
             found[e.key] = first
         earlier[person] = workorders.remember_complaint(earlier[person], complaint, window_days)
     return found
+
+
+def expected_hotspot_alerts(
+    events: Iterable[SimEvent], today: date, settings: Analysis | None = None
+) -> list[str]:
+    """热点预警: the ids of the alerts the worker's hotspot check sends for the hotspots of the
+    window ending ``today`` (pipelines/hotspots.py: one per grid, category and window), sorted.
+    Every simulated grid lies in a known township, so none is left without an area."""
+    return sorted(
+        hotspots.hotspot_root(h["grid_id"], h["category_code"], today)
+        for h in expected_hotspots(events, today, settings)
+    )
 
 
 def expected_hotspots(

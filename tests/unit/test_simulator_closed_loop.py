@@ -203,6 +203,14 @@ def test_hotspots_by_hand() -> None:
     ]  # fmt: skip
     # the next day: the day 6 reports leave the window for the baseline (3 < 5)
     assert simulator.expected_hotspots(events, today + timedelta(days=1)) == []
+    # 热点预警: one alert per hotspot of the day, its id from grid, category and window end
+    assert simulator.expected_hotspot_alerts(events, today) == [
+        "govstream-hotspot-g1-E0101-20260302"
+    ]
+    assert simulator.expected_hotspot_alerts(events, today, looser) == [
+        f"govstream-hotspot-{g}-E0101-20260302" for g in ("g1", "g2", "g3")
+    ]
+    assert simulator.expected_hotspot_alerts(events, today + timedelta(days=1)) == []
 
 
 # --- a simulated closed-loop day -------------------------------------------------------------
@@ -238,6 +246,9 @@ def test_closed_loop_day_is_deterministic_and_has_every_kind(
     ]
     assert loop["hotspots"][0]["reports"] == simulator.HOTSPOT_BURST
     assert loop["hotspots"][0]["baseline_reports"] == simulator.HOTSPOT_BASELINE
+    [(grid, code)] = loop["seeded_hotspots"]
+    day = loop["today"].replace("-", "")
+    assert loop["hotspot_alerts"] == [f"govstream-hotspot-{grid}-{code}-{day}"]
     history = [
         e
         for e in events
