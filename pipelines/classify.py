@@ -41,10 +41,10 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from math import log
 from pathlib import Path
 from typing import Any, Literal
 
+import ahocorasick
 import opencc
 
 from pipelines import taxonomy
@@ -122,12 +122,12 @@ class Rules:
 @dataclass(frozen=True, slots=True)
 class Lexicon:
     terms: dict[str, tuple[tuple[str, float], ...]]  # term -> ((code, weight), ...)
-    lengths: dict[str, tuple[int, ...]]  # first char -> term lengths, longest first
     combos: tuple[tuple[tuple[str, ...], str, float], ...]  # (parts, code, weight)
     combos_by_atom: dict[str, tuple[int, ...]]  # combo part -> indexes into combos
     atoms_in: dict[str, tuple[str, ...]]  # term -> combo parts it contains
     bigrams: dict[str, tuple[tuple[str, float], ...]]
     part_codes: frozenset[str]
+    automaton: Any  # ahocorasick.Automaton: term -> its length (every occurrence in one pass)
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -218,9 +218,6 @@ def load_lexicon(rules: Rules, path: Path = LEXICON_PATH) -> Lexicon:
             if code != NEUTRAL:
                 codes[code] = max(weight, codes.get(code, 0.0))
     terms_map = {t: tuple(sorted(c.items())) for t, c in singles.items()}
-    lengths: dict[str, set[int]] = {}
-    for t in terms_map:
-        lengths.setdefault(t[0], set()).add(len(t))
     by_atom: dict[str, list[int]] = {}
     for idx, (parts, _code, _weight) in enumerate(combo_list):
         for part in parts:
@@ -233,14 +230,18 @@ def load_lexicon(rules: Rules, path: Path = LEXICON_PATH) -> Lexicon:
         if inside:
             atoms_in[term] = inside
     part_codes = frozenset(c.code for c in taxonomy.all() if c.kind == "part")
+    automaton = ahocorasick.Automaton()
+    for term in terms_map:
+        automaton.add_word(term, len(term))
+    automaton.make_automaton()
     return Lexicon(
         terms=terms_map,
-        lengths={c: tuple(sorted(ls, reverse=True)) for c, ls in lengths.items()},
         combos=tuple(combo_list),
         combos_by_atom={a: tuple(ix) for a, ix in by_atom.items()},
         atoms_in=atoms_in,
         bigrams=_bigram_index(terms_map),
         part_codes=part_codes,
+        automaton=automaton,
     )
 
 
@@ -274,8 +275,6 @@ def _bigram_index(terms: dict[str, tuple[tuple[str, float], ...]]) -> dict[str, 
 
 RULES = load_rules()
 LEXICON = load_lexicon(RULES)
-# the characters a term starts with: the only places _find_terms looks at
-_TERM_START = re.compile("[" + "".join(re.escape(ch) for ch in sorted(LEXICON.lengths)) + "]")
 
 
 def _finder(words: Iterable[str]) -> Callable[[str], bool]:
@@ -310,7 +309,8 @@ def _clauses(text: str) -> list[str]:
 
 # --- segmentation and places -------------------------------------------------------------
 
-_SUFFIX = re.compile(r"(居民委员会|居委会|民委员会|委员会|委会)$")  # 朝阳社区居委会 -> 朝阳社区
+# 朝阳社区居委会 -> 朝阳社区, on every line of a text of names
+_SUFFIXES = re.compile(r"(居民委员会|居委会|民委员会|委员会|委会)$", re.MULTILINE)
 _SEG_LOCK = threading.Lock()
 _SEGMENTER: Any = None
 _PLACES: frozenset[str] = frozenset()
@@ -320,95 +320,55 @@ _PLACE_HEADS: frozenset[str] = frozenset()  # first two characters of every plac
 def place_names(directory: Path = DIVISIONS_DIR) -> frozenset[str]:
     """Division names of the shipped data (``data/divisions/NN.csv``), full and without the
     居委会/委员会 ending (朝阳社区, 长兴村, 文艺路街道), of three characters or more: places,
-    never evidence (a bare 草坪 is grass, 草坪村 a village)."""
-    names: set[str] = set()
+    never evidence (a bare 草坪 is grass, 草坪村 a village). Normalized as the texts are, in
+    one call for all of them (~98,000 names; one OpenCC call per name took a second)."""
+    names: list[str] = []
     for path in sorted(directory.glob("[0-9][0-9].csv")):
         with path.open(encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
-                name = row["name"]
-                for form in (name, _SUFFIX.sub("", name)):
-                    if len(form) >= 3:
-                        names.add(_normalize_term(form))
-    return frozenset(names)
+            rows = csv.reader(fh)
+            column = next(rows).index("name")
+            names += [row[column] for row in rows]
+    full = "\n".join(name for name in names if "\n" not in name)
+    forms = set(full.split("\n")) | set(_SUFFIXES.sub("", full).split("\n"))
+    normalized = normalize("\n".join(form for form in forms if len(form) >= 3)).split("\n")
+    return frozenset(form for form in normalized if len(form) >= 3)
+
+
+def user_words() -> list[tuple[str, int, str]]:
+    """The segmenter's user dictionary ``(word, frequency, tag)``: every division name of the
+    shipped data (tagged ``ns``; 朝阳社区 is one word) and every lexicon term of two CJK
+    characters or more (so 消防栓, 断头路 are one word). Nothing is downloaded."""
+    words = [(name, 5, "ns") for name in place_names()]
+    words += [
+        (term, 2000, "n")
+        for term in LEXICON.terms
+        if len(term) >= 2 and all(_is_cjk(ch) for ch in term)
+    ]
+    return words
 
 
 def segmenter() -> Any:
-    """The jieba tokenizer with the user dictionary, built once on first use (thread-safe).
+    """The word segmenter: ``rjieba.Jieba`` (jieba-rs, the Rust port of jieba: jieba's own
+    dictionary and algorithm, built in) with :func:`user_words`, built once on first use
+    (thread-safe, ~0.3 s; jieba's Python tokenizer took 3.4 s for the same dictionary).
 
-    User dictionary (no file is downloaded): every lexicon term (so 消防栓, 断头路 are one
-    word) and every division name from the shipped data (tagged ``ns``; 朝阳社区 is one word).
-    """
+    Its words are jieba's ``Tokenizer.lcut(text, HMM=False)`` with the same user words:
+    ``tests/unit/test_classify.py`` checks that against jieba on the labelled texts and on
+    generated ones."""
     global _SEGMENTER, _PLACES, _PLACE_HEADS
     if _SEGMENTER is None:
         with _SEG_LOCK:
             if _SEGMENTER is None:
-                import jieba  # import here: 0.3 s, only for the text path
+                import rjieba  # import here: only the text path needs it
 
-                jieba.setLogLevel(60)
-                tok = jieba.Tokenizer()
-                tok.initialize()
-                places = place_names()
-                for name in places:
-                    tok.add_word(name, 5, "ns")
-                for term in LEXICON.terms:
-                    if len(term) >= 2 and all(_is_cjk(ch) for ch in term):
-                        tok.add_word(term, 2000, "n")
-                _PLACES = places
-                _PLACE_HEADS = frozenset(name[:2] for name in places)
+                tok = rjieba.Jieba()
+                words = user_words()
+                for word, freq, tag in words:
+                    tok.add_word(word, freq, tag)
+                _PLACES = frozenset(w for w, _f, tag in words if tag == "ns")
+                _PLACE_HEADS = frozenset(name[:2] for name in _PLACES)
                 _SEGMENTER = tok
     return _SEGMENTER
-
-
-# jieba's own block and word patterns (jieba/__init__.py: re_han_default, re_skip_default,
-# re_eng): a clause is cut into blocks of these characters, each block by the dictionary
-_HAN_BLOCK = re.compile("([\u4e00-\u9fd5a-zA-Z0-9+#&\\._%\\-]+)")
-_SKIP = re.compile(r"(\r\n|\s)")
-_ENG = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-
-
-def _block_boundaries(
-    block: str, pos: int, out: set[int], freq: dict[str, int], logtotal: float
-) -> None:
-    """Add to ``out`` the word boundaries of ``block`` (a jieba block at offset ``pos``).
-
-    The same computation as jieba's ``Tokenizer.lcut(block, HMM=False)``, without building
-    the words: the prefix-dictionary DAG, the right-to-left maximum of ``log(freq) - log(total)``
-    (same operations in the same order, ties to the longer word, as jieba's ``max`` over
-    ``(score, end)`` tuples), then the route from the start, where runs of one-character
-    ASCII letters or digits form one word.
-    """
-    n = len(block)
-    best = [0.0] * (n + 1)
-    nxt = list(range(n + 1))
-    get = freq.get
-    for k in range(n - 1, -1, -1):
-        top = 0.0
-        end = -1
-        i = k
-        frag = block[k]
-        while i < n:
-            f = get(frag)
-            if f is None:
-                break
-            if f:
-                value = log(f) - logtotal + best[i + 1]
-                if end < 0 or value >= top:
-                    top, end = value, i
-            i += 1
-            frag = block[k : i + 1]
-        if end < 0:  # no dictionary word starts here: the character alone (frequency 1)
-            top, end = 0.0 - logtotal + best[k + 1], k
-        best[k] = top
-        nxt[k] = end + 1
-    x = 0
-    out.add(pos)
-    while x < n:
-        y = nxt[x]
-        if y - x != 1 or block[x] not in _ENG:
-            out.add(pos + x)
-            out.add(pos + y)
-        x = y
-    out.add(pos + n)
 
 
 _LAST_BOUNDS: tuple[str, set[int]] = ("", set())
@@ -416,9 +376,9 @@ _LAST_BOUNDS: tuple[str, set[int]] = ("", set())
 
 def _boundaries(clause: str) -> set[int]:
     """Offsets where a word of the segmentation starts or ends (0 and len included): the
-    boundaries of jieba's ``lcut(clause, HMM=False)`` with the user dictionary, computed by
-    ``_block_boundaries`` (one pass, no word list). The last clause's answer is kept: the
-    term finder and the typo finder of one clause both ask (the caller must not change it)."""
+    boundaries of the segmenter's words (jieba's ``lcut(clause, HMM=False)``). The last
+    clause's answer is kept: the term finder and the typo finder of one clause both ask (the
+    caller must not change it)."""
     global _LAST_BOUNDS
     last = _LAST_BOUNDS
     if last[0] == clause and clause:
@@ -429,25 +389,10 @@ def _boundaries(clause: str) -> set[int]:
 
 
 def _compute_boundaries(clause: str) -> set[int]:
-    tok = segmenter()
-    freq, logtotal = tok.FREQ, log(tok.total)
     out = {0, len(clause)}
-    pos = 0
-    for block in _HAN_BLOCK.split(clause):
-        if not block:
-            continue
-        if _HAN_BLOCK.match(block):
-            _block_boundaries(block, pos, out, freq, logtotal)
-            pos += len(block)
-            continue
-        for piece in _SKIP.split(block):
-            if _SKIP.match(piece):
-                pos += len(piece)
-                out.add(pos)
-            else:
-                for _ch in piece:
-                    pos += 1
-                    out.add(pos)
+    for _word, start, end in segmenter().tokenize(clause, "default", False):
+        out.add(start)
+        out.add(end)
     return out
 
 
@@ -468,86 +413,108 @@ def _find_terms(clause: str, lex: Lexicon) -> list[tuple[int, int, str]]:
     """Non-overlapping leftmost-longest matches ``(start, end, term)`` aligned with the words
     of the segmentation -- a one-character term is a whole word (管 inside 管理 is not 管; 断
     inside 不断 is not 断), a longer one starts or ends a word (赌博 of 聚众赌博) -- and not
-    inside a place name (梧桐 of 梧桐里小区).
+    inside a place name (梧桐 of 梧桐里小区). At one start the longest term that is aligned
+    is taken; a start inside a place name takes none.
 
-    Only the characters that start a term are visited (``_TERM_START``); the segmentation and
-    the place-suffix spans are computed once per clause, and only when a term needs them (a
-    longer term at the start or the end of the clause is aligned without segmenting)."""
+    Every occurrence of every term comes from one pass of the lexicon's Aho-Corasick
+    automaton (pyahocorasick); the segmentation and the place-suffix spans are computed once
+    per clause, and only when a term needs them (a longer term at the start or the end of the
+    clause is aligned without segmenting)."""
     if _SEGMENTER is None:
         segmenter()  # loads the division names
+    hits = sorted((end + 1 - size, -size) for end, size in lex.automaton.iter(clause))
+    if not hits:
+        return []
     found: list[tuple[int, int, str]] = []
-    lengths, terms = lex.lengths, lex.terms
     n = len(clause)
     bounds: set[int] | None = None
     suffixed: list[tuple[int, int]] | None = None
     i = 0
-    for m in _TERM_START.finditer(clause):
-        if m.start() < i:
+    skip = -1  # a start inside a place name
+    for start, minus_size in hits:
+        if start < i or start == skip:
             continue
-        i = m.start()
-        for size in lengths[clause[i]]:
-            end = i + size
-            if end <= n and clause[i:end] in terms:
-                # a one-character term must be a word; a longer one must start or end
-                # one (赌博 in the word 聚众赌博 counts, 管 in 管理 does not)
-                if "\u4e00" <= clause[i] <= "\u9fff" and (size == 1 or i > 0 and end < n):
-                    if bounds is None:
-                        bounds = _boundaries(clause)
-                    start_ok = i in bounds
-                    end_ok = end in bounds
-                    if not (start_ok and end_ok or size > 1 and (start_ok or end_ok)):
-                        continue
-                if suffixed is None:
-                    suffixed = [(m.start(), m.end()) for m in RULES.place_pattern.finditer(clause)]
-                if any(ps <= i and end <= pe for ps, pe in suffixed) or _in_division_name(
-                    clause, i, end
-                ):
-                    break
-                found.append((i, end, clause[i:end]))
-                i = end
-                break
+        end = start - minus_size
+        # a one-character term must be a word; a longer one must start or end one (赌博 in
+        # the word 聚众赌博 counts, 管 in 管理 does not)
+        if "\u4e00" <= clause[start] <= "\u9fff" and (end - start == 1 or start > 0 and end < n):
+            if bounds is None:
+                bounds = _boundaries(clause)
+            start_ok = start in bounds
+            end_ok = end in bounds
+            if not (start_ok and end_ok or end - start > 1 and (start_ok or end_ok)):
+                continue  # a shorter term at this start may be aligned
+        if suffixed is None:
+            suffixed = [(m.start(), m.end()) for m in RULES.place_pattern.finditer(clause)]
+        if any(ps <= start and end <= pe for ps, pe in suffixed) or _in_division_name(
+            clause, start, end
+        ):
+            skip = start
+            continue
+        found.append((start, end, clause[start:end]))
+        i = end
     return found
 
 
-#: (first syllable, second syllable) -> ((size, toneless pinyin of the term, term), ...)
-_SOUNDS: dict[tuple[str, str], tuple[tuple[int, tuple[str, ...], str], ...]] | None = None
-_SOUND_OF: dict[str, str] = {}
 _SOUND_LOCK = threading.Lock()
 _PARTICLES = frozenset("了着过的地得")
 _PLACE_ENDS = frozenset("省市区县镇乡村街路巷里")
+_SYLLABLES: dict[str, str] = {}  # toneless pinyin -> one private-use character naming it
+_NO_SOUND = "\x00"  # what a character that is not CJK is heard as: in no term's sound
 
 
-def _sound(ch: str) -> str:
-    """The toneless pinyin of one character (its first reading), ``''`` for a non-CJK one."""
-    sound = _SOUND_OF.get(ch)
-    if sound is None:
+def _syllable(sound: str) -> str:
+    """The one-character name of a toneless syllable (U+E000 on), assigned on first use."""
+    name = _SYLLABLES.get(sound)
+    if name is None:
+        with _SOUND_LOCK:
+            name = _SYLLABLES.setdefault(sound, chr(0xE000 + len(_SYLLABLES)))
+    return name
+
+
+class _Heard(dict[int, str]):
+    """A ``str.translate`` table: a CJK character -> the name of its toneless syllable (its
+    first reading, pypinyin), filled on first use (bounded: the ~21,000 CJK characters);
+    anything else -> ``_NO_SOUND``."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        if not _is_cjk(ch):
+            return _NO_SOUND
         from pypinyin import lazy_pinyin  # import here: only texts that need it pay
 
-        if not _is_cjk(ch):
-            return ""  # not kept: the cache holds CJK characters only (bounded, ~21,000)
-        sound = _SOUND_OF[ch] = str(lazy_pinyin(ch)[0])
-    return sound
+        name = self[code] = _syllable(str(lazy_pinyin(ch)[0]))
+        return name
 
 
-def _sounds() -> dict[tuple[str, str], tuple[tuple[int, tuple[str, ...], str], ...]]:
+_HEARD = _Heard()
+_SOUNDS: Any = None  # ahocorasick.Automaton: a term's syllable names -> (size, (term, ...))
+
+
+def _sounds() -> Any:
     """Lexicon terms of 2-4 CJK characters by their toneless pinyin (pypinyin, phrase-aware:
-    the reading of a polyphonic character in that term), indexed by their first two
-    syllables, longest first: ('ta', 'xian') -> ((2, ('ta', 'xian'), '塌陷'),)."""
+    the reading of a polyphonic character in that term), as an Aho-Corasick automaton over
+    syllable names (pyahocorasick): the sound of 塌陷 ('ta', 'xian') -> (2, ('塌陷',)), the
+    terms of one sound in descending order. Built once (thread-safe)."""
     global _SOUNDS
     if _SOUNDS is None:
+        from pypinyin import lazy_pinyin
+
+        index: dict[str, list[str]] = {}
+        for term, codes in LEXICON.terms.items():
+            # not a term like a place (园区 would hear 北沅区)
+            placelike = term[-1] in _PLACE_ENDS
+            cjk = all(_is_cjk(c) for c in term)
+            if 2 <= len(term) <= 4 and cjk and codes and not placelike:
+                key = "".join(_syllable(str(p)) for p in lazy_pinyin(term))
+                index.setdefault(key, []).append(term)
+        automaton = ahocorasick.Automaton()
+        for key, terms in index.items():
+            automaton.add_word(key, (len(key), tuple(sorted(terms, reverse=True))))
+        automaton.make_automaton()
         with _SOUND_LOCK:
             if _SOUNDS is None:
-                from pypinyin import lazy_pinyin
-
-                index: dict[tuple[str, str], list[tuple[int, tuple[str, ...], str]]] = {}
-                for term, codes in LEXICON.terms.items():
-                    # not a term like a place (园区 would hear 北沅区)
-                    placelike = term[-1] in _PLACE_ENDS
-                    cjk = all(_is_cjk(c) for c in term)
-                    if 2 <= len(term) <= 4 and cjk and codes and not placelike:
-                        key = tuple(lazy_pinyin(term))
-                        index.setdefault((key[0], key[1]), []).append((len(term), key, term))
-                _SOUNDS = {k: tuple(sorted(v, reverse=True)) for k, v in index.items()}
+                _SOUNDS = automaton
     return _SOUNDS
 
 
@@ -556,39 +523,43 @@ def _homophones(clause: str, matches: list[tuple[int, int, str]]) -> list[tuple[
     lexicon term of 2-4 characters, differ from it in one character (not a particle), and
     where the segmenter finds no word (踏陷 sounds like 塌陷 and jieba cuts it 踏/陷; 实施
     sounds like 设施 but is a word). Returns ``(start, end, term)`` with the lexicon's term,
-    leftmost-longest. Why not a spelling library: none packaged for Chinese works offline
-    on the project's own vocabulary; pypinyin gives the readings."""
+    leftmost-longest. The clause is heard as a string of syllable names (``str.translate``)
+    and every term sound in it found in one pass of an Aho-Corasick automaton. Why not a
+    spelling library: none packaged for Chinese works offline on the project's own
+    vocabulary; pypinyin gives the readings."""
     n = len(clause)
     if n < 2:
+        return []
+    hits = sorted(
+        (end + 1 - size, -size, terms)
+        for end, (size, terms) in _sounds().iter(clause.translate(_HEARD))
+    )
+    if not hits:
         return []
     covered = bytearray(n + 1)
     for start, end, _term in matches:  # a term may hold the right half of a typo (陷了 of 踏陷了)
         covered[start:end] = b"\x01" * (end - start)
-    sounds = _sounds()
-    heard = [_sound(ch) for ch in clause]
     bounds: set[int] | None = None
     out: list[tuple[int, int, str]] = []
     i = 0
-    while i < n - 1:
-        candidates = sounds.get((heard[i], heard[i + 1])) if heard[i] else None
-        for size, key, term in candidates or ():
-            end = i + size
-            if end > n or tuple(heard[i:end]) != key or all(covered[i:end]):
-                continue  # another sound, or inside a term found as spelled
-            span = clause[i:end]
+    for start, minus_size, terms in hits:
+        end = start - minus_size
+        if start < i or all(covered[start:end]):
+            continue  # inside a typo found, or inside a term found as spelled
+        span = clause[start:end]
+        for term in terms:
             # one character mistyped, the others as in the term (踏陷 / 塌陷), not a particle
             kept = sum(1 for a, b in zip(span, term, strict=True) if a == b and a not in _PARTICLES)
-            if kept != size - 1:
+            if kept != end - start - 1:
                 continue
             # jieba knows no word there: each character stands alone (沅区 of 北沅区 does not)
             bounds = _boundaries(clause) if bounds is None else bounds
-            if all(k in bounds for k in range(i, end + 1)) and not _in_division_name(
-                clause, i, end
+            if all(k in bounds for k in range(start, end + 1)) and not _in_division_name(
+                clause, start, end
             ):
-                out.append((i, end, term))
-                i = end - 1
+                out.append((start, end, term))
+                i = end
                 break
-        i += 1
     return out
 
 
