@@ -710,10 +710,12 @@ def score(
             damaged_outside = damaged_outside or reading.cue_outside
             denied.update(reading.denied)
             found.append((part, reading))
-    spelled = {term for _part, reading in found for term, _factor in reading.terms}
+    spelled: set[str] | None = None  # every term found as spelled, when a clause has a typo
     for part, reading in found:
         pw = weight_of[part]
         for term, typed in reading.typos:  # as heard: weaker than the term spelled right
+            if spelled is None:
+                spelled = {t for _part, r in found for t, _factor in r.terms}
             if term not in denied and term not in term_part and term not in spelled:
                 present.append(term)
                 term_part[term] = part
@@ -737,10 +739,10 @@ def score(
     for atom in atoms:
         for idx in lex.combos_by_atom[atom]:
             combo, code, weight = lex.combos[idx]
-            if idx not in done and all(p in atoms for p in combo):
+            if idx not in done and all(map(atoms.__contains__, combo)):
                 done.add(idx)
                 add(code, weight, "+".join(combo), atoms[combo[0]])
-    if damaged and any(c in lex.part_codes for c in scores):
+    if damaged and not lex.part_codes.isdisjoint(scores):
         for code in list(scores):
             # a surface (路面) caving in is the 路面塌陷 event; a part (井盖) that does is broken
             if code in lex.part_codes and (damaged_outside or code not in rules.surface_parts):
