@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from benchmarks import harness, report, stages
+from pipelines import contracts
 from pipelines.errors import GovstreamError
 
 QUICK_EVENTS = 5_000
@@ -83,7 +84,23 @@ def measure(run: harness.Run) -> harness.Pool:
     log(f"latency + soak: {seconds / 60:.1f} min at {rate:,.0f} events/s …")
     harness.latency_soak(run, pool, rate, seconds)
     log(f"latency p50 {r.p50_ms} ms, p99 {r.p99_ms} ms; peak RSS {r.peak_rss_mib} MiB")
+    measure_forms(run)
     return pool
+
+
+def measure_forms(run: harness.Run) -> None:
+    """The form-submission stream's ceilings and its full pipeline with one worker."""
+    settings, options, r = run.settings, run.options, run.results
+    harness.restart_stack(settings)
+    log(f"encoding {options.events:,} simulated form-submission events once …")
+    forms = harness.build_pool(settings, options.events, options.seed, contracts.FORM_SUBMISSION)
+    harness.fill(settings, forms)
+    r.form_confluent_eps = harness.confluent_ceiling(settings, len(forms), topic=forms.topic)
+    log(f"forms: confluent-kafka consumer loop: {r.form_confluent_eps:,.0f} events/s")
+    r.form_faust_eps = harness.faust_ceiling(settings, len(forms), topic=forms.topic)
+    log(f"forms: bare Faust agent: {r.form_faust_eps:,.0f} events/s")
+    r.form_full1_eps = harness.full_pipeline(run, forms, 1)
+    log(f"forms: full pipeline, 1 worker: {r.form_full1_eps:,.0f} events/s")
 
 
 def write(run: harness.Run, started: float, stamp: datetime) -> Path:
@@ -122,6 +139,13 @@ NOTES = [
     "ClickHouse), under load at 50 % of the 1-worker rate sent with the simulator's rate "
     "limiting; memory: VmRSS of that worker sampled over the soak, peak = VmHWM.",
     "Everything (broker, registry, chDB, worker(s), load generator) shares the machine's cores.",
+    "Forms: the simulator's form-submission events (submissions, 10 % resubmissions, ~3 % bad "
+    "events), the same phases with their own ceilings; accounted for as sum(submissions) of "
+    "gov.form_submissions FINAL plus the topic's dead letters; rate from the start of the fill "
+    "(a respondent's row is replaced, so the first event's receive time is not kept).",
+    "Events per worker CPU-second: events accounted for / the worker processes' own CPU time "
+    "(user + system, /proc/<pid>/stat) over the phase.",
+    "Not measured yet: a mixed stream (reports, forms and warnings together).",
 ]
 
 

@@ -6,14 +6,22 @@ in memory: a restart gives empty topics, refilled with the same bytes, and Click
 fresh database per phase):
 
 1. ceilings on the pre-filled ``report`` topic: a plain confluent-kafka consumer loop and a
-   bare Faust agent (``benchmarks.bare_faust``, its own process);
+   bare Faust agent (``benchmarks.bare_faust``, its own process); later the same two on the
+   ``form-submission`` topic, for the forms' own figures;
 2. per-stage costs in-process and the clickhouse-connect insert rate;
 3. the full pipeline with 1 and with 2 workers (``WorkerProcess``, same app id): the workers
    join first, then the topic is filled; the rate is events / (reconciled − first event
    received), reconciled against the simulator's manifest;
 4. latency and soak: one worker fed at 50 % of the 1-worker rate (the simulator's rate
    limiting, pre-encoded values) while its RSS is sampled; p50/p99 of
-   ``inserted_at − produced_at`` of the rows written meanwhile.
+   ``inserted_at − produced_at`` of the rows written meanwhile;
+5. forms: the ceilings and the full pipeline with one worker on the simulator's
+   form-submission events (submissions, resubmissions, bad events), accounted for as
+   ``sum(submissions)`` of gov.form_submissions plus their dead letters.
+
+Each pipeline phase also reads the workers' own CPU time (``/proc/<pid>/stat``): events per
+worker CPU-second tells scaling on 2 shared cores, where the broker, ClickHouse and the load
+generator take the rest.
 """
 
 from __future__ import annotations
@@ -82,13 +90,18 @@ class Options:
 
 @dataclass
 class Pool:
-    """Events encoded once: (key, framed value) in sending order, plus what reconciles them."""
+    """Events of one topic encoded once: (key, framed value) in sending order, plus what
+    reconciles them (``expected`` for the report topic; ``expected_submissions`` and
+    ``expected_letters`` for the form-submission topic)."""
 
     events: list[simulator.SimEvent]
     items: list[tuple[str | bytes | None, bytes]]
     by_value: dict[int, tuple[str | bytes | None, bytes]]  # id(SimEvent.value) → item
     expected: reconcile.Counts
     header: bytes  # framing of the first good event: the registry must give the same id
+    topic: str = TOPIC
+    expected_submissions: int = 0
+    expected_letters: int = 0
 
     def __len__(self) -> int:
         return len(self.items)
@@ -116,15 +129,24 @@ def restart_stack(settings: Settings, *, first: bool = False) -> None:
     ensure_topics(settings, extra=["report-routed"])
 
 
-def build_pool(settings: Settings, count: int, seed: int) -> Pool:
-    """Simulated report-topic events (reports, handling steps, 并单 duplicates, bad events),
-    contract-checked and Avro-encoded once."""
-    config = simulator.SimConfig(
-        seed=seed, reports=max(10, count // 2), forms=0, warnings=0, count=count, region=REGION
-    )
+def build_pool(settings: Settings, count: int, seed: int, topic: str = TOPIC) -> Pool:
+    """Simulated events of ``topic``, contract-checked and Avro-encoded once: for the report
+    topic reports, handling steps, 并单 duplicates and bad events; for the form-submission
+    topic submissions, resubmissions and bad events."""
+    if topic == TOPIC:
+        config = simulator.SimConfig(
+            seed=seed, reports=max(10, count // 2), forms=0, warnings=0, count=count, region=REGION
+        )
+    elif topic == contracts.FORM_SUBMISSION:
+        config = simulator.SimConfig(
+            seed=seed, reports=0, forms=count, warnings=0, count=count, region=REGION
+        )
+    else:
+        raise ValueError(f"no benchmark pool for topic {topic!r}")
     now = datetime.now(UTC)
-    events = [e for e in simulator.generate(config, now=now) if e.topic == TOPIC]
-    expected = reconcile.expected_from(simulator.manifest(events, config, now=now))
+    events = [e for e in simulator.generate(config, now=now) if e.topic == topic]
+    manifest = simulator.manifest(events, config, now=now)
+    expected = reconcile.expected_from(manifest) if topic == TOPIC else reconcile.Counts()
     items: list[tuple[str | bytes | None, bytes]] = []
     by_value: dict[int, tuple[str | bytes | None, bytes]] = {}
     header = b""
@@ -142,7 +164,11 @@ def build_pool(settings: Settings, count: int, seed: int) -> Pool:
                 header = header or item[1][:5]
                 by_value[id(e.value)] = item
             items.append(item)
-    return Pool(events, items, by_value, expected, header)
+    submissions = sum(
+        1 for e in events if e.topic == contracts.FORM_SUBMISSION and e.expected == "ok"
+    )
+    letters = sum(manifest["dead_letters"].get(contracts.FORM_SUBMISSION, {}).values())
+    return Pool(events, items, by_value, expected, header, topic, submissions, letters)
 
 
 def check_registry(settings: Settings, pool: Pool) -> None:
@@ -155,11 +181,11 @@ def check_registry(settings: Settings, pool: Pool) -> None:
 
 
 def fill(settings: Settings, pool: Pool) -> float:
-    """Produce the pool to the topic (pre-encoded, no contract check); returns events/s."""
+    """Produce the pool to its topic (pre-encoded, no contract check); returns events/s."""
     started = time.perf_counter()
     with EventProducer(settings) as producer:
         for key, value in pool.items:
-            producer.produce_raw(TOPIC, value, key=key)
+            producer.produce_raw(pool.topic, value, key=key)
     return len(pool) / (time.perf_counter() - started)
 
 
@@ -184,7 +210,9 @@ class PreEncoded:
 # --- ceilings ----------------------------------------------------------------------------------
 
 
-def confluent_ceiling(settings: Settings, expect: int, timeout: float = 120.0) -> float:
+def confluent_ceiling(
+    settings: Settings, expect: int, timeout: float = 120.0, topic: str = TOPIC
+) -> float:
     """events/s of a plain confluent-kafka consumer loop over every partition (assigned, no
     group), timed from the arrival of the first batch; that batch is not counted."""
     consumer = Consumer(
@@ -196,8 +224,8 @@ def confluent_ceiling(settings: Settings, expect: int, timeout: float = 120.0) -
             }
         )
     )
-    partitions = consumer.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions
-    consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in partitions])
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     seen, counted, size = 0, 0, 0
     first = last = 0.0
     deadline = time.monotonic() + timeout
@@ -234,7 +262,9 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(10)
 
 
-def faust_ceiling(settings: Settings, expect: int, timeout: float = 180.0) -> float:
+def faust_ceiling(
+    settings: Settings, expect: int, timeout: float = 180.0, topic: str = TOPIC
+) -> float:
     """events/s of ``benchmarks.bare_faust`` (its own process), first to last event."""
     work = settings.home / "bare-faust"
     work.mkdir(parents=True, exist_ok=True)
@@ -245,7 +275,7 @@ def faust_ceiling(settings: Settings, expect: int, timeout: float = 180.0) -> fl
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
         "BENCH_BROKER": settings.kafka_bootstrap,
-        "BENCH_TOPIC": TOPIC,
+        "BENCH_TOPIC": topic,
         "BENCH_EXPECT": str(expect),
         "BENCH_OUT": str(out),
         "BENCH_APP_ID": f"bench-bare-{uuid.uuid4().hex[:8]}",
@@ -288,6 +318,19 @@ def proc_status(pid: int) -> dict[str, float]:
         if name in ("VmRSS", "VmHWM"):
             out[name] = int(value.split()[0]) / 1024
     return out
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU time of a process in seconds (``/proc/<pid>/stat``), 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_cpu_s(workers: Sequence[WorkerProcess]) -> float:
+    return sum(proc_cpu_s(w.proc.pid) for w in workers if w.proc is not None)
 
 
 def cpu_times() -> tuple[float, float]:
@@ -351,28 +394,71 @@ def wait_accounted(
         time.sleep(0.25)
 
 
+def forms_accounted(client: Any, db: str) -> int:
+    """Form-submission events accounted for: submissions counted in gov.form_submissions
+    (``sum(submissions)`` of each respondent's latest row) plus the topic's dead letters."""
+    submitted = client.query(
+        f"SELECT sum(submissions) FROM {db}.form_submissions FINAL"
+    ).result_rows[0][0]
+    letters = client.query(
+        f"SELECT count() FROM {db}.dead_letters FINAL WHERE source_topic = {{t:String}}",
+        {"t": contracts.FORM_SUBMISSION},
+    ).result_rows[0][0]
+    return int(submitted or 0) + int(letters)
+
+
+def wait_forms(client: Any, db: str, pool: Pool, stall_s: float = 60.0) -> int:
+    """Poll until every form-submission event is accounted for; StackError on a stall."""
+    want = pool.expected_submissions + pool.expected_letters
+    last, moved = -1, time.monotonic()
+    while True:
+        seen = forms_accounted(client, db)
+        if seen == want:
+            return seen
+        if seen > want:
+            raise StackError(f"forms: {seen} events accounted for, {want} sent")
+        if seen != last:
+            last, moved = seen, time.monotonic()
+        elif time.monotonic() - moved > stall_s:
+            raise StackError(f"the forms pipeline stalled for {stall_s:.0f} s: {seen} of {want}")
+        time.sleep(0.25)
+
+
 def full_pipeline(run: Run, pool: Pool, workers: int) -> float:
-    """events/s of the pipeline with ``workers`` workers, first event → all rows reconciled."""
+    """events/s of the pipeline with ``workers`` workers on the pool's topic: for the report
+    topic first event received → all rows reconciled; for the form-submission topic (whose
+    rows are replaced per respondent, so the first one's time is not kept) the start of the
+    fill → all accounted for. Records the workers' CPU seconds in the results."""
     settings = run.settings
     restart_stack(settings)
     check_registry(settings, pool)
-    db = f"bench_w{workers}"
-    procs = start_workers(run, db, workers, f"w{workers}")
+    forms = pool.topic == contracts.FORM_SUBMISSION
+    tag = f"{'f' if forms else 'w'}{workers}"
+    db = f"bench_{tag}"
+    procs = start_workers(run, db, workers, tag)
     try:
         client = clickhouse.get_client(settings)
         cpu = cpu_times()
+        worker_cpu = workers_cpu_s(procs)
+        fill_ms = time.time() * 1000
         fill(settings, pool)
-        seen = wait_accounted(client, db, pool.expected)
+        if forms:
+            events = wait_forms(client, db, pool)
+        else:
+            events = wait_accounted(client, db, pool.expected).events
         done_ms = time.time() * 1000
-        run.results.full_cpu[workers] = busy_share(cpu, cpu_times())
-        first_ms = _first_received_ms(client, db)
+        run.results.worker_cpu_s[tag] = workers_cpu_s(procs) - worker_cpu
+        run.results.phase_events[tag] = events
+        if not forms:
+            run.results.full_cpu[workers] = busy_share(cpu, cpu_times())
+        first_ms = fill_ms if forms else _first_received_ms(client, db)
         peaks = [proc_status(w.proc.pid).get("VmHWM", 0.0) for w in procs if w.proc]
-        if workers == 1 and peaks:
+        if workers == 1 and peaks and not forms:
             run.results.peak_rss_mib = max(peaks)
     finally:
         for w in procs:
             w.stop()
-    return seen.events / ((done_ms - first_ms) / 1000)
+    return events / ((done_ms - first_ms) / 1000)
 
 
 def latency_soak(run: Run, pool: Pool, rate: float, seconds: float) -> None:
