@@ -1,18 +1,23 @@
-"""Hotspot alerts (热点预警): a leader-only timer turns the current gov.hotspots into `alert`
-events (``pipelines.hotspots``).
+"""Hotspot alerts (热点预警): a leader-only timer turns the current gov.hotspots into `alert` events
+(``pipelines.hotspots``).
 
 Every ``hotspot_check_interval_s`` seconds the one worker Faust elects leader of the group
-(``on_leader=True``: with several workers exactly one runs it; after a rebalance the new
-leader does) reads the hotspots of the window ending today (``closedloop.hotspots``), drops
-those gov.alerts already holds as hotspot alerts and those this process sent, and sends the
-rest to the ``alert`` topic with the project's producer (contract and the alert rules checked
-first). The alert agent then writes them like any warning (gov.alerts, gov.alert_targets), so
-they count in the warning-reach views. The alert id is derived from the grid, category and
-window, so neither a restart nor a second leader sends a new warning (see
-``pipelines/hotspots.py``). Nothing runs with ``hotspot_alert_enabled`` false.
+(``on_leader=True``: with several workers exactly one runs it; after a rebalance the new leader
+does) reads the hotspots of the window ending today (``closedloop.hotspots``), drops those
+gov.alerts already holds as hotspot alerts and those this process sent, and sends the rest to
+the ``alert`` topic with the worker's own Faust producer, keyed by the alert id, Confluent-
+framed Avro of the project's alert schema (``codec.AvroEncoder``: the schema id is registered
+under ``alert-value`` once, as the producer API does), after the contract and the alert rules
+are checked (``contracts.from_json``, ``alerts.problems``). No second producer is opened: on the
+embedded broker a worker that had opened a confluent-kafka idempotent producer of its own lost
+report events sent after its restart (tests/e2e/test_hotspot_alerts.py). The alert agent then
+writes them like any warning (gov.alerts, gov.alert_targets), so they count in the warning-reach
+views. The alert id is derived from the grid, category and window, so neither a restart nor a
+second leader sends a new warning (see ``pipelines/hotspots.py``). Nothing runs with
+``hotspot_alert_enabled`` false.
 
-A failed send (broker or registry away) is logged and retried at the next check; ClickHouse
-away is waited out (``with_clickhouse``).
+A failed send (broker or registry away) is logged and retried at the next check; ClickHouse away
+is waited out (``with_clickhouse``).
 """
 
 from __future__ import annotations
@@ -25,19 +30,33 @@ from typing import Any
 
 from agents.app import app, settings
 from agents.common import with_clickhouse
-from pipelines import closedloop, contracts, hotspots
-from pipelines.producer import EventProducer
+from pipelines import alerts, closedloop, codec, contracts, hotspots
 
 log = logging.getLogger("govstream.agents.hotspots")
+
+alert_topic = app.topic(contracts.ALERT, key_serializer="raw", value_serializer="raw")
+encoder = codec.AvroEncoder(
+    contracts.load_schema(contracts.ALERT),
+    contracts.subject_for(contracts.ALERT),
+    settings.registry_config(),
+)
 
 _sent: set[str] = set()  # alert ids this process sent (until the alert agent has written them)
 
 
-def _send(records: Sequence[dict[str, Any]]) -> None:
-    """Send the alerts and wait until Kafka acknowledged them (raises when it did not)."""
-    with EventProducer(settings) as producer:
-        for record in records:
-            producer.send(contracts.ALERT, record, validate=True)
+def _messages(records: Sequence[dict[str, Any]], now: datetime) -> list[tuple[bytes, bytes]]:
+    """(key, value) of each alert, checked as the producer API checks an event (raises
+    FieldError or ValidationError for one the contract or the alert rules refuse)."""
+    out = []
+    for alert in records:
+        record = contracts.from_json(contracts.ALERT, alert)
+        for problem in alerts.problems(record, now):
+            raise problem
+        key = contracts.key_for(contracts.ALERT, record)
+        value = encoder.encode(record)
+        contracts.check_event_size(value, key, record=record)
+        out.append((key.encode(), value))
+    return out
 
 
 @app.timer(interval=settings.hotspot_check_interval_s, on_leader=True)
@@ -53,12 +72,18 @@ async def warn_hotspots() -> None:
     sent = await with_clickhouse(
         lambda c: hotspots.already_sent(c, db, ids), "reading the hotspot alerts sent"
     )
-    records = hotspots.hotspot_alerts(rows, sent=sent | _sent, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    records = hotspots.hotspot_alerts(rows, sent=sent | _sent, now=now)
     if not records:
         return
     try:
-        await asyncio.to_thread(_send, records)
-    except Exception as exc:  # broker or registry away: the next check sends them
+        await asyncio.to_thread(encoder.schema_id)  # the registry, once: not on the loop
+        pending = [
+            await alert_topic.send(key=key, value=value) for key, value in _messages(records, now)
+        ]
+        for future in pending:
+            await future  # acknowledged by Kafka
+    except Exception as exc:  # registry or broker away, a refused record: the next check
         log.warning("hotspot alerts not sent (%s); retrying at the next check", exc)
         return
     _sent.update(str(r["alert_id"]) for r in records)

@@ -1,4 +1,5 @@
-"""Decoding Confluent-framed Avro (magic byte 0, 4-byte schema id, Avro body).
+"""Decoding (and, for the worker's own events, encoding) Confluent-framed Avro (magic byte 0,
+4-byte schema id, Avro body).
 
 Writer schemas are fetched from the registry once per id and cached; the fetch runs in a
 thread so a Faust agent's event loop never blocks on HTTP. An id the registry does not know is
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastavro import parse_schema, schemaless_reader
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from pipelines import reasons
 from pipelines.errors import DecodeError, GovstreamError
@@ -63,6 +64,49 @@ def split_frame(data: bytes | None) -> tuple[int, memoryview]:
 
 def frame(schema_id: int, body: bytes) -> bytes:
     return HEADER.pack(MAGIC, schema_id) + body
+
+
+class AvroEncoder:
+    """Confluent-framed Avro of records of one schema, for events the worker itself sends
+    through its Faust producer (hotspot alerts): the schema's id under ``subject`` is asked of
+    the registry once (registered when ``auto_register``, as ``EventProducer`` does by default;
+    else looked up) and cached. :meth:`schema_id` blocks on HTTP: call it in a thread first;
+    :meth:`encode` then only encodes."""
+
+    def __init__(
+        self,
+        schema: str,
+        subject: str,
+        registry: dict[str, Any],
+        *,
+        auto_register: bool = True,
+    ) -> None:
+        self.schema, self.subject, self.registry = schema, subject, registry
+        self.auto_register = auto_register
+        self._parsed = parse_schema(json.loads(schema))
+        self._id: int | None = None
+
+    def schema_id(self) -> int:
+        """The schema's registry id (blocking the first time)."""
+        if self._id is None:
+            from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+            client = SchemaRegistryClient(self.registry)
+            schema = Schema(self.schema, "AVRO")
+            if self.auto_register:
+                self._id = int(client.register_schema(self.subject, schema))
+            else:
+                found = client.lookup_schema(self.subject, schema).schema_id
+                if found is None:
+                    raise RegistryUnavailable(f"no id for the schema under {self.subject!r}")
+                self._id = int(found)
+        return self._id
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        """The framed value of ``record`` (a record as ``contracts.from_json`` returns it)."""
+        body = io.BytesIO()
+        schemaless_writer(body, self._parsed, record)
+        return frame(self.schema_id(), body.getvalue())
 
 
 SchemaFetcher = Callable[[int], str]

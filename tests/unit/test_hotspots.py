@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from pipelines import alerts, contracts, divisions, hotspots
+from pipelines import alerts, codec, contracts, divisions, hotspots
 from pipelines.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -154,6 +154,19 @@ def test_the_hotspot_source_is_appended_and_reads_as_other_for_an_older_reader()
     buffer.seek(0)
     seen = schemaless_reader(buffer, schema, parse_schema(old))
     assert isinstance(seen, dict) and seen["source"] == "other"
+
+
+def test_the_workers_encoder_frames_what_the_alert_agent_decodes() -> None:
+    """codec.AvroEncoder (the hotspot timer's, through the worker's Faust producer): the
+    registry's id in the Confluent frame, the body the alert agent's decoder reads back."""
+    schema = contracts.load_schema(contracts.ALERT)
+    encoder = codec.AvroEncoder(schema, "alert-value", {"url": "http://unused"})
+    encoder._id = 42  # as if the registry had answered (schema_id() asks it once)
+    record = contracts.from_json(contracts.ALERT, hotspots.hotspot_alert(_row(), NOW, "430602001"))
+    value = encoder.encode(record)
+    assert codec.split_frame(value)[0] == 42
+    decoder = codec.AvroDecoder(schema, lambda schema_id: schema)
+    assert decoder.decode(value) == record
 
 
 def test_the_settings_default_and_parse() -> None:
