@@ -331,7 +331,10 @@ def place_names(directory: Path = DIVISIONS_DIR) -> frozenset[str]:
             names += [row[column] for row in rows]
     full = "\n".join(name for name in names if "\n" not in name)
     forms = set(full.split("\n")) | set(_SUFFIXES.sub("", full).split("\n"))
-    normalized = normalize("\n".join(form for form in forms if len(form) >= 3)).split("\n")
+    joined = "\n".join(form for form in forms if len(form) >= 3)
+    if not unicodedata.is_normalized("NFKC", joined):  # the shipped names are (0.1 s saved)
+        joined = unicodedata.normalize("NFKC", joined)
+    normalized = _t2s(joined.lower()).split("\n")
     return frozenset(form for form in normalized if len(form) >= 3)
 
 
@@ -362,7 +365,10 @@ def segmenter() -> Any:
             if _SEGMENTER is None:
                 import rjieba  # import here: only the text path needs it
 
-                tok = rjieba.Jieba()
+                # rjieba builds a tokenizer with jieba's dictionary when it is imported; its
+                # module functions (add_word, cut, tokenize) are that tokenizer's, so it is
+                # used rather than a second one (0.2 s each; nothing else here uses rjieba)
+                tok = rjieba
                 words = user_words()
                 for word, freq, tag in words:
                     tok.add_word(word, freq, tag)
