@@ -12,19 +12,22 @@ are checked (``contracts.from_json``, ``alerts.problems``). No second producer i
 embedded broker a worker that had opened a confluent-kafka idempotent producer of its own lost
 report events sent after its restart (tests/e2e/test_hotspot_alerts.py). The alert agent then
 writes them like any warning (gov.alerts, gov.alert_targets), so they count in the warning-reach
-views. The alert id is derived from the grid, category and window, so neither a restart nor a
+views. The alert id is derived from the grid, category and window, and a grid and category
+already warned of for an overlapping window is not warned again, so neither a restart nor a
 second leader sends a new warning (see ``pipelines/hotspots.py``). Nothing runs with
 ``hotspot_alert_enabled`` false.
 
-A failed send (broker or registry away) is logged and retried at the next check; ClickHouse away
-is waited out (``with_clickhouse``).
+Each alert is checked and sent on its own: one the contract or the alert rules refuse is logged
+once and skipped (the others still go); an alert counts as sent once Kafka acknowledged it, so a
+failed send (broker or registry away) stops this check and is retried at the next one without
+sending the acknowledged ones again. ClickHouse away is waited out (``with_clickhouse``); the
+leadership is asked again before sending, after that wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,21 +45,19 @@ encoder = codec.AvroEncoder(
 )
 
 _sent: set[str] = set()  # alert ids this process sent (until the alert agent has written them)
+_refused: set[str] = set()  # alert ids the contract or the alert rules refused (logged once)
 
 
-def _messages(records: Sequence[dict[str, Any]], now: datetime) -> list[tuple[bytes, bytes]]:
-    """(key, value) of each alert, checked as the producer API checks an event (raises
-    FieldError or ValidationError for one the contract or the alert rules refuse)."""
-    out = []
-    for alert in records:
-        record = contracts.from_json(contracts.ALERT, alert)
-        for problem in alerts.problems(record, now):
-            raise problem
-        key = contracts.key_for(contracts.ALERT, record)
-        value = encoder.encode(record)
-        contracts.check_event_size(value, key, record=record)
-        out.append((key.encode(), value))
-    return out
+def _message(alert: dict[str, Any], now: datetime) -> tuple[bytes, bytes]:
+    """(key, value) of one alert, checked as the producer API checks an event (raises
+    FieldError or ValidationError when the contract or the alert rules refuse it)."""
+    record = contracts.from_json(contracts.ALERT, alert)
+    for problem in alerts.problems(record, now):
+        raise problem
+    key = contracts.key_for(contracts.ALERT, record)
+    value = encoder.encode(record)
+    contracts.check_event_size(value, key, record=record)
+    return key.encode(), value
 
 
 @app.timer(interval=settings.hotspot_check_interval_s, on_leader=True)
@@ -68,24 +69,34 @@ async def warn_hotspots() -> None:
     rows = await with_clickhouse(lambda c: closedloop.hotspots(c, db), "reading gov.hotspots")
     if not rows:
         return
-    ids = {hotspots.root_of(row) for row in rows} - _sent
-    sent = await with_clickhouse(
-        lambda c: hotspots.already_sent(c, db, ids), "reading the hotspot alerts sent"
-    )
     now = datetime.now(UTC)
-    records = hotspots.hotspot_alerts(rows, sent=sent | _sent, now=now)
-    if not records:
+    sent = await with_clickhouse(
+        lambda c: hotspots.already_sent(c, db, rows, now), "reading the hotspot alerts sent"
+    )
+    records = [
+        r
+        for r in hotspots.hotspot_alerts(rows, sent=sent | _sent, now=now)
+        if r["alert_id"] not in _refused
+    ]
+    if not records or not app.is_leader():  # leadership may have moved while ClickHouse waited
         return
     try:
         await asyncio.to_thread(encoder.schema_id)  # the registry, once: not on the loop
-        pending = [
-            await alert_topic.send(key=key, value=value) for key, value in _messages(records, now)
-        ]
-        for future in pending:
-            await future  # acknowledged by Kafka
-    except Exception as exc:  # registry or broker away, a refused record: the next check
+    except Exception as exc:  # registry away: the next check
         log.warning("hotspot alerts not sent (%s); retrying at the next check", exc)
         return
-    _sent.update(str(r["alert_id"]) for r in records)
-    for record in records:
-        log.info("hotspot alert %s: %s", record["alert_id"], record["headline"])
+    for alert in records:
+        alert_id = str(alert["alert_id"])
+        try:
+            key, value = _message(alert, now)
+        except Exception as exc:  # refused by the contract or the alert rules: never sent
+            _refused.add(alert_id)
+            log.warning("hotspot alert %s refused: %s", alert_id, exc)
+            continue
+        try:
+            await (await alert_topic.send(key=key, value=value))  # acknowledged by Kafka
+        except Exception as exc:  # broker away: this and the rest at the next check
+            log.warning("hotspot alert %s not sent (%s); retrying at the next check", alert_id, exc)
+            return
+        _sent.add(alert_id)
+        log.info("hotspot alert %s: %s", alert_id, alert["headline"])

@@ -18,11 +18,15 @@ without baseline reports), window_days, baseline_windows). Output: one alert per
 decoded alert-contract shape (``schemas/avro/alert.avsc``; datetimes aware, UTC):
 
 - ``alert_id`` = :func:`hotspot_root` (``govstream-hotspot-<grid>-<category>-<window end
-  YYYYMMDD>``): one alert per grid, category and window, ever. The id is derived from the
-  hotspot alone, so a restarted worker or a second leader makes the same id; the leader skips
-  the ids gov.alerts already holds (:data:`SENT_SQL`), and a message sent twice anyway (between
-  the send and the alert agent's insert) is a duplicate the alert agent's state and gov.alerts
-  (ReplacingMergeTree by root id) collapse.
+  YYYYMMDD>``). The id is derived from the hotspot alone, so a restarted worker or a second
+  leader makes the same id, and a message sent twice anyway (between the send and the alert
+  agent's insert) is a duplicate the alert agent's state and gov.alerts (ReplacingMergeTree by
+  root id) collapse.
+- One alert per episode: the window slides by a day, so one burst of reports keeps its grid
+  and category hot for up to ``window_days`` windows; a hotspot whose window overlaps the window
+  of an alert already sent for the same grid and category (gov.alerts, :data:`SENT_SQL`, or
+  sent by this process) is not warned of again. The grid is warned again once it is hot in a
+  window that starts after the warned one ended.
 - ``region_codes`` = the grid's township (乡镇/街道, 9 digits, its own level as the contract
   wants): the grid has no division code of its own, and the township is the level that
   organises its grid workers (网格化管理); the warning reaches every village of it. A township
@@ -30,10 +34,10 @@ decoded alert-contract shape (``schemas/avro/alert.avsc``; datetimes aware, UTC)
   skipped.
 - ``level`` yellow (Moderate): a hotspot is a call to look, not an emergency; ``hazard``
   other, ``hazard_local`` 热点预警, ``sender`` govstream/hotspot.
-- ``sent_at`` = ``effective`` = the check's time; ``expires`` = the end of the window's last
-  day (midnight after ``window_end``, Asia/Shanghai): the warning is in force while its window
-  is the current one. A grid that is still hot the next day gets the next window's alert, so at
-  most one hotspot alert per grid and category is active at a time.
+- ``sent_at`` = ``effective`` = the check's time; ``expires`` = midnight (Asia/Shanghai) after
+  the last day of the first window that no longer overlaps the warned one (``window_end +
+  window_days - 1``): the warning stays in force exactly as long as the grid cannot be warned
+  again, so at most one hotspot alert per grid and category is active at a time.
 
 Names no person: reports are counted, never quoted.
 """
@@ -56,16 +60,34 @@ SENDER = "govstream/hotspot"
 HAZARD = "热点预警"
 LEVEL = "yellow"
 
-#: root ids among ``ids`` that gov.alerts already holds (hotspot alerts sent before)
+#: root ids of the hotspot alerts gov.alerts holds for any of the grid-and-category prefixes
+#: (:func:`prefix_of`) that are still in force after ``since``
 SENT_SQL = (
     "SELECT DISTINCT root_id FROM {db:Identifier}.alerts "
-    "WHERE source = 'hotspot' AND root_id IN {ids:Array(String)}"
+    "WHERE source = 'hotspot' AND expires > {since:DateTime64(3, 'UTC')} "
+    "AND arrayExists(p -> startsWith(root_id, p), {prefixes:Array(String)})"
 )
 
 
+def prefix_of(grid_id: str, category_code: str) -> str:
+    """The start every hotspot alert id of a grid and category shares."""
+    return f"govstream-hotspot-{grid_id}-{category_code}-"
+
+
 def hotspot_root(grid_id: str, category_code: str, window_end: date) -> str:
-    """The alert id of a hotspot: one per grid, category and window (its last day)."""
-    return f"govstream-hotspot-{grid_id}-{category_code}-{window_end:%Y%m%d}"
+    """The alert id of a hotspot: its grid, category and window (its last day)."""
+    return f"{prefix_of(grid_id, category_code)}{window_end:%Y%m%d}"
+
+
+def window_end_of(root_id: str, grid_id: str, category_code: str) -> date | None:
+    """The window end a hotspot alert id of this grid and category names (None otherwise)."""
+    prefix = prefix_of(grid_id, category_code)
+    if not root_id.startswith(prefix):
+        return None
+    try:
+        return datetime.strptime(root_id[len(prefix) :], "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 def root_of(row: Mapping[str, Any]) -> str:
@@ -87,9 +109,12 @@ def region_of(township_code: str) -> str | None:
     return None
 
 
-def expires_at(window_end: date) -> datetime:
-    """Midnight after the window's last day in Asia/Shanghai (UTC): the warning's end."""
-    return datetime.combine(window_end + timedelta(days=1), time(), CST).astimezone(UTC)
+def expires_at(window_end: date, window_days: int = 1) -> datetime:
+    """The warning's end (UTC): midnight (Asia/Shanghai) after ``window_end + window_days -
+    1``, the last day whose window still overlaps the warned one (``window_days`` 1: the end of
+    ``window_end`` itself)."""
+    last = window_end + timedelta(days=max(1, int(window_days)) - 1)
+    return datetime.combine(last + timedelta(days=1), time(), CST).astimezone(UTC)
 
 
 def hotspot_alert(row: Mapping[str, Any], now: datetime, region: str) -> dict[str, Any]:
@@ -124,7 +149,7 @@ def hotspot_alert(row: Mapping[str, Any], now: datetime, region: str) -> dict[st
         ),
         "instruction": "请属地街道（乡镇）核查成因、统筹处置，必要时列入每月一题专项治理。",
         "effective": sent,
-        "expires": expires_at(end),
+        "expires": expires_at(end, int(row["window_days"])),
         "source": SOURCE,
     }
 
@@ -132,18 +157,19 @@ def hotspot_alert(row: Mapping[str, Any], now: datetime, region: str) -> dict[st
 def hotspot_alerts(
     rows: Iterable[Mapping[str, Any]], *, sent: Collection[str], now: datetime
 ) -> list[dict[str, Any]]:
-    """The alerts to send for the hotspots ``rows`` at ``now``: one per row whose id
-    (:func:`root_of`) is not in ``sent`` (already sent: in gov.alerts, or by this process),
-    whose window has not ended by ``now`` and whose township or county is known; in the rows'
-    order, each id once."""
+    """The alerts to send for the hotspots ``rows`` at ``now``: one per row whose window has
+    not ended by ``now``, whose township or county is known and whose window does not overlap
+    the window of an alert in ``sent`` (ids already sent for any hotspot: in gov.alerts, or by
+    this process) for the same grid and category; in the rows' order, each id once."""
     out: list[dict[str, Any]] = []
     seen = set(sent)
     for row in rows:
         alert_id = root_of(row)
-        if alert_id in seen:
+        end = _day(row["window_end"])
+        if alert_id in seen or _warned(row, end, seen):
             continue
         seen.add(alert_id)
-        if expires_at(_day(row["window_end"])) <= now:
+        if expires_at(end) <= now:
             continue  # an old window: nothing to warn of any more
         region = region_of(str(row.get("township_code") or ""))
         if region is None:
@@ -156,13 +182,30 @@ def hotspot_alerts(
     return out
 
 
-def already_sent(client: Any, database: str, ids: Collection[str]) -> set[str]:
-    """The ids among ``ids`` gov.alerts holds as hotspot alerts (``client``: any user that
-    reads gov.alerts)."""
-    if not ids:
+def _warned(row: Mapping[str, Any], end: date, sent: Collection[str]) -> bool:
+    """Whether an id in ``sent`` warned of the row's grid and category for a window that
+    overlaps the row's (its end within ``window_days`` days before the row's end)."""
+    grid, category = str(row["grid_id"]), str(row["category_code"])
+    days = max(1, int(row["window_days"]))
+    for alert_id in sent:
+        warned_end = window_end_of(alert_id, grid, category)
+        if warned_end is not None and end - timedelta(days=days) < warned_end <= end:
+            return True
+    return False
+
+
+def already_sent(
+    client: Any, database: str, rows: Iterable[Mapping[str, Any]], now: datetime
+) -> set[str]:
+    """The ids of the hotspot alerts gov.alerts holds for the grids and categories of ``rows``
+    that are in force at ``now`` (an alert in force is one whose window may overlap a current
+    one: :func:`expires_at`); ``client``: any user that reads gov.alerts."""
+    prefixes = sorted({prefix_of(str(r["grid_id"]), str(r["category_code"])) for r in rows})
+    if not prefixes:
         return set()
-    rows = client.query(SENT_SQL, parameters={"db": database, "ids": list(ids)}).result_rows
-    return {str(r[0]) for r in rows}
+    since = now.astimezone(UTC).replace(tzinfo=None)
+    parameters = {"db": database, "prefixes": prefixes, "since": since}
+    return {str(r[0]) for r in client.query(SENT_SQL, parameters=parameters).result_rows}
 
 
 def _day(value: Any) -> date:

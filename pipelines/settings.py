@@ -194,7 +194,8 @@ class Settings(BaseSettings):
     hotspot_alert_enabled: bool = Field(
         True,
         description="热点预警: whether the worker's leader sends an alert (source hotspot) for "
-        "each new hotspot of gov.hotspots (one per grid, category and window).",
+        "each new hotspot of gov.hotspots (one per grid, category and episode: not again while "
+        "its window overlaps a warned one).",
     )
     hotspot_check_interval_s: float = Field(
         600.0,

@@ -1659,7 +1659,8 @@ def expected_hotspot_alerts(
     events: Iterable[SimEvent], today: date, settings: Analysis | None = None
 ) -> list[str]:
     """热点预警: the ids of the alerts the worker's hotspot check sends for the hotspots of the
-    window ending ``today`` (pipelines/hotspots.py: one per grid, category and window), sorted.
+    window ending ``today`` (pipelines/hotspots.py: one per grid, category and episode; the day
+    has no alert sent before it), sorted.
     Every simulated grid lies in a known township, so none is left without an area."""
     return sorted(
         hotspots.hotspot_root(h["grid_id"], h["category_code"], today)

@@ -64,7 +64,8 @@ def test_analyst_page_shows_the_manifests_three_rates_and_hotspots(
     run: Settings,  # noqa: F811 - the fixture imported above
     tmp_path: Path,
 ) -> None:
-    settings = run.model_copy(update={"sla_check_interval_s": 5.0})  # 督办 of the history
+    # 督办 of the history, and the hotspot alert of the seeded hotspot (the manifest's)
+    settings = run.model_copy(update={"sla_check_interval_s": 5.0, "hotspot_check_interval_s": 5.0})
     config = simulator.SimConfig.closed_loop(
         seed=3, reports=300, forms=0, warnings=0, region="43", minutes=DAY_MINUTES
     )

@@ -27,7 +27,7 @@ VILLAGES, POPULATION = 11, 52_640
 def _check(client: Client, name: str, now: datetime) -> list[dict[str, Any]]:
     """What the leader's timer does (agents/hotspots.py), without Kafka."""
     rows = closedloop.hotspots(client, name)
-    sent = hotspots.already_sent(client, name, {hotspots.root_of(r) for r in rows})
+    sent = hotspots.already_sent(client, name, rows, now)
     return hotspots.hotspot_alerts(rows, sent=sent, now=now)
 
 
@@ -63,7 +63,7 @@ def test_hotspots_become_alerts_once_and_count_in_the_reach(
     assert f"近7天（{TODAY - timedelta(days=6)}至{TODAY}）" in first["description"]
     assert "诉求5件，此前4个周期平均每周期1.0件，为其5.0倍" in first["description"]
     assert "诉求5件，此前4个周期无此类诉求" in second["description"]
-    assert first["expires"] == hotspots.expires_at(TODAY) > now
+    assert first["expires"] == hotspots.expires_at(TODAY, 7) > now
 
     _write(client, name, records, now)
     by_level = client.query(
@@ -82,9 +82,12 @@ def test_hotspots_become_alerts_once_and_count_in_the_reach(
 
     # the next check (this worker later, a restarted one, or another leader): nothing new
     assert _check(client, name, now + timedelta(minutes=10)) == []
-    assert hotspots.already_sent(client, name, [r["alert_id"] for r in records]) == {
-        r["alert_id"] for r in records
-    }
+    rows = closedloop.hotspots(client, name)
+    assert hotspots.already_sent(client, name, rows, now) == {r["alert_id"] for r in records}
+    # the alerts stay in force while the grids' windows overlap theirs: a check in 6 days
+    # still finds them, one in 7 days (a window that starts after theirs ended) does not
+    assert len(hotspots.already_sent(client, name, rows, now + timedelta(days=6))) == 2
+    assert hotspots.already_sent(client, name, rows, now + timedelta(days=8)) == set()
     # a message sent twice anyway is the same warning in gov.alerts
     _write(client, name, records[:1], now)
     (count,) = client.query(

@@ -1,6 +1,7 @@
 """热点预警 (pipelines/hotspots.py): a gov.hotspots row becomes one alert per grid, category and
-window, addressed to the grid's township, valid under the contract and the alert rules, never
-twice; the contract's new source reads as ``other`` for an older reader."""
+episode (not again while its window overlaps a warned one), addressed to the grid's township,
+valid under the contract and the alert rules, never twice; the contract's new source reads as
+``other`` for an older reader."""
 
 from __future__ import annotations
 
@@ -74,8 +75,9 @@ def test_the_alert_meets_the_contract_and_the_alert_rules() -> None:
     )
     assert record["region_codes"] == ["430602001"] and record["references"] == []
     assert record["sent_at"] == record["effective"] == NOW
-    # in force until the end of the window's last day in Beijing: 2026-12-01 00:00 +08:00
-    assert record["expires"] == datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
+    # in force while a window of the grid overlaps the warned one: to the end of 2026-12-06 in
+    # Beijing (window end + 7 - 1 days), 2026-12-07 00:00 +08:00
+    assert record["expires"] == datetime(2026, 12, 6, 16, 0, tzinfo=UTC)
     assert "近7天（2026-11-24至2026-11-30）市政设施/路灯故障类诉求8件" in record["description"]
     assert "此前4个周期平均每周期0.5件，为其16.0倍" in record["description"]
     assert contracts.from_json(contracts.ALERT, record) == record
@@ -96,7 +98,8 @@ def test_it_counts_in_the_reach_like_any_warning() -> None:
     assert row["population"] == sum(v.population for v in villages)
     targets = alerts.target_rows(state)
     assert len(targets) == len(villages) > 0
-    assert alerts.is_active(state, NOW) and not alerts.is_active(state, NOW + timedelta(hours=10))
+    assert alerts.is_active(state, NOW + timedelta(days=6))
+    assert not alerts.is_active(state, NOW + timedelta(days=6, hours=10))
     again, dup = alerts.apply(state, record, received_at=NOW, partition=1, offset=8)
     assert dup.outcome == "duplicate" and again["revision"] == state["revision"]
 
@@ -120,13 +123,32 @@ def test_alerts_only_for_hotspots_not_warned_of() -> None:
     assert [r["alert_id"] for r in again] == [hotspots.root_of(_row(category_code="P0102"))]
     # a restarted worker or a second leader computes the same ids: nothing new to send
     assert hotspots.hotspot_alerts(rows, sent={r["alert_id"] for r in out}, now=NOW) == []
-    # the next day the grid is still hot: the next window's alert
-    tomorrow = _row(window_end=DAY + timedelta(days=1))
-    later = hotspots.hotspot_alerts([tomorrow], sent=sent, now=NOW + timedelta(days=1))
-    assert [r["alert_id"] for r in later] == [f"govstream-hotspot-{GRID}-P0101-20261201"]
+    # the same burst keeps the grid hot in the next 6 windows, which overlap the warned one:
+    # no second alert for that episode
+    for days in range(1, 7):
+        still = _row(window_end=DAY + timedelta(days=days))
+        assert hotspots.hotspot_alerts([still], sent=sent, now=NOW + timedelta(days=days)) == []
+    # hot again in a window that starts after the warned one ended: a new alert
+    again_hot = _row(window_end=DAY + timedelta(days=7))
+    later = hotspots.hotspot_alerts([again_hot], sent=sent, now=NOW + timedelta(days=7))
+    assert [r["alert_id"] for r in later] == [f"govstream-hotspot-{GRID}-P0101-20261207"]
+    # another category of the grid is its own episode
+    other = hotspots.hotspot_alerts([_row(category_code="P0102")], sent=sent, now=NOW)
+    assert len(other) == 1
 
 
-def test_already_sent_asks_gov_alerts_for_the_ids() -> None:
+def test_an_alert_id_names_its_grid_category_and_window() -> None:
+    alert_id = hotspots.root_of(_row())
+    assert hotspots.window_end_of(alert_id, GRID, "P0101") == DAY
+    assert hotspots.window_end_of(alert_id, GRID, "P0102") is None
+    assert hotspots.window_end_of(alert_id, GRID[:-1], "P0101") is None  # another grid
+    assert hotspots.window_end_of(alert_id + "x", GRID, "P0101") is None
+    # a grid id with dashes, as the contract allows
+    dashed = hotspots.hotspot_root("g-1-2", "E0101", DAY)
+    assert hotspots.window_end_of(dashed, "g-1-2", "E0101") == DAY
+
+
+def test_already_sent_asks_gov_alerts_for_the_grids_and_categories_in_force() -> None:
     asked: list[tuple[str, dict[str, Any]]] = []
 
     class Client:
@@ -134,10 +156,16 @@ def test_already_sent_asks_gov_alerts_for_the_ids() -> None:
             asked.append((sql, parameters))
             return type("R", (), {"result_rows": [("a",)]})()
 
-    assert hotspots.already_sent(Client(), "gov", []) == set() and asked == []
-    assert hotspots.already_sent(Client(), "gov", ["a", "b"]) == {"a"}
+    assert hotspots.already_sent(Client(), "gov", [], NOW) == set() and asked == []
+    rows = [_row(), _row(), _row(category_code="P0102")]
+    assert hotspots.already_sent(Client(), "gov", rows, NOW) == {"a"}
     sql, parameters = asked[0]
-    assert "source = 'hotspot'" in sql and parameters == {"db": "gov", "ids": ["a", "b"]}
+    assert "source = 'hotspot'" in sql and "expires >" in sql
+    assert parameters == {
+        "db": "gov",
+        "prefixes": [f"govstream-hotspot-{GRID}-P0101-", f"govstream-hotspot-{GRID}-P0102-"],
+        "since": NOW.replace(tzinfo=None),
+    }
 
 
 def test_the_hotspot_source_is_appended_and_reads_as_other_for_an_older_reader() -> None:
