@@ -514,7 +514,8 @@ def _sounds() -> Any:
             cjk = all(_is_cjk(c) for c in term)
             if 2 <= len(term) <= 4 and cjk and codes and not placelike:
                 key = "".join(_syllable(str(p)) for p in lazy_pinyin(term))
-                index.setdefault(key, []).append(term)
+                if len(key) == len(term):  # one syllable per character (as the clause is heard)
+                    index.setdefault(key, []).append(term)
         automaton = ahocorasick.Automaton()
         for key, terms in index.items():
             automaton.add_word(key, (len(key), tuple(sorted(terms, reverse=True))))

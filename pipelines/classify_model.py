@@ -118,13 +118,18 @@ class LinearTfidf:
     def from_pipeline(cls, pipeline: Any) -> LinearTfidf:
         """The numbers of a fitted ``_pipeline()``; raises :class:`ModelError` for a pipeline
         of other settings (this class computes only these)."""
+        import numpy as np
+
         union, logistic = (step for _name, step in pipeline.steps)
+        if union.transformer_weights or logistic.solver != "lbfgs":
+            raise ModelError("cannot convert a pipeline of other settings (weights or solver)")
         parts = []
         for _name, vec in union.transformer_list:
             char = vec.analyzer == "char"
             expected = (vec.analyzer == _words or char and tuple(vec.ngram_range) == (1, 3)) and (
                 vec.sublinear_tf and vec.use_idf and vec.norm == "l2" and not vec.binary
                 and vec.lowercase and vec.strip_accents is None and vec.preprocessor is None
+                and np.dtype(vec.dtype) == np.float64
             )  # fmt: skip
             if not expected:
                 raise ModelError(f"cannot convert a vectorizer of other settings: {vec!r}")
@@ -146,7 +151,8 @@ class LinearTfidf:
                     decision = decision + columns @ np.array(values)
                 offset += len(part.idf)
             if len(decision) == 1:  # two classes: the logistic function of one decision
-                p = 1.0 / (1.0 + math.exp(-float(decision[0])))
+                d = float(decision[0])
+                p = 1.0 / (1.0 + math.exp(-d)) if d >= 0 else math.exp(d) / (1.0 + math.exp(d))
                 out[k] = (1.0 - p, p)
             else:  # softmax
                 e = np.exp(decision - decision.max())

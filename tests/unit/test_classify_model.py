@@ -98,3 +98,12 @@ def test_loading_a_model_and_classifying_does_not_import_scikit_learn(tmp_path: 
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     ).stdout.splitlines()
     assert out == ["P0102", "[]"], out
+
+
+def test_an_extreme_decision_gives_certainty_not_an_overflow() -> None:
+    part = classify_model._Tfidf({"a": 0}, np.array([1.0]), (1, 1))
+    for weight, expected in ((-1000.0, [1.0, 0.0]), (1000.0, [0.0, 1.0])):
+        numbers = classify_model.LinearTfidf(
+            (part,), np.array([[weight]]), np.array([0.0]), np.array(["P0101", "P0102"])
+        )
+        assert numbers.predict_proba(["a"]).tolist() == [expected]
