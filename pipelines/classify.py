@@ -13,10 +13,11 @@ Steps: normalize (NFKC: full-width -> half-width; lower case; traditional ->
 simplified with OpenCC's t2s tables); split into parts -- a letter's ``title``, the
 sentences with an explicit ``request`` (恳请/希望/要求/请…) and the ``body`` -- weighted
 2.5 / 2 / 1 (``part_weights``: the title and the request decide a multi-issue
-letter, ../shared/reference/README.md); segment each clause with jieba (user
-dictionary: the lexicon terms and the division names, nothing downloaded; the word
-boundaries are jieba's ``lcut(HMM=False)``, computed from its dictionary in one pass
-and only for a clause with a term that needs them); find terms aligned with words (a
+letter, ../shared/reference/README.md); segment each clause with jieba's dictionary
+and algorithm (rjieba, its Rust port; user dictionary: the lexicon terms and the division
+names, nothing downloaded; only for a clause with a term that needs the word boundaries);
+find every term of a clause in one pass of an Aho-Corasick automaton (pyahocorasick) and
+keep those aligned with words (a
 one-character term must be a word: 管 of 管理, 断 of 不断 do not count; a longer term must
 start or end one), skip terms inside place names (division names, 2-4 characters
 before 小区/社区/街道: 梧桐 of 梧桐里小区), drop negated and hypothetical terms ("路灯没坏",
@@ -331,10 +332,7 @@ def place_names(directory: Path = DIVISIONS_DIR) -> frozenset[str]:
             names += [row[column] for row in rows]
     full = "\n".join(name for name in names if "\n" not in name)
     forms = set(full.split("\n")) | set(_SUFFIXES.sub("", full).split("\n"))
-    joined = "\n".join(form for form in forms if len(form) >= 3)
-    if not unicodedata.is_normalized("NFKC", joined):  # the shipped names are (0.1 s saved)
-        joined = unicodedata.normalize("NFKC", joined)
-    normalized = _t2s(joined.lower()).split("\n")
+    normalized = normalize("\n".join(form for form in forms if len(form) >= 3)).split("\n")
     return frozenset(form for form in normalized if len(form) >= 3)
 
 
@@ -352,9 +350,10 @@ def user_words() -> list[tuple[str, int, str]]:
 
 
 def segmenter() -> Any:
-    """The word segmenter: ``rjieba.Jieba`` (jieba-rs, the Rust port of jieba: jieba's own
-    dictionary and algorithm, built in) with :func:`user_words`, built once on first use
-    (thread-safe, ~0.3 s; jieba's Python tokenizer took 3.4 s for the same dictionary).
+    """The word segmenter: rjieba's default tokenizer (jieba-rs, the Rust port of jieba:
+    jieba's own dictionary and algorithm, built in) with :func:`user_words` added, built once
+    on first use (thread-safe; ~1 s, most of it reading the division names; jieba's Python
+    tokenizer took 3.4 s for the same dictionary).
 
     Its words are jieba's ``Tokenizer.lcut(text, HMM=False)`` with the same user words:
     ``tests/unit/test_classify.py`` checks that against jieba on the labelled texts and on
