@@ -28,6 +28,14 @@ Failures are typed (:func:`is_refusal`, issue 16 item 5):
 
 An insert of one table is one block (a batch is far below ``max_insert_block_size``, 1,048,449
 rows), which ClickHouse writes atomically: a refused insert leaves nothing behind.
+
+A table's column types are read from the server once (clickhouse-connect's insert context) and
+passed with every later insert of it, instead of clickhouse-connect asking the server before
+each insert (one HTTP request more per table and batch: 3 % of a form worker's CPU, measured
+with py-spy; on the embedded endpoint a 20-row insert took 20 ms with the request, 15.5 ms
+without). Any failed insert forgets them, so the retry, or the halves of a refused batch,
+are sent with the types the table has then (a column changed by a migration while the worker
+runs cannot make good rows look refused).
 """
 
 from __future__ import annotations
@@ -217,6 +225,7 @@ class ClickHouseSink:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.stats = SinkStats()
+        self._column_types: dict[str, Sequence[Any]] = {}  # table → as the server gave them
 
     # --- one insert ---------------------------------------------------------------------
 
@@ -227,10 +236,17 @@ class ClickHouseSink:
         return client
 
     def _insert(self, table: str, rows: Sequence[Sequence[Any]], token: str) -> None:
-        self._client().insert(
-            f"{self.database}.{table}",
+        client, name = self._client(), f"{self.database}.{table}"
+        columns = list(self.tables[table].columns)
+        types = self._column_types.get(table)
+        if types is None:  # the table's types as the server tells them (one DESCRIBE)
+            types = client.create_insert_context(name, columns).column_types
+            self._column_types[table] = types
+        client.insert(
+            name,
             list(rows),
-            column_names=list(self.tables[table].columns),
+            column_names=columns,
+            column_types=types,
             settings={"insert_deduplication_token": token},
         )
 
@@ -247,6 +263,7 @@ class ClickHouseSink:
                 self._local.landed_s = self._landed_s() + time.perf_counter() - started
                 return None
             except Exception as exc:
+                self._column_types.pop(table, None)  # the next try reads them again
                 if is_refusal(exc):
                     return exc
                 self.stats.retries += 1

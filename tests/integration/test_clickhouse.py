@@ -85,6 +85,18 @@ def test_deduplication_token_makes_a_retried_insert_land_once(stack: Settings, d
     assert client.command(f"SELECT count() FROM {db}.t") == 50
 
 
+def test_an_inserts_url_settings_last_that_insert(stack: Settings, db: str) -> None:
+    """The endpoint runs an insert's URL settings as its SETTINGS clause: an unknown one is
+    refused with the engine's code, and nothing of it stays on the pooled session."""
+    client = get_client(stack)
+    with pytest.raises(DatabaseError, match="code: 115"):  # UNKNOWN_SETTING
+        client.insert(f"{db}.t", _rows(3), column_names=COLUMNS, settings={"no_such_x": 1})
+    limited = {"max_partitions_per_insert_block": 1, "insert_deduplication_token": "b-2"}
+    client.insert(f"{db}.t", _rows(4), column_names=COLUMNS, settings=limited)
+    assert client.command("SELECT getSetting('max_partitions_per_insert_block')") == 100
+    assert client.command(f"SELECT count() FROM {db}.t") == 4
+
+
 def test_analyst_reads_but_cannot_write_or_lift_readonly(stack: Settings, db: str) -> None:
     get_client(stack).insert(f"{db}.t", _rows(5), column_names=COLUMNS)
     analyst = get_client(stack, analyst=True)

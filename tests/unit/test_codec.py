@@ -66,6 +66,30 @@ def test_old_and_new_writers_decode_into_the_reader_shape() -> None:
     assert old_reader.decode(frame(2, encode(V2, {"id": "c", "note": "x"}))) == {"id": "c"}
 
 
+def test_a_writer_schema_equal_to_the_readers_is_read_without_resolution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pipelines.codec as codec
+
+    readers: list[object] = []
+    real = codec.schemaless_reader
+
+    def spying(stream: io.BytesIO, writer: object, reader: object) -> object:
+        readers.append(reader)
+        return real(stream, writer, reader)
+
+    monkeypatch.setattr(codec, "schemaless_reader", spying)
+    decoder = AvroDecoder(V2, fetch)
+    same = frame(2, encode(V2, {"id": "b", "note": "x"}))
+    older = frame(1, encode(V1, {"id": "a"}))
+    assert decoder.decode(same) == {"id": "b", "note": "x"}
+    assert decoder.decode(older) == {"id": "a", "note": None}
+    assert readers == [None, decoder.reader]  # id 2 is V2 itself; id 1 is resolved
+    with pytest.raises(DecodeError) as info:  # the fast path still checks the body
+        decoder.decode(frame(2, encode(V2, {"id": "b", "note": "x"}) + b"junk"))
+    assert info.value.reason == BAD_AVRO
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [

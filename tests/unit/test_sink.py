@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -67,6 +68,11 @@ class Picky:
         self.calls = 0
         self.landed: list[Any] = []
         self.tokens: list[str] = []
+        self.described: list[str] = []  # tables whose column types were asked for
+
+    def create_insert_context(self, table: str, columns: list[str]) -> Any:
+        self.described.append(table)
+        return SimpleNamespace(column_types=[f"type of {c}" for c in columns])
 
     def insert(self, table: str, rows: list[Any], **kwargs: Any) -> None:
         self.calls += 1
@@ -77,6 +83,21 @@ class Picky:
             raise DatabaseError("Code: 469. violated (VIOLATED_CONSTRAINT)", code=469)
         self.tokens.append(kwargs["settings"]["insert_deduplication_token"])
         self.landed.extend((table, *row) for row in rows)
+
+
+def test_column_types_are_asked_once_per_table_and_again_after_a_failed_insert() -> None:
+    client = Picky(transient=1)
+    sink = ClickHouseSink(
+        lambda: cast(Any, client), "db", [TableSpec("t", ("a",))], backoff_initial_s=0.001
+    )
+    for values in ([1, 2], [3], [4]):
+        batch = Batch()
+        for v in values:
+            batch.add("t", (v,))
+        sink.write_blocking(batch)
+    # the first insert failed (transient): its retry asked again; then no more questions
+    assert client.described == ["db.t", "db.t"]
+    assert sorted(r[1] for r in client.landed) == [1, 2, 3, 4]
 
 
 def test_split_finds_the_refused_rows_and_lands_the_rest() -> None:
