@@ -257,3 +257,25 @@ def test_a_dispatch_corrects_only_to_a_taxonomy_code() -> None:
     assert "corrected_category (DISPATCH only)" in str(info.value)
     masked = reports.masked_record({**dispatch, "corrected_category": "电话13907301234"}, SALT)
     assert "13907301234" not in masked["corrected_category"]
+
+
+def test_warm_up_builds_what_the_first_report_would_build() -> None:
+    """In a fresh interpreter: nothing of the report path is built at import; after
+    ``warm_up`` the segmenter, its place names and the division index are."""
+    import subprocess
+    import sys
+
+    probe = (
+        "from pipelines import classify, divisions, reports\n"
+        "before = (classify._SEGMENTER, divisions._index.cache_info().currsize)\n"
+        "reports.warm_up()\n"
+        "after = (classify._SEGMENTER is not None, len(classify._PLACES),\n"
+        "         divisions._index.cache_info().currsize)\n"
+        "print(before[0] is None, before[1], *after)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[:3] == ["True", "0", "True"]
+    assert int(out[3]) > 10_000  # division names among the segmenter's words
+    assert out[4] == "1"
