@@ -84,12 +84,13 @@ def measure(run: harness.Run) -> harness.Pool:
     log(f"latency + soak: {seconds / 60:.1f} min at {rate:,.0f} events/s …")
     harness.latency_soak(run, pool, rate, seconds)
     log(f"latency p50 {r.p50_ms} ms, p99 {r.p99_ms} ms; peak RSS {r.peak_rss_mib} MiB")
-    measure_forms(run)
+    measure_forms(run, pool)
     return pool
 
 
-def measure_forms(run: harness.Run) -> None:
-    """The form-submission stream's ceilings and its full pipeline with one worker."""
+def measure_forms(run: harness.Run, reports: harness.Pool | None = None) -> None:
+    """The form-submission stream's ceilings and its full pipeline with one worker; with
+    ``reports`` also both streams at once through one worker (the mixed phase)."""
     settings, options, r = run.settings, run.options, run.results
     harness.restart_stack(settings)
     log(f"encoding {options.events:,} simulated form-submission events once …")
@@ -101,6 +102,9 @@ def measure_forms(run: harness.Run) -> None:
     log(f"forms: bare Faust agent: {r.form_faust_eps:,.0f} events/s")
     r.form_full1_eps = harness.full_pipeline(run, forms, 1)
     log(f"forms: full pipeline, 1 worker: {r.form_full1_eps:,.0f} events/s")
+    if reports is not None:
+        r.mixed1_eps = harness.mixed_pipeline(run, reports, forms)
+        log(f"mixed: reports and forms, 1 worker: {r.mixed1_eps:,.0f} events/s")
 
 
 def write(run: harness.Run, started: float, stamp: datetime) -> Path:
@@ -145,7 +149,9 @@ NOTES = [
     "(a respondent's row is replaced, so the first event's receive time is not kept).",
     "Events per worker CPU-second: events accounted for / the worker processes' own CPU time "
     "(user + system, /proc/<pid>/stat) over the phase.",
-    "Not measured yet: a mixed stream (reports, forms and warnings together).",
+    "Mixed: the report and form-submission pools in their own topics, filled one after the "
+    "other, through one worker; rate from the start of the fill until both are accounted for. "
+    "Weather warnings (a few a day) are left out.",
 ]
 
 

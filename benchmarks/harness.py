@@ -461,6 +461,34 @@ def full_pipeline(run: Run, pool: Pool, workers: int) -> float:
     return events / ((done_ms - first_ms) / 1000)
 
 
+def mixed_pipeline(run: Run, reports: Pool, forms: Pool) -> float:
+    """events/s of one worker on the report and form-submission topics at once (both filled
+    before it catches up: the fill runs far faster than the pipeline), from the start of the
+    fill until both are accounted for (reports reconciled, forms by ``wait_forms``). Records
+    the worker's CPU seconds under the phase "m1"."""
+    settings = run.settings
+    restart_stack(settings)
+    check_registry(settings, reports)
+    check_registry(settings, forms)
+    db, tag = "bench_m1", "m1"
+    procs = start_workers(run, db, 1, tag)
+    try:
+        client = clickhouse.get_client(settings)
+        worker_cpu = workers_cpu_s(procs)
+        fill_ms = time.time() * 1000
+        fill(settings, reports)
+        fill(settings, forms)
+        events = wait_accounted(client, db, reports.expected).events
+        events += wait_forms(client, db, forms)
+        done_ms = time.time() * 1000
+        run.results.worker_cpu_s[tag] = workers_cpu_s(procs) - worker_cpu
+        run.results.phase_events[tag] = events
+    finally:
+        for w in procs:
+            w.stop()
+    return events / ((done_ms - fill_ms) / 1000)
+
+
 def latency_soak(run: Run, pool: Pool, rate: float, seconds: float) -> None:
     """One worker fed at ``rate`` for ``seconds``; latency quantiles and RSS samples."""
     settings = run.settings
@@ -480,16 +508,25 @@ def latency_soak(run: Run, pool: Pool, rate: float, seconds: float) -> None:
         f"AS SELECT produced_at, inserted_at FROM {db}.reports"
     )
     samples: list[tuple[float, float]] = []
+    # the stack's own processes too (issue 18: "if something grows, show it with that
+    # process's own CPU and memory"): name → [(s, RSS MiB, CPU seconds so far)]
+    pids = {s.name: s.pid for s in control.status(settings) if s.pid is not None}
+    services: dict[str, list[tuple[float, float, float]]] = {name: [] for name in pids}
     stop = threading.Event()
     started = time.monotonic()
     interval = max(1.0, seconds / 150)
 
     def sample() -> None:
         while not stop.is_set():
+            at = time.monotonic() - started
             if worker.proc is not None:
                 rss = proc_status(worker.proc.pid).get("VmRSS")
                 if rss is not None:
-                    samples.append((time.monotonic() - started, rss))
+                    samples.append((at, rss))
+            for name, pid in pids.items():
+                rss = proc_status(pid).get("VmRSS")
+                if rss is not None:  # None: the service restarted or stopped
+                    services[name].append((at, rss, proc_cpu_s(pid)))
             stop.wait(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -535,6 +572,7 @@ def latency_soak(run: Run, pool: Pool, rate: float, seconds: float) -> None:
     r.latency_rows = int(row[1])
     r.soak_s = seconds
     r.rss_samples = samples
+    r.service_samples = services
     if peak is not None:
         r.peak_rss_mib = max(r.peak_rss_mib or 0.0, peak)
 

@@ -67,10 +67,14 @@ class Results:
     peak_rss_mib: float | None = None
     soak_s: float | None = None
     rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (s, MiB)
+    #: the stack's processes over the soak: service name → [(s, RSS MiB, CPU seconds so far)]
+    service_samples: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)
     form_confluent_eps: float | None = None
     form_faust_eps: float | None = None
     form_full1_eps: float | None = None
-    # per pipeline phase ("w1", "w2": reports with 1 and 2 workers; "f1": forms, 1 worker)
+    mixed1_eps: float | None = None  # reports and forms at once, one worker
+    # per pipeline phase ("w1", "w2": reports with 1 and 2 workers; "f1": forms, 1 worker;
+    # "m1": both streams at once, 1 worker)
     worker_cpu_s: dict[str, float] = field(default_factory=dict)  # the workers' CPU seconds
     phase_events: dict[str, int] = field(default_factory=dict)  # events accounted for
 
@@ -108,6 +112,23 @@ def soak_growth(samples: Sequence[tuple[float, float]]) -> tuple[float, float] |
     warm = statistics.median(values[q : 2 * q])
     end = statistics.median(values[-q:])
     return warm, end - warm
+
+
+def service_trend(
+    samples: Sequence[tuple[float, float, float]],
+) -> tuple[float, float, float, float] | None:
+    """(CPU % of one core in the first quarter of the soak, in the last quarter, RSS MiB at
+    the start, at the end) of one process; None with fewer than 8 samples."""
+    if len(samples) < 8:
+        return None
+    ordered = sorted(samples)
+    q = len(ordered) // 4
+
+    def busy(part: Sequence[tuple[float, float, float]]) -> float:
+        (t0, _, c0), (t1, _, c1) = part[0], part[-1]
+        return 100.0 * (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
+
+    return busy(ordered[: q + 1]), busy(ordered[-q - 1 :]), ordered[0][1], ordered[-1][1]
 
 
 def is_flat(warm: float, growth: float) -> bool:
@@ -162,12 +183,25 @@ def figures(r: Results) -> list[Figure]:
                "events/s", note=per_cpu),
         Figure("events per worker CPU-second, forms, 1 worker", r.per_cpu_s("f1"), "events/s",
                note=per_cpu, topic="form"),
+        Figure("mixed: reports and forms at once, 1 worker", r.mixed1_eps, "events/s",
+               note="no ceiling of its own: compare with the two streams' rates above"),
+        Figure("events per worker CPU-second, mixed, 1 worker", r.per_cpu_s("m1"), "events/s",
+               note=per_cpu),
     ]  # fmt: skip
     growth = soak_growth(r.rss_samples)
     minutes = f"{(r.soak_s or 0) / 60:.1f} min soak"
     if growth is not None:
         out.append(Figure("worker RSS after warm-up", growth[0], "MiB", note=minutes))
         out.append(Figure("worker RSS growth over the soak", growth[1], "MiB", note=minutes))
+    for name, samples in sorted(r.service_samples.items()):
+        trend = service_trend(samples)
+        if trend is None:
+            continue
+        first, last, rss0, rss1 = trend
+        out.append(Figure(f"soak: {name} CPU, first → last quarter", last, "% of a core",
+                          note=f"{first:.0f} % → {last:.0f} %"))  # fmt: skip
+        out.append(Figure(f"soak: {name} RSS, start → end", rss1, "MiB",
+                          note=f"{rss0:.0f} → {rss1:.0f} MiB"))  # fmt: skip
     return out
 
 

@@ -30,6 +30,23 @@ def test_soak_growth_compares_the_second_quarter_with_the_last() -> None:
     assert not report.is_flat(100.0, 9.0)  # over 8 MiB and over 5 %
 
 
+def test_a_stack_process_that_grows_in_the_soak_shows_its_cpu_and_memory() -> None:
+    # 16 samples a minute apart: CPU seconds grow 6 → 48 per minute (10 % → 80 % of a core)
+    cpu, samples = 0.0, []
+    for t in range(16):
+        samples.append((60.0 * t, 100.0 + 15 * t, cpu))
+        cpu += 6.0 if t < 8 else 48.0
+    first, last, rss0, rss1 = report.service_trend(samples) or (0, 0, 0, 0)
+    assert first == pytest.approx(10.0) and last == pytest.approx(80.0)
+    assert (rss0, rss1) == (100.0, 325.0)
+    assert report.service_trend(samples[:7]) is None
+    shown = report.figures(Results(service_samples={"kafka": samples}))
+    assert [f.note for f in shown if f.name.startswith("soak: kafka")] == [
+        "10 % → 80 %",
+        "100 → 325 MiB",
+    ]
+
+
 def test_targets_met_and_not_met_with_their_figures() -> None:
     """Issue 18's targets: reports ≥ 50 % and forms ≥ 60 % of their bare-Faust ceilings, two
     workers ≥ 1.6× one or ≥ 90 % of its events per worker CPU-second, p99 ≤ 1 s in the first
