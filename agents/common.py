@@ -146,48 +146,6 @@ async def write(agent: str, sink: Any, batch: Batch) -> list[Awaitable[Any]]:
     return sends
 
 
-class WriteBehind:
-    """An agent's batch is written to ClickHouse while its next batch is processed (issue 18).
-
-    :meth:`submit` hands over a processed batch: its rows go to ``sink`` and the sends it made
-    are awaited in a task of their own, and only then are its events acknowledged — offsets
-    are still committed only after their rows are in ClickHouse and the batch's messages are
-    acknowledged by Kafka. At most one batch is in flight per agent: :meth:`submit` first
-    waits for the previous one, so batches land and are acknowledged in order, and a slow
-    ClickHouse still stops the agent from taking more (backpressure) one batch later than a
-    write in line would. A failure of the write (the sink retries transient ones forever, so
-    only a bug) is raised by the next :meth:`submit` or :meth:`drain`.
-
-    Measured (``python -m benchmarks``, before → after in README's performance section):
-    processing no longer waits for the inserts of the batch before it."""
-
-    def __init__(self, stream: StreamT, agent: str, sink: Any) -> None:
-        self.stream = stream
-        self.agent = agent
-        self.sink = sink
-        self._pending: asyncio.Task[None] | None = None
-
-    async def submit(self, events: list[EventT], batch: Batch, sends: list[Any]) -> None:
-        """Write ``batch`` and acknowledge ``events`` behind the caller's next batch."""
-        await self.drain()
-        self._pending = asyncio.ensure_future(self._land(events, batch, sends))
-
-    async def drain(self) -> None:
-        """Wait until the batch in flight is written and acknowledged (raises its failure)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            await pending
-
-    async def _land(self, events: list[EventT], batch: Batch, sends: list[Any]) -> None:
-        sends = sends + await write(self.agent, self.sink, batch)
-        metrics.record_written(self.agent, batch.rows, (e.message.timestamp for e in events))
-        for pending in sends:
-            await pending
-        for event in events:
-            await self.stream.ack(event)
-        metrics.progressed(self.agent)
-
-
 #: The dead-letter tables every agent's sink writes (the analysts' masked rows, the
 #: writer-only original bytes).
 DEAD_LETTER_TABLES = (
@@ -320,9 +278,7 @@ async def consume(
     sink.write → dead-letter sends → ack.
 
     Offsets are acknowledged only after the batch's rows are in ClickHouse and its dead-letter
-    copies are acknowledged by Kafka; the write runs behind the next batch
-    (:class:`WriteBehind`)."""
-    writer = WriteBehind(stream, agent, sink)
+    copies are acknowledged by Kafka."""
     async for events in batches(stream):
         batch, sends = Batch(), cast(list[Any], [])
         decoded: list[tuple[EventT, dict[str, Any], datetime]] = []
@@ -346,8 +302,13 @@ async def consume(
                 sends.append(
                     await failed(agent, exc, message, batch, received, safe_mask(mask, record))
                 )
-        await writer.submit(events, batch, sends)
-    await writer.drain()
+        sends += await write(agent, sink, batch)
+        metrics.record_written(agent, batch.rows, (e.message.timestamp for e in events))
+        for pending in sends:
+            await pending
+        for event in events:
+            await stream.ack(event)
+        metrics.progressed(agent)
 
 
 async def failed(

@@ -44,7 +44,6 @@ from agents.common import (
     DEAD_LETTER_TABLES,
     LostState,
     Source,
-    WriteBehind,
     batches,
     dead_letter,
     decode,
@@ -166,12 +165,12 @@ def _stepped(key: bytes, step: Step, batch: Batch, source: Any) -> workorders.Ou
 
 @app.agent(report_topic)
 async def process_reports(stream: StreamT) -> None:
-    writer = WriteBehind(stream, "process_reports", sink)
     async for events in batches(stream):
         async with _state_lock:
-            batch, sends = await _process(events)
-        await writer.submit(events, batch, sends)
-    await writer.drain()
+            await _process(events)
+        for event in events:
+            await stream.ack(event)
+        metrics.progressed("process_reports")
 
 
 def _apply(record: dict[str, Any], message: Any, received: datetime, batch: Batch) -> Any:
@@ -222,9 +221,7 @@ async def _restore_missing(decoded: list[tuple[Any, dict[str, Any], datetime]]) 
     await put_back(work_orders, wanted, restore.work_orders, "work orders")
 
 
-async def _process(events: Any) -> tuple[Batch, list[Any]]:
-    """Decode, check, classify, route and mask a batch of report events: the batch's rows and
-    the sends it made (routed work orders, complaints, dead-letter copies), for WriteBehind."""
+async def _process(events: Any) -> None:
     batch, sends = Batch(), cast(list[Any], [])
     decoded: list[tuple[Any, dict[str, Any], datetime]] = []
     for event in events:
@@ -263,7 +260,12 @@ async def _process(events: Any) -> tuple[Batch, list[Any]]:
                 source=message,
             )  # fmt: skip
             await _rejected(batch, sends, result.rejected, received)
-    return batch, sends
+    sends += await write("process_reports", sink, batch)
+    metrics.record_written(  # metrics
+        "process_reports", batch.rows, (e.message.timestamp for e in events)
+    )
+    for pending in sends:
+        await pending
 
 
 @app.task
@@ -409,18 +411,24 @@ def _link(event: EventT) -> list[Any]:
 
 @app.agent(routed_topic)
 async def link_work_orders(stream: StreamT) -> None:
-    writer = WriteBehind(stream, "link_work_orders", sink)
     async for events in batches(stream):
         batch = Batch()
         await _restore_index(events)
         for event in events:
             saw(batch, event)
             batch.add("reports", _link(event), source=event.message)
+        sends = await write("link_work_orders", sink, batch)
         metrics.EVENTS_IN.labels("link_work_orders", routed_topic.get_topic_name()).inc(  # metrics
             len(events)
         )
-        await writer.submit(events, batch, [])
-    await writer.drain()
+        metrics.record_written(  # metrics
+            "link_work_orders", batch.rows, (e.message.timestamp for e in events)
+        )
+        for pending in sends:
+            await pending
+        for event in events:
+            await stream.ack(event)
+        metrics.progressed("link_work_orders")
 
 
 # --- repeat complaints (重复诉求): see the module docstring ----------------------------------
