@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -102,6 +103,9 @@ class FlakyClient:
     def __init__(self, failures: list[int]) -> None:
         self.failures = failures
         self.inserted: list[tuple[str, int]] = []
+
+    def create_insert_context(self, table: str, columns: list[str]) -> Any:
+        return SimpleNamespace(column_types=[f"type of {c}" for c in columns])
 
     def insert(self, table: str, rows: list[Any], **_: Any) -> None:
         if self.failures[0] > 0:
