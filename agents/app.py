@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> faust.App:
         web_graph_enabled=False,
         web_stats_enabled=False,
         table_cleanup_interval=60.0,
+        table_standby_replicas=settings.table_standby_replicas,  # default 0: see Settings
         # tables recover to the changelog's true end (Tansu understates it)
         TableManager=recovery.TableManager,
     )

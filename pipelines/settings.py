@@ -124,6 +124,16 @@ class Settings(BaseSettings):
         "twin's three brokers, whose min.insync.replicas=2 lets one broker fail without losing "
         "an acknowledged write (Kafka docs, 'Replication').",
     )
+    table_standby_replicas: int = Field(
+        0,
+        ge=0,
+        description="Standby copies of each Faust table partition kept by other workers (Faust "
+        "`table_standby_replicas`). 0: a worker reads only its own partitions' changelogs, and "
+        "one taking over a partition replays that changelog first; every changelog record is "
+        "otherwise consumed again by each standby (2 workers on 2 cores, 12,000 report events: "
+        "237–274 events per worker CPU-second with 1, 343–373 with 0; one worker 380–412). 1: "
+        "faster failover where workers have cores to spare.",
+    )
     worker_web_bind: str = Field(
         "127.0.0.1",
         description="Address the worker's web server binds (loopback: only this machine "

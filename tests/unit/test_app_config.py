@@ -1,0 +1,28 @@
+"""The Faust app takes its table settings from the one settings object."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, "0"), ("1", "1")])
+def test_standby_replicas_follow_the_setting(
+    tmp_path: Path, env: str | None, expected: str
+) -> None:
+    """0 unless set: a standby re-consumes every changelog record of the other workers
+    (Settings.table_standby_replicas has the measurement)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOVSTREAM_")}
+    environ["GOVSTREAM_HOME"] = str(tmp_path)
+    if env is not None:
+        environ["GOVSTREAM_TABLE_STANDBY_REPLICAS"] = env
+    probe = "from agents.app import app; print(app.conf.table_standby_replicas)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True, text=True, check=True, env=environ,
+    ).stdout.strip()  # fmt: skip
+    assert out == expected
