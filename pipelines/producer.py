@@ -18,8 +18,8 @@ raised and nothing is sent. The value is serialized
 by confluent-kafka's ``AvroSerializer`` under the topic's TopicNameStrategy subject
 (``report-value``, …); the message key is ``contracts.key_for`` (UTF-8), hashed with
 ``murmur2_random`` like the Java client, so every client puts a key on the same partition.
-The producer is idempotent and batches (``Settings.kafka_producer_config``: linger 20 ms,
-1 MB batches, lz4), which the embedded broker needs to be fast.
+The producer is idempotent and batches (``Settings.kafka_producer_config``: linger 100 ms,
+1 MB batches, lz4), which the embedded broker needs to stay fast (see that method).
 
 Delivery is asynchronous: ``stats`` counts produced, delivered and failed events (failures
 by librdkafka error name). A full local queue (``BufferError``) is handled by serving delivery
