@@ -7,6 +7,11 @@ agents.worker worker``).
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import cast
+
 import faust
 from faust.types import TransportT
 from mode.utils.objects import cached_property
@@ -16,10 +21,33 @@ from agents import ordered, recovery
 from pipelines.pii import install_log_scrubber
 from pipelines.settings import Settings, get_settings
 
+log = logging.getLogger("govstream.agents.app")
+
 
 class GovstreamApp(faust.App):
     """The Faust app with the project's transport (the offset guard, our fetch wait) and
-    flow control (counting resumes); see agents/ordered.py."""
+    flow control (counting resumes); see agents/ordered.py. Agent modules register warm-ups
+    (:meth:`warm_up`) that run before the worker joins its group."""
+
+    @property
+    def warm_ups(self) -> list[Callable[[], float]]:
+        """What :meth:`on_first_start` runs, in registration order."""
+        return cast(list[Callable[[], float]], self.__dict__.setdefault("_warm_ups", []))
+
+    def warm_up(self, build: Callable[[], float]) -> Callable[[], float]:
+        """Register ``build`` (returns the seconds it took) to run in a thread when the worker
+        starts, before its consumer joins the group: a worker is then ready when Faust says
+        "Ready". Built while joining instead, the report path took 5.1 s in a thread
+        competing with the join and finished 5 s after "Ready"; the events of those seconds
+        waited (a soak's first 10 s: p99 4.6 s, against 0.9–1.7 s for the rest)."""
+        self.warm_ups.append(build)
+        return build
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        for build in self.warm_ups:
+            took = await asyncio.to_thread(build)
+            log.info("warm-up %s.%s: %.1f s", build.__module__, build.__name__, took)
 
     def _new_transport(self) -> TransportT:
         return ordered.Transport(self.conf.broker_consumer, self)
@@ -29,7 +57,7 @@ class GovstreamApp(faust.App):
         return ordered.CountingFlowControl(loop=self.loop)
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings) -> GovstreamApp:
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     return GovstreamApp(
         settings.app_id,

@@ -268,13 +268,9 @@ async def _process(events: Any) -> None:
         await pending
 
 
-@app.task
-async def warm_up() -> None:
-    """Build the classifier, the division index and the masking patterns in a thread while
-    the worker joins its group (``reports.warm_up``): the first batch of reports would
-    otherwise stall ~2 s, and every event queued behind it with it."""
-    took = await asyncio.to_thread(reports.warm_up)
-    log.info("report path ready in %.1f s (classifier, divisions, masking)", took)
+# the classifier, the division index and the masking patterns, built before the worker joins:
+# the first batch of reports would otherwise stall ~2 s, and every event queued behind it
+app.warm_up(reports.warm_up)
 
 
 def _report_partitions() -> set[int]:

@@ -26,3 +26,22 @@ def test_standby_replicas_follow_the_setting(
         capture_output=True, text=True, check=True, env=environ,
     ).stdout.strip()  # fmt: skip
     assert out == expected
+
+
+def test_the_report_path_is_built_before_the_worker_joins(tmp_path: Path) -> None:
+    """The worker's first start (before any consumer starts) runs the registered warm-ups:
+    the report path's classifier is built then, not at the first report."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOVSTREAM_")}
+    environ["GOVSTREAM_HOME"] = str(tmp_path)
+    probe = (
+        "import asyncio\n"
+        "from agents.worker import app\n"
+        "from pipelines import classify, reports\n"
+        "print(app.warm_ups == [reports.warm_up], classify._SEGMENTER is None)\n"
+        "asyncio.run(app.on_first_start())\n"
+        "print(classify._SEGMENTER is None)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=environ
+    ).stdout.split()
+    assert out == ["True", "True", "False"]
