@@ -418,8 +418,8 @@ class Settings(BaseSettings):
         Linger 100 ms: the embedded broker (Tansu, memory://) lists every stored batch of a
         partition on each fetch and keeps them all, so its CPU grows with the number of
         batches, not of records. At 165 report events/s over 4 partitions a 20 ms linger made
-        nearly one batch per event: the broker's CPU went 23 → 69 % of a core over a 4-minute
-        soak, at 100 ms 12 → 23 % with the same end-to-end p50 (723 → 627 ms) — ad-hoc
+        batches of under two events: the broker's CPU went 23 → 69 % of a core over a 4-minute
+        soak, at 100 ms 12 → 23 %, the end-to-end p50 no worse (723 → 627 ms) — ad-hoc
         ``benchmarks.harness.latency_soak`` runs, 2026-11-30 (README, Performance)."""
         conf = self.kafka_config(
             **{

@@ -19,6 +19,7 @@ import faust.tables.manager
 import faust.tables.recovery
 import faust.transport.consumer
 import faust.transport.drivers.aiokafka
+import mode.services
 import mode.utils.queues
 import pytest
 
@@ -42,7 +43,9 @@ UPSTREAM: dict[str, tuple[Callable[[], Any], str]] = {
         lambda: driver.Consumer._new_consumer_thread,
         "0870ec53dea75083",
     ),
-    # hard-codes fetch_max_wait_ms=1500, which ConsumerThread overrides after it
+    # hard-codes fetch_max_wait_ms=1500, which ConsumerThread overrides after it; it also keeps
+    # Faust's assignor (app.assignor.assigned_actives(), read by the SLA timer) with
+    # table_standby_replicas 0 only because the app has changelog tables
     "AIOKafkaConsumerThread._create_worker_consumer": (
         lambda: driver.AIOKafkaConsumerThread._create_worker_consumer,
         "c2701bfc3e6f6cad",
@@ -63,6 +66,10 @@ UPSTREAM: dict[str, tuple[Callable[[], Any], str]] = {
         lambda: faust.app.base.App.__dict__["flow_control"]._cached_property__get,
         "f664abbe76e25985",
     ),
+    # GovstreamApp.on_first_start (the warm-ups) extends it and relies on mode starting a
+    # service's first start before its children (consumer, producer): ready before joining
+    "App.on_first_start": (lambda: faust.app.base.App.on_first_start, "ec655d9c223403cc"),
+    "Service._actually_start": (lambda: mode.services.Service._actually_start, "def664241401b666"),
     # extended by CountingFlowControl.resume
     "FlowControlEvent.resume": (
         lambda: mode.utils.queues.FlowControlEvent.resume,
