@@ -10,29 +10,30 @@ from pathlib import Path
 import pytest
 
 
+def _run(probe: str, home: Path, **env: str) -> list[str]:
+    """``probe``'s printed words, run in a fresh interpreter with only these GOVSTREAM_ settings."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOVSTREAM_")}
+    environ.update(GOVSTREAM_HOME=str(home), **env)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=environ
+    )
+    return done.stdout.split()
+
+
 @pytest.mark.parametrize(("env", "expected"), [(None, "0"), ("1", "1")])
 def test_standby_replicas_follow_the_setting(
     tmp_path: Path, env: str | None, expected: str
 ) -> None:
     """0 unless set: a standby re-consumes every changelog record of the other workers
     (Settings.table_standby_replicas has the measurement)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOVSTREAM_")}
-    environ["GOVSTREAM_HOME"] = str(tmp_path)
-    if env is not None:
-        environ["GOVSTREAM_TABLE_STANDBY_REPLICAS"] = env
+    setting = {} if env is None else {"GOVSTREAM_TABLE_STANDBY_REPLICAS": env}
     probe = "from agents.app import app; print(app.conf.table_standby_replicas)"
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True, text=True, check=True, env=environ,
-    ).stdout.strip()  # fmt: skip
-    assert out == expected
+    assert _run(probe, tmp_path, **setting) == [expected]
 
 
 def test_the_report_path_is_built_before_the_worker_joins(tmp_path: Path) -> None:
     """The worker's first start (before any consumer starts) runs the registered warm-ups:
     the report path's classifier is built then, not at the first report."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOVSTREAM_")}
-    environ["GOVSTREAM_HOME"] = str(tmp_path)
     probe = (
         "import asyncio\n"
         "from agents.worker import app\n"
@@ -41,7 +42,4 @@ def test_the_report_path_is_built_before_the_worker_joins(tmp_path: Path) -> Non
         "asyncio.run(app.on_first_start())\n"
         "print(classify._SEGMENTER is None)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=environ
-    ).stdout.split()
-    assert out == ["True", "True", "False"]
+    assert _run(probe, tmp_path) == ["True", "True", "False"]
