@@ -32,6 +32,10 @@ db = orders_test.db  # the fixture: a migrated database of its own per test
 C = "永定区城管执法局"
 ZJJ = "430802001002"  # a village of 永定区, 张家界
 G1, G2, G3 = "430602001001-01", "430602001001-02", "430802001002-01"
+# k7 is submitted an hour ago: its day (Asia/Shanghai, as the views count) is yesterday when
+# the test runs between 00:00 and 01:00 CST (16:00-17:00 UTC), not NOW's date
+K7_AT = NOW - timedelta(hours=1)
+K7_DAY = K7_AT.date()
 
 
 def _submit(o: Orders, rid: str, region: str, at: datetime, sla_h: float, dept: str, grid: str):
@@ -88,8 +92,8 @@ def _scenario(client: Client, database: str) -> Orders:
     _steps(o, "k8", ("ACCEPT", 0.1, {}), ("DISPATCH", 0.2, to_b), ("REOPEN", 0.3, {}),
            ("DISPATCH", 0.4, to_b), ("REOPEN", 0.5, {}), ("DISPATCH", 0.6, to_b),
            ("REOPEN", 0.7, {}))  # fmt: skip
-    # k7: C, 永定区, G3, today: signed in 12 min, open
-    _submit(o, "k7", ZJJ, NOW - timedelta(hours=1), 48, C, G3)
+    # k7: C, 永定区, G3, an hour ago: signed in 12 min, open
+    _submit(o, "k7", ZJJ, K7_AT, 48, C, G3)
     _steps(o, "k7", ("ACCEPT", 0.2, {}))
     o.flush()
     assert o.states["k2"]["state"] == "reopened" and o.states["k8"]["problem"] is True
@@ -155,15 +159,14 @@ def test_kpi_by_department(stack: Settings, db: tuple[Client, str]) -> None:
     client, name = db
     _scenario(client, name)
     rows = _read(stack, name, "kpi_by_department", "department")
-    today = NOW.date()
     assert set(rows) == {
         (p, s, d)
-        for d, day in ((A, DAY), (B, DAY), (C, today))
+        for d, day in ((A, DAY), (B, DAY), (C, K7_DAY))
         for p, s in (("day", day), ("month", _month(day)))
     }
     _both_periods(rows, A, WANT_A)
     _both_periods(rows, B, WANT_B)
-    _check(rows[("day", today, C)], WANT_K7)
+    _check(rows[("day", K7_DAY, C)], WANT_K7)
 
 
 def test_kpi_by_county_and_township(stack: Settings, db: tuple[Client, str]) -> None:
@@ -172,7 +175,7 @@ def test_kpi_by_county_and_township(stack: Settings, db: tuple[Client, str]) -> 
     counties = _read(stack, name, "kpi_by_county", "county_code")
     _both_periods(counties, "430602000000", WANT_YUEYANG)
     _both_periods(counties, "610102000000", WANT_XIAN)
-    _check(counties[("day", NOW.date(), "430802000000")], WANT_K7)
+    _check(counties[("day", K7_DAY, "430802000000")], WANT_K7)
     townships = _read(stack, name, "kpi_by_township", "township_code")
     _both_periods(townships, "430602001000", WANT_YUEYANG)
     _both_periods(townships, "610102001000", WANT_XIAN)
@@ -194,12 +197,12 @@ def test_kpi_by_grid_and_category(stack: Settings, db: tuple[Client, str]) -> No
     _both_periods(grids, G1, WANT_G1)
     _both_periods(grids, G2, WANT_G2)
     _both_periods(grids, "", WANT_XIAN)  # k5 k6 k8 named no grid
-    _check(grids[("day", NOW.date(), G3)], WANT_K7)
+    _check(grids[("day", K7_DAY, G3)], WANT_K7)
     categories = _read(stack, name, "kpi_by_category", "category_code")
     _check(categories[("day", DAY, "P0101")], WANT_P0101)
-    _check(categories[("day", NOW.date(), "P0101")], WANT_K7)
+    _check(categories[("day", K7_DAY, "P0101")], WANT_K7)
     month = categories[("month", _month(DAY), "P0101")]
-    same_month = _month(NOW.date()) == _month(DAY)
+    same_month = _month(K7_DAY) == _month(DAY)
     assert month["received"] == (8 if same_month else 7)
 
 
