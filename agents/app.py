@@ -8,6 +8,7 @@ agents.worker worker``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from typing import cast
@@ -48,6 +49,7 @@ class GovstreamApp(faust.App):
         for build in self.warm_ups:
             took = await asyncio.to_thread(build)
             log.info("warm-up %s.%s: %.1f s", build.__module__, build.__name__, took)
+        freeze_startup_objects()
 
     def _new_transport(self) -> TransportT:
         return ordered.Transport(self.conf.broker_consumer, self)
@@ -55,6 +57,21 @@ class GovstreamApp(faust.App):
     @cached_property
     def flow_control(self) -> FlowControlEvent:
         return ordered.CountingFlowControl(loop=self.loop)
+
+
+def freeze_startup_objects() -> int:
+    """Collect, then move every object the collector tracks into its permanent generation
+    (``gc.freeze``, Python docs "gc"); returns how many. What the worker builds before it
+    joins (Faust, the classifier and its dictionaries, the division index: ~390,000 tracked
+    objects) lives as long as the process, yet each full collection scanned it all: 280 ms
+    in-process, and 400–555 ms pauses of the event loop in a 90-s soak at 50 % load, the
+    slowest batches of its p99. Frozen objects are still freed when their last reference
+    goes; only a cycle among them would stay, and they are built once."""
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    log.info("froze %d start-up objects out of the garbage collector's full collections", frozen)
+    return frozen
 
 
 def create_app(settings: Settings) -> GovstreamApp:

@@ -43,3 +43,21 @@ def test_the_report_path_is_built_before_the_worker_joins(tmp_path: Path) -> Non
         "print(classify._SEGMENTER is None)\n"
     )
     assert _run(probe, tmp_path) == ["True", "True", "False"]
+
+
+def test_what_the_worker_built_before_joining_is_left_out_of_full_collections(
+    tmp_path: Path,
+) -> None:
+    """After the warm-ups, the objects built so far are frozen (gc.freeze): a full collection
+    no longer scans the classifier it built (agents.app.freeze_startup_objects)."""
+    probe = (
+        "import asyncio, gc\n"
+        "from agents.worker import app\n"
+        "from pipelines import classify\n"
+        "print(gc.get_freeze_count())\n"
+        "asyncio.run(app.on_first_start())\n"
+        "segmenter = classify._SEGMENTER\n"
+        "print(gc.is_tracked(segmenter), any(o is segmenter for o in gc.get_objects()))\n"
+        "print(gc.get_freeze_count() > 100_000)\n"
+    )
+    assert _run(probe, tmp_path) == ["0", "True", "False", "True"]
