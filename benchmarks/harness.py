@@ -644,7 +644,7 @@ def settings_shown(settings: Settings) -> dict[str, object]:
     return shown
 
 
-def report_values(pool: Pool) -> Sequence[bytes]:
+def pool_values(pool: Pool) -> Sequence[bytes]:
     return [value for _, value in pool.items]
 
 

@@ -26,6 +26,11 @@ FLAT_MIB = 8.0  # memory growth tolerated over the soak: this many MiB or
 FLAT_SHARE = 0.05  # this share of the warm RSS, whichever is larger
 
 
+#: The names of the stage totals (benchmarks.stages), which the bounds are taken from.
+REPORT_TOTAL = "all stages (per report event)"
+FORM_TOTAL = "all stages (per form event)"
+
+
 @dataclass(frozen=True)
 class Figure:
     """One measured figure: a rate (events/s), a cost (µs/event) or a plain value."""
@@ -56,6 +61,7 @@ class Results:
     full2_eps: float | None = None
     full_cpu: dict[int, float | None] = field(default_factory=dict)  # workers: machine busy share
     stage_us: dict[str, float] = field(default_factory=dict)
+    form_stage_us: dict[str, float] = field(default_factory=dict)
     insert_rows_s: float | None = None
     produce_eps: float | None = None
     latency_rate: float | None = None
@@ -102,6 +108,16 @@ def ratio(figure: Figure, ceiling: float | None) -> float | None:
     return None
 
 
+def stage_bound(ceiling: float | None, stages_us: float | None) -> float | None:
+    """events/s of one worker whose only costs are the bare Faust agent's per event (``1 /
+    ceiling``) and the pipeline's own stages (``stages_us`` µs per event, measured in-process):
+    what the full pipeline could reach if everything else (the second hop, table changelogs,
+    inserts, acknowledgements) were free. None if either is unknown."""
+    if not ceiling or stages_us is None:
+        return None
+    return 1e6 / (1e6 / ceiling + stages_us)
+
+
 def soak_growth(samples: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
     """(warm RSS, growth) in MiB: median of the second quarter of the soak against the median
     of its last quarter (the first quarter is warm-up); None with fewer than 8 samples."""
@@ -145,6 +161,17 @@ def _ratio_text(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+BOUND_NOTE = "the most one worker could reach: see benchmarks/report.py stage_bound"
+
+
+def _report_bound(r: Results) -> float | None:
+    return stage_bound(r.faust_eps, r.stage_us.get(REPORT_TOTAL))
+
+
+def _form_bound(r: Results) -> float | None:
+    return stage_bound(r.form_faust_eps, r.form_stage_us.get(FORM_TOTAL))
+
+
 def figures(r: Results) -> list[Figure]:
     out = [
         Figure("confluent-kafka consumer loop (ceiling)", r.confluent_eps, "events/s", "rate"),
@@ -159,6 +186,8 @@ def figures(r: Results) -> list[Figure]:
         for n, share in sorted(r.full_cpu.items())
     ]  # fmt: skip
     out += [Figure(f"stage: {name}", us, "µs/event", "cost") for name, us in r.stage_us.items()]
+    out.append(Figure("bound: bare Faust + all stages, nothing else", _report_bound(r),
+                      "events/s", "rate", note=BOUND_NOTE))  # fmt: skip
     out += [
         Figure("ClickHouse insert (clickhouse-connect)", r.insert_rows_s, "rows/s", "rate"),
         Figure("fill (produce_raw, pre-encoded)", r.produce_eps, "events/s", "rate"),
@@ -177,6 +206,10 @@ def figures(r: Results) -> list[Figure]:
                topic="form"),
         Figure("forms: full pipeline, 1 worker", r.form_full1_eps, "events/s", "rate",
                note="from the start of the fill", topic="form"),
+        *(Figure(f"forms: stage: {name}", us, "µs/event", "cost", topic="form")
+          for name, us in r.form_stage_us.items()),
+        Figure("forms: bound: bare Faust + all stages, nothing else", _form_bound(r),
+               "events/s", "rate", note=BOUND_NOTE, topic="form"),
         Figure("events per worker CPU-second, reports, 1 worker", r.per_cpu_s("w1"), "events/s",
                note=per_cpu),
         Figure("events per worker CPU-second, reports, 2 workers", r.per_cpu_s("w2"),
@@ -207,13 +240,17 @@ def figures(r: Results) -> list[Figure]:
 
 def targets(r: Results) -> list[Target]:
     out = []
-    for name, full, ceiling, floor in (
-        ("reports: full pipeline vs bare Faust", r.full1_eps, r.faust_eps, FULL_VS_FAUST),
-        ("forms: full pipeline vs bare Faust", r.form_full1_eps, r.form_faust_eps, FORMS_VS_FAUST),
-    ):
+    for name, full, ceiling, floor, bound in (
+        ("reports: full pipeline vs bare Faust", r.full1_eps, r.faust_eps, FULL_VS_FAUST,
+         _report_bound(r)),
+        ("forms: full pipeline vs bare Faust", r.form_full1_eps, r.form_faust_eps,
+         FORMS_VS_FAUST, _form_bound(r)),
+    ):  # fmt: skip
         if full and ceiling:
             share = full / ceiling
             measured = f"{share:.0%} ({full:,.0f} / {ceiling:,.0f} events/s)"
+            if bound is not None:
+                measured += f"; bare Faust + the stages alone: {bound / ceiling:.0%}"
             out.append(Target(name, f"≥ {floor:.0%}", measured, share >= floor))
         else:
             out.append(Target(name, f"≥ {floor:.0%}", "—", None))

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
-from pipelines import clickhouse, contracts, reports
+from benchmarks import report
+from pipelines import clickhouse, contracts, forms, reports
 from pipelines.classify import classify
 from pipelines.codec import AvroDecoder, registry_fetcher
 from pipelines.errors import EventError
@@ -26,7 +27,14 @@ CLASSIFY = "classify (per SUBMIT)"
 ENRICH = "enrich + route + mask (per SUBMIT)"
 HOP = "routed hop JSON encode + decode (per SUBMIT)"
 ROW = "row build (per row)"
-TOTAL = "all stages (per report event)"
+TOTAL = report.REPORT_TOTAL
+
+FORM_DECODE = "decode (Avro, per decoded submission)"
+FORM_VALIDATE = "validate answers (per decoded submission)"
+FORM_ENTRY = "mask + enrich (per valid submission)"
+FORM_MERGE = "merge + derived alert (per valid submission)"
+FORM_ROW = "row build (per valid submission)"
+FORM_TOTAL = report.FORM_TOTAL
 
 
 def stage_costs(
@@ -92,6 +100,61 @@ def stage_costs(
         DECODE, UNDECODABLE, VALIDATE, CLASSIFY, ENRICH, HOP, ROW) if count[stage]}  # fmt: skip
     costs[TOTAL] = sum(spent.values()) / max(1, len(values)) * 1e6
     return costs, rows
+
+
+def form_stage_costs(settings: Settings, values: Sequence[bytes | None]) -> dict[str, float]:
+    """µs/event of each stage of the form agent (``agents.forms._process``) over ``values``
+    (framed form-submission events): decode, validate, the masked entry, the merge into the
+    respondent's state with its derived alert, the row. The total is per event of the topic,
+    undecodable and invalid ones included (their stages until they failed)."""
+    decoder = AvroDecoder(
+        contracts.load_schema(contracts.FORM_SUBMISSION),
+        registry_fetcher(settings.schema_registry_url),
+    )
+    for value in values:  # fetch the writer schemas once, outside the timings
+        with contextlib.suppress(EventError):
+            decoder.decode(value)
+    spent: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
+    states: dict[str, Any] = {}
+    now = datetime.now(UTC)
+    clock = time.perf_counter
+
+    def took(stage: str, started: float) -> float:
+        end = clock()
+        spent[stage] += end - started
+        count[stage] += 1
+        return end
+
+    for offset, value in enumerate(values):
+        t = clock()
+        try:
+            record = decoder.decode(value)
+        except EventError:
+            spent[FORM_DECODE] += clock() - t  # counted in the total, not the decode's mean
+            continue
+        t = took(FORM_DECODE, t)
+        try:
+            checked = forms.validate(record, now)
+        except EventError:
+            took(FORM_VALIDATE, t)
+            continue
+        t = took(FORM_VALIDATE, t)
+        entry = forms.submission(
+            record, checked, salt=settings.pii_salt, partition=0, offset=offset, received_at=now
+        )
+        t = took(FORM_ENTRY, t)
+        key = entry["respondent_key"]
+        state, _ = forms.merge(states.get(key), entry)
+        state, _, _ = forms.follow_up(state, received_at=now, partition=0, offset=offset)
+        states[key] = state
+        t = took(FORM_MERGE, t)
+        forms.form_row(state)
+        took(FORM_ROW, t)
+    stages = (FORM_DECODE, FORM_VALIDATE, FORM_ENTRY, FORM_MERGE, FORM_ROW)
+    costs = {stage: spent[stage] / count[stage] * 1e6 for stage in stages if count[stage]}
+    costs[FORM_TOTAL] = sum(spent.values()) / max(1, len(values)) * 1e6
+    return costs
 
 
 def insert_rate(settings: Settings, rows: Sequence[list[Any]], total: int) -> float:

@@ -110,3 +110,28 @@ def test_machine_cpu_share_and_p99_per_soak_minute_are_reported() -> None:
     assert "| machine CPU busy, full pipeline 1 worker | 97 | % of all cores |" in text
     assert "| machine CPU busy, full pipeline 2 workers | — | % of all cores |" in text
     assert "| end-to-end latency p99, last full minute | 4,200 | ms |" in text
+
+
+def test_the_bound_adds_the_stages_to_the_bare_agents_time_per_event() -> None:
+    """4,000 events/s bare is 250 µs per event; with 250 µs of stages one worker can do at most
+    2,000 events/s: half the ceiling, whatever the rest costs."""
+    assert report.stage_bound(4_000, 250.0) == 2_000
+    assert report.stage_bound(4_000, 0.0) == 4_000
+    assert report.stage_bound(None, 250.0) is None
+    assert report.stage_bound(4_000, None) is None
+
+
+def test_each_streams_bound_is_shown_against_its_own_ceiling_and_in_its_target() -> None:
+    r = Results(faust_eps=4_000, full1_eps=400, stage_us={report.REPORT_TOTAL: 250.0},
+                form_faust_eps=5_000, form_full1_eps=1_000,
+                form_stage_us={"validate answers (per decoded submission)": 100.0,
+                               report.FORM_TOTAL: 300.0})  # fmt: skip
+    text = report.render(r, title="t", machine={}, versions={}, settings={}, sizes={})
+    assert "| bound: bare Faust + all stages, nothing else | 2,000 | events/s | — | 0.50 |" in text
+    # forms: 200 µs bare + 300 µs of stages = 500 µs per event
+    bound = "forms: bound: bare Faust + all stages, nothing else"
+    assert f"| {bound} | 2,000 | events/s | — | 0.40 |" in text
+    stage = "forms: stage: validate answers (per decoded submission)"
+    assert f"| {stage} | 100.0 | µs/event | — | 0.50 |" in text
+    assert "10% (400 / 4,000 events/s); bare Faust + the stages alone: 50%" in text
+    assert "20% (1,000 / 5,000 events/s); bare Faust + the stages alone: 40%" in text
