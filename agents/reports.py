@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -304,23 +305,57 @@ async def _restore_open_orders(mine: set[int]) -> None:
         log.info("restored %d open work orders from ClickHouse for the SLA scan", restored)
 
 
+#: Orders checked between two yields to the event loop in the SLA scan: the check of one order
+#: takes ~5 µs (``workorders.needs_attention``, measured on 2,960 simulated orders), and the
+#: table keeps every order, so a worker with 50,000 orders would otherwise stop its agents
+#: for a quarter of a second at each scan.
+SCAN_CHUNK = 2_000
+
+
+async def _due_orders(now_ms: int, mine: set[int]) -> list[bytes]:
+    """Keys of this worker's orders that need attention at ``now_ms``, checked
+    :data:`SCAN_CHUNK` at a time with the event loop free in between. It only reads (a snapshot
+    of the table), so it runs without the state lock; the caller checks each again under it."""
+    due: list[bytes] = []
+    orders = list(work_orders.items())
+    for start in range(0, len(orders), SCAN_CHUNK):
+        for key, state in orders[start : start + SCAN_CHUNK]:
+            if state is None or state["partition"] not in mine:
+                continue  # a standby copy, or another worker's order
+            if workorders.needs_attention(state, now_ms, RULES):  # most orders: not due
+                due.append(bytes(key))
+        await asyncio.sleep(0)
+    return due
+
+
 @app.timer(interval=settings.sla_check_interval_s)
 async def supervise_sla() -> None:
     """Escalate the overdue orders of this worker's active partitions (once per breach) and
     drop buffered steps that waited past the tolerance; ClickHouse first, then the table."""
     recovery = cast(Any, app.tables).recovery
-    if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
-        return  # the table may be incomplete: an escalation could be repeated
+
+    def table_incomplete() -> bool:  # an escalation could be repeated
+        return bool(app.rebalancing or app.in_recovery or not recovery.completed.is_set())
+
+    if table_incomplete():
+        return
     await _restore_open_orders(_report_partitions())
+    now = datetime.now(UTC)
+    now_ms = reports.to_ms(now)
+    started = time.perf_counter()
+    due = await _due_orders(now_ms, _report_partitions())
+    scanned = time.perf_counter()
+    if not due or table_incomplete():
+        return
     async with _state_lock:
-        now = datetime.now(UTC)
-        now_ms, mine = reports.to_ms(now), _report_partitions()
+        mine = _report_partitions()
         batch, sends, changed = Batch(), cast(list[Any], []), []
-        for key, state in list(work_orders.items()):
+        for key in due:
+            state = work_orders.get(key)  # as it is now: a step may have come since the scan
             if state is None or state["partition"] not in mine:
-                continue  # a standby copy, or another worker's order
+                continue
             if not workorders.needs_attention(state, now_ms, RULES):
-                continue  # most orders: nothing pending, not overdue
+                continue
             new, rejected = workorders.expire(state, now, tolerance_ms=TOLERANCE_MS)
             new, escalation, alert_rows, target_rows = workorders.escalate(new, now, RULES)
             if int(new["revision"]) == int(state["revision"]):
@@ -332,10 +367,9 @@ async def supervise_sla() -> None:
             for row in target_rows:
                 batch.add("alert_targets", row)
             await _rejected(batch, sends, rejected, now)
-            changed.append((bytes(key), new, escalation))
-        if not changed:
-            return
-        sends += await write("supervise_sla", sink, batch)
+            changed.append((key, new, escalation))
+        if changed:
+            sends += await write("supervise_sla", sink, batch)
         for key, new, escalation in changed:
             work_orders[key] = new
             if escalation is not None:
@@ -343,9 +377,19 @@ async def supervise_sla() -> None:
                     "SLA breach %d of %s: %s → %s", escalation.breach, escalation.report_id,
                     escalation.from_level, escalation.to_level,
                 )  # fmt: skip
-        for pending in sends:
-            await pending
+        locked = time.perf_counter()
+    # Waiting for the dead-letter copies and the changelog needs no lock: what the scan queued
+    # is in the producer's buffer, in order, whatever runs meanwhile (under the lock the wait
+    # stopped the report agent for another 55-145 ms a scan, measured in a soak at 180 events/s)
+    for pending in sends:
+        await pending
+    if changed:
         await app.producer.flush()  # the escalations are in the changelog before the next scan
+    log.debug(
+        "SLA scan: %d orders due of %d, %.0f ms checking, %.0f ms with the state lock "
+        "(waiting for it included)", len(due), len(work_orders), (scanned - started) * 1000,
+        (locked - scanned) * 1000,
+    )  # fmt: skip
 
 
 _index_lost = LostState(

@@ -1,4 +1,5 @@
-"""The Faust app takes its table settings from the one settings object."""
+"""The Faust app as the worker runs it: table settings from the one settings object, what it
+builds before joining, and scans that leave the event loop to the agents."""
 
 from __future__ import annotations
 
@@ -61,3 +62,35 @@ def test_what_the_worker_built_before_joining_is_left_out_of_full_collections(
         "print(gc.get_freeze_count() > 100_000)\n"
     )
     assert _run(probe, tmp_path) == ["0", "True", "False", "True"]
+
+
+def test_the_sla_scan_yields_to_the_agents_between_chunks(tmp_path: Path) -> None:
+    """The SLA scan picks this worker's due orders in chunks of SCAN_CHUNK, letting other
+    tasks run in between (a whole table in one piece stopped the agents at every scan)."""
+    probe = (
+        "import asyncio\n"
+        "from agents.worker import app\n"
+        "from agents import reports as agent\n"
+        "agent.SCAN_CHUNK = 2\n"
+        "agent.workorders.needs_attention = lambda state, now_ms, rules: state['due']\n"
+        "agent.work_orders = {\n"
+        "    b'1': {'partition': 0, 'due': True}, b'2': {'partition': 0, 'due': False},\n"
+        "    b'3': {'partition': 1, 'due': True}, b'4': None,\n"
+        "    b'5': {'partition': 0, 'due': True}, b'6': {'partition': 0, 'due': False},\n"
+        "}\n"
+        "ticks = []\n"
+        "async def other_task():\n"
+        "    while True:\n"
+        "        ticks.append(len(ticks))\n"
+        "        await asyncio.sleep(0)\n"
+        "async def main():\n"
+        "    task = asyncio.create_task(other_task())\n"
+        "    await asyncio.sleep(0)\n"
+        "    due = await agent._due_orders(0, {0})\n"
+        "    task.cancel()\n"
+        "    print(b','.join(due).decode(), len(ticks))\n"
+        "asyncio.run(main())\n"
+    )
+    due, ticks = _run(probe, tmp_path)
+    assert due == "1,5"  # partition 1 is another worker's, '4' a deleted order
+    assert int(ticks) >= 4  # the other task ran before the scan and after each of 3 chunks
