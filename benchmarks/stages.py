@@ -37,28 +37,50 @@ FORM_ROW = "row build (per valid submission)"
 FORM_TOTAL = report.FORM_TOTAL
 
 
+class _Timings:
+    """Seconds spent and events counted per stage (``time.perf_counter``)."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = defaultdict(float)
+        self.count: dict[str, int] = defaultdict(int)
+
+    def took(self, stage: str, started: float) -> float:
+        """Count one event of ``stage`` that began at ``started``; returns the clock now."""
+        end = time.perf_counter()
+        self.spent[stage] += end - started
+        self.count[stage] += 1
+        return end
+
+    def means_us(self, stages: Sequence[str], total: str, events: int) -> dict[str, float]:
+        """µs per counted event of each stage that ran, and ``total``: all the time spent
+        (uncounted too) per event of the ``events``."""
+        costs = {s: self.spent[s] / self.count[s] * 1e6 for s in stages if self.count[s]}
+        costs[total] = sum(self.spent.values()) / max(1, events) * 1e6
+        return costs
+
+
+def _decoder(settings: Settings, topic: str, values: Sequence[bytes | None]) -> AvroDecoder:
+    """The topic's decoder, with the writer schemas of ``values`` fetched once, outside the
+    timings."""
+    decoder = AvroDecoder(
+        contracts.load_schema(topic), registry_fetcher(settings.schema_registry_url)
+    )
+    for value in values:
+        with contextlib.suppress(EventError):
+            decoder.decode(value)
+    return decoder
+
+
 def stage_costs(
     settings: Settings, values: Sequence[bytes | None]
 ) -> tuple[dict[str, float], list[list[Any]]]:
     """µs/event of each stage over ``values`` (framed report events), and the report rows."""
-    decoder = AvroDecoder(
-        contracts.load_schema(contracts.REPORT), registry_fetcher(settings.schema_registry_url)
-    )
-    for value in values:  # fetch the writer schemas once, outside the timings
-        with contextlib.suppress(EventError):
-            decoder.decode(value)
-    spent: dict[str, float] = defaultdict(float)
-    count: dict[str, int] = defaultdict(int)
+    decoder = _decoder(settings, contracts.REPORT, values)
+    timings = _Timings()
+    took, clock = timings.took, time.perf_counter
     rows: list[list[Any]] = []
     now = datetime.now(UTC)
-    clock = time.perf_counter
     classified: list[Any] = [None]
-
-    def took(stage: str, started: float) -> float:
-        end = clock()
-        spent[stage] += end - started
-        count[stage] += 1
-        return end
 
     # work_order classifies too: give it this event's classification instead of repeating it
     with mock.patch.object(reports, "classify", lambda *_: classified[0]):
@@ -96,10 +118,8 @@ def stage_costs(
             t = took(HOP, t)
             rows.append(reports.report_row(order, None))
             took(ROW, t)
-    costs = {stage: spent[stage] / count[stage] * 1e6 for stage in (
-        DECODE, UNDECODABLE, VALIDATE, CLASSIFY, ENRICH, HOP, ROW) if count[stage]}  # fmt: skip
-    costs[TOTAL] = sum(spent.values()) / max(1, len(values)) * 1e6
-    return costs, rows
+    stages = (DECODE, UNDECODABLE, VALIDATE, CLASSIFY, ENRICH, HOP, ROW)
+    return timings.means_us(stages, TOTAL, len(values)), rows
 
 
 def form_stage_costs(settings: Settings, values: Sequence[bytes | None]) -> dict[str, float]:
@@ -107,31 +127,18 @@ def form_stage_costs(settings: Settings, values: Sequence[bytes | None]) -> dict
     (framed form-submission events): decode, validate, the masked entry, the merge into the
     respondent's state with its derived alert, the row. The total is per event of the topic,
     undecodable and invalid ones included (their stages until they failed)."""
-    decoder = AvroDecoder(
-        contracts.load_schema(contracts.FORM_SUBMISSION),
-        registry_fetcher(settings.schema_registry_url),
-    )
-    for value in values:  # fetch the writer schemas once, outside the timings
-        with contextlib.suppress(EventError):
-            decoder.decode(value)
-    spent: dict[str, float] = defaultdict(float)
-    count: dict[str, int] = defaultdict(int)
+    decoder = _decoder(settings, contracts.FORM_SUBMISSION, values)
+    timings = _Timings()
+    took, clock = timings.took, time.perf_counter
     states: dict[str, Any] = {}
     now = datetime.now(UTC)
-    clock = time.perf_counter
-
-    def took(stage: str, started: float) -> float:
-        end = clock()
-        spent[stage] += end - started
-        count[stage] += 1
-        return end
 
     for offset, value in enumerate(values):
         t = clock()
         try:
             record = decoder.decode(value)
         except EventError:
-            spent[FORM_DECODE] += clock() - t  # counted in the total, not the decode's mean
+            timings.spent[FORM_DECODE] += clock() - t  # in the total, not the decode's mean
             continue
         t = took(FORM_DECODE, t)
         try:
@@ -152,9 +159,7 @@ def form_stage_costs(settings: Settings, values: Sequence[bytes | None]) -> dict
         forms.form_row(state)
         took(FORM_ROW, t)
     stages = (FORM_DECODE, FORM_VALIDATE, FORM_ENTRY, FORM_MERGE, FORM_ROW)
-    costs = {stage: spent[stage] / count[stage] * 1e6 for stage in stages if count[stage]}
-    costs[FORM_TOTAL] = sum(spent.values()) / max(1, len(values)) * 1e6
-    return costs
+    return timings.means_us(stages, FORM_TOTAL, len(values))
 
 
 def insert_rate(settings: Settings, rows: Sequence[list[Any]], total: int) -> float:
